@@ -1,0 +1,1 @@
+"""The embedded default: the real workflow on moto, with no AWS account (DESIGN 5)."""

@@ -1,0 +1,179 @@
+"""The one seam the emulator adds: Lambda invocations run the real handlers in-process.
+
+moto's own Lambda needs Docker; its simple backend's `invoke` is replaced so that a
+Task state calls `functions/<step>/app.py` exactly as Lambda would, and an exception
+becomes a function error with Lambda's payload shape (`errorType`, `errorMessage`), so
+the ASL's Retry/Catch by name behave as in AWS. The AWS calls a step makes are counted
+here too, by operation, separately from the calls the state machine itself makes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import botocore.client
+from moto.awslambda_simple import models as simple_lambda
+
+from atc_xaccount_cli.local.template import FunctionSpec
+
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
+READ_OPERATIONS = frozenset({"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails"})
+
+
+def is_write(key: str) -> bool:
+    """A call that changes state: anything but reads and STS credential exchange."""
+    service, _, operation = key.partition(":")
+    return key not in READ_OPERATIONS and not operation.startswith(READ_PREFIXES)
+
+
+@dataclass
+class LocalContext:
+    """The parts of Lambda's context object the handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class CallLedger:
+    """Counts the AWS API calls made while a step runs (thread-safe: executions overlap)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_operation: Counter[str] = Counter()
+        self.by_step: dict[str, Counter[str]] = {}
+
+    def add(self, step: str, key: str) -> None:
+        with self._lock:
+            self.by_operation[key] += 1
+            self.by_step.setdefault(step, Counter())[key] += 1
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            ops = dict(sorted(self.by_operation.items()))
+        return {
+            "total": sum(ops.values()),
+            "writes": sum(n for k, n in ops.items() if is_write(k)),
+            "by_operation": ops,
+        }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.by_operation.clear()
+            self.by_step.clear()
+
+
+#: Hook for fault injection: called before each step AWS call with (step, key, params).
+BeforeCall = Callable[[str, str, dict[str, Any]], None]
+
+
+class Dispatcher:
+    """Runs handlers for invoked functions and watches the AWS calls they make."""
+
+    def __init__(self, functions: dict[str, FunctionSpec], ledger: CallLedger) -> None:
+        self.functions = functions
+        self.ledger = ledger
+        self.before_call: BeforeCall | None = None
+        self._local = threading.local()
+        self._modules: dict[str, ModuleType] = {}
+        self._import_lock = threading.Lock()
+
+    @property
+    def current_step(self) -> str | None:
+        return getattr(self._local, "step", None)
+
+    def handler_for(self, logical_id: str) -> Callable[..., Any]:
+        spec = self.functions[logical_id]
+        module_name, _, attr = spec.handler.rpartition(".")
+        with self._import_lock:
+            if logical_id not in self._modules:
+                path = spec.code_dir / f"{module_name.replace('.', '/')}.py"
+                unique = f"atc_step_{logical_id}"
+                module_spec = importlib.util.spec_from_file_location(unique, path)
+                if module_spec is None or module_spec.loader is None:
+                    raise FileNotFoundError(path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[unique] = module
+                module_spec.loader.exec_module(module)
+                self._modules[logical_id] = module
+        return getattr(self._modules[logical_id], attr)
+
+    def invoke(self, function_ref: str, payload: bytes | str | None, response_headers: dict[str, str]) -> bytes:
+        logical_id = function_ref.rsplit(":", 1)[-1]
+        event = json.loads(payload or "{}")
+        request_id = str(uuid.uuid4())
+        context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
+        self._local.step = logical_id
+        try:
+            result = self.handler_for(logical_id)(event, context)
+        except Exception as exc:  # noqa: BLE001 - becomes Lambda's function error, as in AWS
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "requestId": request_id,
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+            ).encode()
+        finally:
+            self._local.step = None
+        return json.dumps(result).encode()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Patch moto's simple Lambda and botocore for the lifetime of the emulator."""
+        dispatcher = self
+        original_invoke = simple_lambda.LambdaSimpleBackend.invoke
+        original_call = botocore.client.BaseClient._make_api_call
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+            return dispatcher.invoke(function_name, body, response_headers)
+
+        def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            step = dispatcher.current_step
+            if step is not None:
+                key = f"{client.meta.service_model.endpoint_prefix}:{operation_name}"
+                dispatcher.ledger.add(step, key)
+                if dispatcher.before_call is not None:
+                    dispatcher.before_call(step, key, api_params)
+            return original_call(client, operation_name, api_params)
+
+        simple_lambda.LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            simple_lambda.LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
+            botocore.client.BaseClient._make_api_call = original_call  # type: ignore[method-assign]
+
+
+def code_zip(directory: Path) -> bytes:
+    """The function's real code, zipped, so moto holds what Lambda would."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(directory.glob("*.py")):
+            archive.write(path, path.name)
+    return buffer.getvalue()

@@ -1,0 +1,307 @@
+"""The embedded engine: the real state machine, on moto, with the real handlers.
+
+`Emulator` starts moto with Step Functions execution on, seeds a world, creates the
+functions and the state machine from `template.yaml` (DefinitionSubstitutions resolved
+as SAM would), runs executions and follows them. DESIGN.md section 5.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from atc_xaccount_cli.local import world as worlds
+from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
+from atc_xaccount_cli.local.pattern import matches
+from atc_xaccount_cli.local.template import Resolver, SamApp, substitute_definition
+
+AUTOMATION_ACCOUNT = "123456789012"
+REGION = "us-east-1"
+PARTITION = "aws"
+STEP_ROLE = "atc-xaccount-local-step"
+STATES_ROLE = "atc-xaccount-local-states"
+EVENTS_QUEUE = "atc-xaccount-local-published"
+OUTPUT_SOURCE = "atc.xaccount"
+
+#: What the emulated Lambda environment sets besides the template's variables.
+LAMBDA_ENVIRONMENT = {
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+}
+
+
+@dataclass
+class StateRun:
+    name: str
+    entered: datetime
+    exited: datetime | None = None
+    failed: bool = False
+
+    @property
+    def millis(self) -> float | None:
+        return None if self.exited is None else (self.exited - self.entered).total_seconds() * 1000
+
+
+@dataclass
+class ExecutionResult:
+    arn: str
+    name: str
+    status: str
+    error: str | None
+    cause: str | None
+    output: Any
+    states: list[StateRun] = field(default_factory=list)
+    transitions: int = 0
+
+
+class Emulator:
+    """One emulated AWS (several accounts) with the application deployed into it."""
+
+    def __init__(self, root: Path, *, parameters: dict[str, str] | None = None, verbose: bool = False) -> None:
+        self.root = root
+        self.app = SamApp.load(root, parameters)
+        self.ledger = CallLedger()
+        self.dispatcher = Dispatcher(self.app.functions, self.ledger)
+        self.verbose = verbose
+        self.state_machine_arns: dict[str, str] = {}
+        self._stack = ExitStack()
+        self._queue_url = ""
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Emulator:
+        self._set_environment({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                               "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION})
+        self._stack.enter_context(
+            mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        )
+        self._stack.enter_context(self.dispatcher.installed())
+        if not self.verbose:
+            logging.getLogger("moto").setLevel(logging.CRITICAL)
+        self._deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _set_environment(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    @property
+    def automation_role_name(self) -> str:
+        return self.app.parameters.get("AutomationRoleName", "atc-xaccount-automation")
+
+    @property
+    def secret_prefix(self) -> str:
+        return str(self.app.environment.get("EXTERNAL_ID_SECRET_PREFIX", "atc-xaccount"))
+
+    # --- deployment (what `sam deploy` would create) -----------------------------------
+
+    def _deploy(self) -> None:
+        iam = boto3.client("iam", region_name=REGION)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+             "Action": "sts:AssumeRole"}]})
+        step_role = iam.create_role(RoleName=STEP_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        states_role = iam.create_role(RoleName=STATES_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.ensure_account(AUTOMATION_ACCOUNT)
+
+        lam = boto3.client("lambda", region_name=REGION)
+        attributes: dict[tuple[str, str], str] = {}
+        refs: dict[str, str] = {}
+        for logical_id, spec in self.app.functions.items():
+            created = lam.create_function(
+                FunctionName=logical_id, Runtime="python3.13", Role=step_role, Handler=spec.handler,
+                Code={"ZipFile": code_zip(spec.code_dir)}, Architectures=["arm64"],
+            )
+            attributes[(logical_id, "Arn")] = created["FunctionArn"]
+            refs[logical_id] = logical_id
+        resolver = Resolver(
+            parameters=self.app.parameters,
+            pseudo={"AWS::Region": REGION, "AWS::AccountId": AUTOMATION_ACCOUNT, "AWS::Partition": PARTITION},
+            attributes=attributes,
+            refs=refs,
+        )
+        environment = {k: str(resolver.resolve(v)) for k, v in self.app.environment.items()}
+        environment.update(LAMBDA_ENVIRONMENT)
+        if not self.verbose:
+            environment.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+            environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+        self._set_environment(environment)
+
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        for logical_id, machine in self.app.state_machines.items():
+            substitutions = {k: str(resolver.resolve(v)) for k, v in machine.substitutions.items()}
+            definition = substitute_definition(machine.definition_path.read_text(encoding="utf-8"), substitutions)
+            self.state_machine_arns[logical_id] = sfn.create_state_machine(
+                name=logical_id, definition=definition, roleArn=states_role, type="STANDARD"
+            )["stateMachineArn"]
+        self._capture_published_events()
+
+    def _capture_published_events(self) -> None:
+        """A rule on the bus that copies our output events to a queue we can read."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        self._queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        events = boto3.client("events", region_name=REGION)
+        bus = self.app.parameters.get("EventBusName", "default")
+        if bus != "default":
+            events.create_event_bus(Name=bus)
+        events.put_rule(Name="atc-xaccount-local-published", EventBusName=bus,
+                        EventPattern=json.dumps({"source": [OUTPUT_SOURCE]}))
+        events.put_targets(Rule="atc-xaccount-local-published", EventBusName=bus,
+                           Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    # --- worlds ------------------------------------------------------------------------
+
+    def ensure_account(self, account: str) -> boto3.Session:
+        """An account with the bootstrap automation role in it (what the StackSet creates)."""
+        session = worlds.account_session(account, REGION, self.automation_role_name)
+        iam = session.client("iam")
+        try:
+            iam.get_role(RoleName=self.automation_role_name)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(
+                RoleName=self.automation_role_name,
+                AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:root"},
+                    "Action": "sts:AssumeRole"}]}),
+                Description="Bootstrap automation role (emulated)",
+            )
+        return session
+
+    def seed(self, world: dict[str, Any]) -> None:
+        worlds.validate_world(world)
+        for account, state in world["accounts"].items():
+            worlds.seed_account(self.ensure_account(account), account, state, PARTITION)
+
+    def snapshot(self, accounts: list[str]) -> dict[str, Any]:
+        skip = {self.automation_role_name, STEP_ROLE, STATES_ROLE}
+        result: dict[str, Any] = {}
+        for account in sorted(set(accounts)):
+            state = worlds.snapshot_account(
+                self.ensure_account(account), skip_roles=skip, secret_prefix=self.secret_prefix
+            )
+            if account == AUTOMATION_ACCOUNT and not (state["roles"] or state["policies"] or state["buckets"]):
+                state = {"secrets": state["secrets"]} if state.get("secrets") else {}
+            if state:
+                result[account] = state
+        return {"accounts": result}
+
+    # --- executions --------------------------------------------------------------------
+
+    def rule_patterns(self, machine: str = "OnboardStateMachine") -> dict[str, dict[str, Any]]:
+        resolver = Resolver(self.app.parameters, {}, {}, {})
+        return {name: resolver.resolve(p) for name, p in self.app.state_machines[machine].patterns.items()}
+
+    def rule_accepts(self, event: dict[str, Any], machine: str = "OnboardStateMachine") -> bool | None:
+        """None when the input is a bare detail (a manual execution: no rule involved)."""
+        if "detail" not in event:
+            return None
+        return any(matches(p, event) for p in self.rule_patterns(machine).values())
+
+    def start(self, event: dict[str, Any], machine: str = "OnboardStateMachine", name: str | None = None) -> str:
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        return sfn.start_execution(
+            stateMachineArn=self.state_machine_arns[machine],
+            name=name or f"local-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(event),
+        )["executionArn"]
+
+    def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
+        """Poll the execution; call `on_state(StateRun)` as each state completes."""
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        reported = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=arn)
+            states, transitions = _state_runs(_history(sfn, arn))
+            done = [s for s in states if s.exited is not None]
+            if on_state is not None:
+                for state in done[reported:]:
+                    on_state(state)
+            reported = len(done)
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still running after {timeout:.0f}s")
+            time.sleep(0.02)
+        output = described.get("output")
+        return ExecutionResult(
+            arn=arn,
+            name=described["name"],
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+            output=json.loads(output) if output else None,
+            states=states,
+            transitions=transitions,
+        )
+
+    def published_events(self) -> list[dict[str, Any]]:
+        sqs = boto3.client("sqs", region_name=REGION)
+        found: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    @contextmanager
+    def counting(self) -> Iterator[CallLedger]:
+        self.ledger.reset()
+        yield self.ledger
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events.extend(page["events"])
+    return events
+
+
+def _state_runs(events: list[dict[str, Any]]) -> tuple[list[StateRun], int]:
+    runs: list[StateRun] = []
+    open_runs: dict[str, StateRun] = {}
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            open_runs[name] = StateRun(name, event["timestamp"])
+            runs.append(open_runs[name])
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            if name in open_runs:
+                open_runs.pop(name).exited = event["timestamp"]
+        elif kind in ("TaskFailed", "LambdaFunctionFailed") and runs:
+            runs[-1].failed = True
+        elif kind == "ExecutionFailed" and runs and runs[-1].exited is None:
+            runs[-1].exited = event["timestamp"]
+            runs[-1].failed = True
+    return runs, len(runs)

@@ -1,0 +1,127 @@
+"""Proof of access after an onboarding, on the emulator.
+
+Two halves, and the output says which is which:
+- the *identity* side is enforced by moto (its IAM authorization switched on): atc-node's
+  credentials may call sts:AssumeRole on the access role only because atc-s3-assume-role
+  is attached, and the access role's credentials reach the bucket only through atc-s3-policy;
+- the *trust* side is evaluated by the project's evaluator (moto does not evaluate trust
+  policies across accounts), which must admit the node role with the external ID and
+  refuse a wrong one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
+
+from atc_xaccount.evaluate import evaluate_trust
+
+ENFORCED = "enforced by the emulator (moto IAM authorization)"
+EVALUATED = "evaluated by atc-xaccount's trust evaluator"
+
+
+@dataclass
+class ProofStep:
+    claim: str
+    ok: bool
+    how: str
+    detail: str = ""
+
+
+@dataclass
+class Proof:
+    steps: list[ProofStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+    def add(self, claim: str, ok: bool, how: str, detail: str = "") -> None:
+        self.steps.append(ProofStep(claim, ok, how, detail))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "steps": [s.__dict__ for s in self.steps]}
+
+
+@contextmanager
+def iam_authorization() -> Iterator[None]:
+    """Switch moto's IAM authorization on for the calls inside the block."""
+    saved = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+    try:
+        yield
+    finally:
+        settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = saved
+
+
+def _session(creds: dict[str, str], region: str) -> boto3.Session:
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def _denied(call: Any) -> tuple[bool, str]:
+    try:
+        call()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        return code in {"AccessDenied", "AccessDeniedException", "403"}, code
+    return False, "allowed"
+
+
+def prove_access(
+    *,
+    node_role_arn: str,
+    access_role_arn: str,
+    external_id: str,
+    trust_policy: dict[str, Any],
+    bucket: str | None,
+    region: str,
+) -> Proof:
+    """Walk the path an ATC node takes to the bucket, and a wrong external ID's path."""
+    proof = Proof()
+    admitted = evaluate_trust(trust_policy, node_role_arn, external_id)
+    proof.add("trust policy admits atc-node with the external ID", admitted.allowed, EVALUATED, admitted.reason)
+    wrong = evaluate_trust(trust_policy, node_role_arn, "not-the-external-id")
+    proof.add("trust policy refuses atc-node with a wrong external ID", not wrong.allowed, EVALUATED, wrong.reason)
+
+    # The node's own credentials, as its EC2 instance profile would hand them out.
+    node_creds = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=node_role_arn, RoleSessionName="atc-node-instance"
+    )["Credentials"]
+    node = _session(node_creds, region)
+    with iam_authorization():
+        try:
+            access_creds = node.client("sts").assume_role(
+                RoleArn=access_role_arn, RoleSessionName="atc-access-key", ExternalId=external_id
+            )["Credentials"]
+        except ClientError as exc:
+            proof.add("atc-node may call sts:AssumeRole on the access role", False, ENFORCED, str(exc))
+            return proof
+        proof.add("atc-node may call sts:AssumeRole on the access role", True, ENFORCED)
+        if bucket is None:
+            return proof
+        s3 = _session(access_creds, region).client("s3")
+        key = "atc-xaccount-proof/hello.txt"
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"hello from an ATC node\n")
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            listed = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+            ok = body == b"hello from an ATC node\n" and key in listed
+            proof.add(f"access role can put, get and list s3://{bucket}/{key}", ok, ENFORCED)
+        except ClientError as exc:
+            proof.add(f"access role can put, get and list in s3://{bucket}", False, ENFORCED, str(exc))
+        denied, code = _denied(lambda: node.client("s3").put_object(Bucket=bucket, Key=key, Body=b"x"))
+        proof.add("atc-node's own credentials cannot write the bucket directly", denied, ENFORCED, code)
+    return proof

@@ -1,0 +1,197 @@
+"""Read `template.yaml` the way SAM would, for the emulator.
+
+The emulator creates the functions, the state machine and the rule's pattern from the
+template itself, so there is no second copy of the workflow in Python.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_SHORT_FORMS = {
+    "Ref": "Ref",
+    "GetAtt": "Fn::GetAtt",
+    "Sub": "Fn::Sub",
+    "Join": "Fn::Join",
+    "If": "Fn::If",
+    "Equals": "Fn::Equals",
+    "Not": "Fn::Not",
+    "And": "Fn::And",
+    "Or": "Fn::Or",
+    "Select": "Fn::Select",
+    "Split": "Fn::Split",
+    "FindInMap": "Fn::FindInMap",
+    "ImportValue": "Fn::ImportValue",
+    "GetAZs": "Fn::GetAZs",
+    "Base64": "Fn::Base64",
+    "Condition": "Condition",
+}
+
+
+class TemplateError(ValueError):
+    """The template lacks something the emulator needs, or uses what it cannot resolve."""
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    key = _SHORT_FORMS.get(suffix, f"Fn::{suffix}")
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if key == "Fn::GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {key: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_tag)
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    handler: str
+
+
+@dataclass
+class StateMachineSpec:
+    logical_id: str
+    definition_path: Path
+    substitutions: dict[str, Any]
+    patterns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SamApp:
+    """What the emulator needs from `template.yaml`."""
+
+    root: Path
+    parameters: dict[str, str]
+    environment: dict[str, Any]
+    functions: dict[str, FunctionSpec]
+    state_machines: dict[str, StateMachineSpec]
+
+    @classmethod
+    def load(cls, root: Path, overrides: dict[str, str] | None = None) -> SamApp:
+        path = root / "template.yaml"
+        if not path.exists():
+            raise TemplateError(f"{path} not found")
+        template = load_yaml(path)
+        parameters = {
+            name: str(spec.get("Default", ""))
+            for name, spec in (template.get("Parameters") or {}).items()
+        }
+        unknown = set(overrides or {}) - set(parameters)
+        if unknown:
+            raise TemplateError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
+        parameters.update(overrides or {})
+        glob = (template.get("Globals") or {}).get("Function") or {}
+        environment = dict(((glob.get("Environment") or {}).get("Variables")) or {})
+        functions: dict[str, FunctionSpec] = {}
+        machines: dict[str, StateMachineSpec] = {}
+        for logical_id, resource in (template.get("Resources") or {}).items():
+            props = resource.get("Properties") or {}
+            if resource.get("Type") == "AWS::Serverless::Function":
+                if (props.get("Environment") or {}).get("Variables"):
+                    raise TemplateError(
+                        f"{logical_id}: per-function environment variables are not supported by "
+                        "the emulator; put them in Globals"
+                    )
+                functions[logical_id] = FunctionSpec(
+                    logical_id,
+                    root / str(props["CodeUri"]),
+                    str(props.get("Handler") or glob.get("Handler") or "app.lambda_handler"),
+                )
+            elif resource.get("Type") == "AWS::Serverless::StateMachine":
+                patterns = {
+                    name: (event.get("Properties") or {}).get("Pattern") or {}
+                    for name, event in (props.get("Events") or {}).items()
+                    if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent")
+                }
+                machines[logical_id] = StateMachineSpec(
+                    logical_id,
+                    root / str(props["DefinitionUri"]),
+                    dict(props.get("DefinitionSubstitutions") or {}),
+                    patterns,
+                )
+        return cls(root, parameters, environment, functions, machines)
+
+
+@dataclass
+class Resolver:
+    """Resolves the intrinsic functions the emulator meets: Ref, GetAtt, Sub, Join."""
+
+    parameters: dict[str, str]
+    pseudo: dict[str, str]
+    attributes: dict[tuple[str, str], str]
+    refs: dict[str, str]
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self._ref(str(arg))
+            if key == "Fn::GetAtt":
+                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                try:
+                    return self.attributes[(parts[0], parts[1])]
+                except KeyError as exc:
+                    raise TemplateError(f"cannot resolve !GetAtt {'.'.join(parts)}") from exc
+            if key == "Fn::Sub":
+                return self._sub(arg)
+            if key == "Fn::Join":
+                sep, items = arg
+                return str(sep).join(str(self.resolve(item)) for item in items)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _ref(self, name: str) -> str:
+        for table in (self.parameters, self.pseudo, self.refs):
+            if name in table:
+                return table[name]
+        raise TemplateError(f"cannot resolve !Ref {name}")
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name:
+                logical, attr = name.split(".", 1)
+                return str(self.resolve({"Fn::GetAtt": [logical, attr]}))
+            return self._ref(name)
+
+        return re.sub(r"\$\{([^!}][^}]*)\}", replace, text)
+
+
+def substitute_definition(text: str, substitutions: dict[str, str]) -> str:
+    """Apply `DefinitionSubstitutions` as Step Functions does: `${Name}` → value."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in substitutions:
+            raise TemplateError(f"definition uses ${{{name}}} but DefinitionSubstitutions has no {name}")
+        return str(substitutions[name])
+
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", replace, text)

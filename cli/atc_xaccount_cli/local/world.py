@@ -1,0 +1,159 @@
+"""The local world (DESIGN 3.3): seed moto from a world file, and read it back.
+
+A world is the IAM and S3 state of every account involved. Seeding goes through the
+AWS APIs of each account (credentials from STS, as a real snapshot would be taken), so
+what the workflow later reads is what an account with that state would answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas"}
+ROLE_KEYS = {"trust", "attached"}
+POLICY_KEYS = {"document", "versions"}
+
+
+class WorldError(ValueError):
+    """The world file is malformed; the message names the path inside it."""
+
+
+def load_world(path: Path) -> dict[str, Any]:
+    try:
+        world = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise WorldError(f"{path}: no such file") from exc
+    except json.JSONDecodeError as exc:
+        raise WorldError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    validate_world(world)
+    return world
+
+
+def validate_world(world: Any) -> None:
+    """Refuse a malformed world with the path of the first problem, before seeding."""
+    if not isinstance(world, dict) or set(world) != {"accounts"} or not isinstance(world["accounts"], dict):
+        raise WorldError('world: must be an object {"accounts": {...}}')
+    for account, state in world["accounts"].items():
+        where = f"accounts.{account}"
+        if not ACCOUNT_RE.match(str(account)):
+            raise WorldError(f"{where}: account id must be 12 digits")
+        if not isinstance(state, dict):
+            raise WorldError(f"{where}: must be an object")
+        _no_unknown(state, WORLD_KEYS, where)
+        for name, role in (state.get("roles") or {}).items():
+            _no_unknown(role, ROLE_KEYS, f"{where}.roles.{name}")
+            if not isinstance(role.get("trust"), dict):
+                raise WorldError(f"{where}.roles.{name}.trust: must be a policy document object")
+            if not isinstance(role.get("attached", []), list):
+                raise WorldError(f"{where}.roles.{name}.attached: must be a list of policy ARNs")
+        for name, policy in (state.get("policies") or {}).items():
+            _no_unknown(policy, POLICY_KEYS, f"{where}.policies.{name}")
+            if not isinstance(policy.get("document"), dict):
+                raise WorldError(f"{where}.policies.{name}.document: must be a policy document object")
+            versions = policy.get("versions", 1)
+            if not isinstance(versions, int) or not 1 <= versions <= 5:
+                raise WorldError(f"{where}.policies.{name}.versions: must be 1 to 5")
+        if not isinstance(state.get("buckets", []), list):
+            raise WorldError(f"{where}.buckets: must be a list of bucket names")
+
+
+def _no_unknown(obj: Any, allowed: set[str], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise WorldError(f"{where}: must be an object")
+    unknown = set(obj) - allowed
+    if unknown:
+        raise WorldError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+
+
+def account_session(account: str, region: str, role_name: str) -> boto3.Session:
+    """Credentials in `account` (moto routes calls by the credentials' account)."""
+    sts = boto3.client("sts", region_name=region)
+    creds = sts.assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{role_name}", RoleSessionName="atc-xaccount-local"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def seed_account(session: boto3.Session, account: str, state: dict[str, Any], partition: str) -> None:
+    """Create the account's policies, roles, attachments, buckets and secrets."""
+    iam = session.client("iam")
+    for name, policy in (state.get("policies") or {}).items():
+        text = json.dumps(policy["document"])
+        arn = iam.create_policy(PolicyName=name, PolicyDocument=text)["Policy"]["Arn"]
+        for _ in range(int(policy.get("versions", 1)) - 1):
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
+    for name, role in (state.get("roles") or {}).items():
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]))
+        for arn in role.get("attached", []):
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    s3 = session.client("s3")
+    for bucket in state.get("buckets") or []:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if session.region_name != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": session.region_name}
+        s3.create_bucket(**kwargs)
+    secrets = session.client("secretsmanager")
+    for name, value in (state.get("secrets") or {}).items():
+        secrets.create_secret(Name=name, SecretString=value)
+    quota = (state.get("quotas") or {}).get("AssumeRolePolicySizeQuota")
+    if quota:
+        _set_trust_quota(account, partition, int(quota))
+
+
+def _set_trust_quota(account: str, partition: str, quota: int) -> None:
+    """moto has no Service Quotas; set the value GetAccountSummary reports."""
+    from moto.iam.models import iam_backends
+
+    iam_backends[account][partition].account_summary._assume_role_policy_size_quota = quota
+
+
+def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_prefix: str) -> dict[str, Any]:
+    """Read an account back into the world format (the bootstrap role is left out)."""
+    iam = session.client("iam")
+    roles: dict[str, Any] = {}
+    for page in iam.get_paginator("list_roles").paginate():
+        for role in page["Roles"]:
+            name = role["RoleName"]
+            if name in skip_roles:
+                continue
+            trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            attached = [
+                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+            ]
+            roles[name] = {"trust": trust, "attached": sorted(attached)}
+    policies: dict[str, Any] = {}
+    for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
+        for policy in page["Policies"]:
+            arn = policy["Arn"]
+            document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])[
+                "PolicyVersion"
+            ]["Document"]
+            versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+            policies[policy["PolicyName"]] = {"document": document, "versions": len(versions)}
+    buckets = sorted(b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []))
+    state: dict[str, Any] = {"roles": roles, "policies": policies, "buckets": buckets}
+    secrets = _secrets(session, secret_prefix)
+    if secrets:
+        state["secrets"] = secrets
+    return state
+
+
+def _secrets(session: boto3.Session, prefix: str) -> dict[str, str]:
+    client = session.client("secretsmanager")
+    found: dict[str, str] = {}
+    for page in client.get_paginator("list_secrets").paginate():
+        for secret in page["SecretList"]:
+            if secret["Name"].startswith(f"{prefix}/"):
+                found[secret["Name"]] = client.get_secret_value(SecretId=secret["ARN"])["SecretString"]
+    return dict(sorted(found.items()))

@@ -1,0 +1,27 @@
+"""Resolve the cluster's external ID into its secret; pass on only the secret ARN."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from atc_xaccount.runtime import count_change, step_input
+from atc_xaccount.steps import resolve_external_id
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, ctx = step_input(event, logger)
+    result = resolve_external_id(request, ctx)
+    count_change(metrics, result, "ExternalIdStored")
+    return result

@@ -1,0 +1,33 @@
+"""Validate: turn the EventBridge event (or its detail) into a request, or refuse it.
+
+No AWS call: a bad event fails here, naming the field and the rule, before any write.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from atc_xaccount.model import Defaults
+from atc_xaccount.steps import validate
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)  # the request may carry the external ID
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution=event.get("execution"))
+    result = validate(event.get("event"), Defaults.from_env(os.environ))
+    logger.append_keys(cluster_id=result["request"]["clusterId"])
+    metrics.add_metric(name="EventAccepted", unit=MetricUnit.Count, value=1)
+    return result

@@ -1,0 +1,75 @@
+"""Custody of a cluster's external ID in Secrets Manager (automation account).
+
+The ID is credential-adjacent: it lives in one secret per cluster, and only the secret's
+ARN travels through the workflow. Keeping it there also makes a re-delivered event
+without an `externalId` reuse the ID it was first given, instead of adding a second grant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from atc_xaccount.aws_errors import aws_call, is_not_found, translate
+from atc_xaccount.extid import generate_external_id
+
+AUTOMATION_ACCOUNT = "automation"
+
+
+def secret_name(prefix: str, cluster_id: str) -> str:
+    return f"{prefix}/{cluster_id}/external-id"
+
+
+def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
+    """(secret ARN, external ID), or None when the cluster has no secret yet."""
+    try:
+        found = secrets.get_secret_value(SecretId=name)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
+    return found["ARN"], found["SecretString"]
+
+
+def ensure_external_id(
+    secrets: Any,
+    *,
+    name: str,
+    cluster_id: str,
+    provided: str | None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Keep the cluster's external ID in its secret; generate one only when none exists.
+
+    An ID given in the event wins over a stored one (the operator chose it).
+    The returned record never contains the ID itself.
+    """
+    existing = read_external_id(secrets, name)
+    record: dict[str, Any] = {
+        "secretName": name,
+        "secretArn": existing[0] if existing else None,
+        "generated": False,
+        "action": "unchanged",
+        "applied": not dry_run,
+    }
+    if existing is not None and (provided is None or provided == existing[1]):
+        return record
+    if existing is not None:
+        record["action"] = "updated"
+        if not dry_run:
+            with aws_call("secretsmanager:PutSecretValue", AUTOMATION_ACCOUNT):
+                secrets.put_secret_value(SecretId=name, SecretString=provided)
+        return record
+    value = provided or generate_external_id()
+    record.update(action="created", generated=provided is None)
+    if not dry_run:
+        with aws_call("secretsmanager:CreateSecret", AUTOMATION_ACCOUNT):
+            created = secrets.create_secret(
+                Name=name,
+                SecretString=value,
+                Description=f"External ID guarding the S3 access role grant of ATC cluster {cluster_id}",
+                Tags=[{"Key": "atc-xaccount:cluster-id", "Value": cluster_id}],
+            )
+        record["secretArn"] = created["ARN"]
+    return record

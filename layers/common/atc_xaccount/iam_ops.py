@@ -1,0 +1,220 @@
+"""IAM reads and ensure-style writes: the only module that calls IAM.
+
+Each `ensure_*` reads, decides with the pure policy functions, and writes only on a
+difference. `dry_run=True` runs the same path with the write calls skipped. Every
+ensure returns a change record with `before` and `after`, for compensation and audit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from atc_xaccount.aws_errors import aws_call, is_not_found, translate
+from atc_xaccount.documents import non_whitespace_size, same_document
+
+#: IAM's fixed quota on a managed policy document, in non-whitespace characters.
+MANAGED_POLICY_SIZE_QUOTA = 6144
+#: Default `ACLSizePerRole` when the account summary does not say otherwise.
+DEFAULT_TRUST_POLICY_SIZE_QUOTA = 2048
+#: IAM keeps at most five versions of a managed policy.
+MAX_POLICY_VERSIONS = 5
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    version_id: str
+    is_default: bool
+    created: str
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What IAM holds for one managed policy: its default document and versions."""
+
+    arn: str
+    default_version: str
+    document: dict[str, Any]
+    versions: tuple[PolicyVersion, ...] = field(default_factory=tuple)
+    attachment_count: int = 0
+
+    def oldest_non_default(self) -> PolicyVersion | None:
+        candidates = [v for v in self.versions if not v.is_default]
+        return min(candidates, key=lambda v: (v.created, _version_number(v.version_id)), default=None)
+
+
+def _version_number(version_id: str) -> int:
+    digits = version_id.lstrip("vV")
+    return int(digits) if digits.isdigit() else 0
+
+
+def _dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+# --- reads -----------------------------------------------------------------------------
+
+
+def get_role(iam: Any, account: str, name: str) -> dict[str, Any] | None:
+    """The role with its decoded trust policy, or None when it does not exist."""
+    try:
+        return iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise translate(exc, "iam:GetRole", account) from exc
+
+
+def attached_policy_arns(iam: Any, account: str, role_name: str) -> list[str]:
+    arns: list[str] = []
+    with aws_call("iam:ListAttachedRolePolicies", account):
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+            arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
+    return arns
+
+
+def get_policy_state(iam: Any, account: str, arn: str, *, with_versions: bool = False) -> PolicyState | None:
+    """Default document (and, when asked, the version list) of a managed policy."""
+    try:
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise translate(exc, "iam:GetPolicy", account) from exc
+    default = policy["DefaultVersionId"]
+    with aws_call("iam:GetPolicyVersion", account):
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    versions: tuple[PolicyVersion, ...] = ()
+    if with_versions:
+        with aws_call("iam:ListPolicyVersions", account):
+            listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        versions = tuple(
+            PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", "")))
+            for v in listed
+        )
+    return PolicyState(arn, default, document, versions, int(policy.get("AttachmentCount", 0)))
+
+
+def trust_policy_size_quota(iam: Any, account: str) -> int:
+    """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
+    with aws_call("iam:GetAccountSummary", account):
+        summary = iam.get_account_summary()["SummaryMap"]
+    return int(summary.get("AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA))
+
+
+# --- writes ----------------------------------------------------------------------------
+
+
+def write_managed_policy(
+    iam: Any,
+    account: str,
+    *,
+    name: str,
+    arn: str,
+    current: PolicyState | None,
+    desired: dict[str, Any],
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Create the policy, or add `desired` as its new default version.
+
+    When five versions exist the oldest non-default one is retired first; the default
+    version is never deleted.
+    """
+    before = current.document if current else None
+    record: dict[str, Any] = {
+        "account": account,
+        "policyArn": arn,
+        "before": before,
+        "after": desired,
+        "beforeVersion": current.default_version if current else None,
+        "retiredVersion": None,
+        "applied": not dry_run,
+    }
+    if current is not None and same_document(current.document, desired):
+        return {**record, "action": "unchanged", "afterVersion": current.default_version}
+    if current is None:
+        record["action"] = "created"
+        record["afterVersion"] = "v1"
+        if not dry_run:
+            with aws_call("iam:CreatePolicy", account):
+                iam.create_policy(
+                    PolicyName=name,
+                    PolicyDocument=_dumps(desired),
+                    Description="Lets ATC nodes assume S3 access roles in S3 accounts (managed by atc-xaccount)",
+                )
+        return record
+    record["action"] = "versioned"
+    if len(current.versions) >= MAX_POLICY_VERSIONS:
+        oldest = current.oldest_non_default()
+        if oldest is not None:
+            retired = _read_version(iam, account, arn, oldest.version_id)
+            record["retiredVersion"] = {"versionId": oldest.version_id, "document": retired}
+            if not dry_run:
+                with aws_call("iam:DeletePolicyVersion", account):
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=oldest.version_id)
+    if dry_run:
+        record["afterVersion"] = None
+        return record
+    with aws_call("iam:CreatePolicyVersion", account):
+        created = iam.create_policy_version(
+            PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True
+        )["PolicyVersion"]
+    record["afterVersion"] = created["VersionId"]
+    return record
+
+
+def _read_version(iam: Any, account: str, arn: str, version_id: str) -> dict[str, Any]:
+    with aws_call("iam:GetPolicyVersion", account):
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def ensure_attached(
+    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False
+) -> dict[str, Any]:
+    """Attach the policy to the role; already attached is success with no write."""
+    attached = policy_arn in attached_policy_arns(iam, account, role_name)
+    record = {
+        "account": account,
+        "roleName": role_name,
+        "policyArn": policy_arn,
+        "before": attached,
+        "after": True,
+        "applied": not dry_run,
+        "action": "unchanged" if attached else "attached",
+    }
+    if not attached and not dry_run:
+        with aws_call("iam:AttachRolePolicy", account):
+            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+    return record
+
+
+def write_trust_policy(
+    iam: Any,
+    account: str,
+    *,
+    role_name: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Replace the role's trust policy with `after` (already merged) when it differs."""
+    changed = not same_document(before, after)
+    record = {
+        "account": account,
+        "roleName": role_name,
+        "before": before,
+        "after": after,
+        "applied": not dry_run,
+        "action": "updated" if changed else "unchanged",
+        "size": non_whitespace_size(after),
+    }
+    if changed and not dry_run:
+        with aws_call("iam:UpdateAssumeRolePolicy", account):
+            iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after))
+    return record
