@@ -12,6 +12,7 @@ import logging
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -81,6 +82,14 @@ class Emulator:
         self._stack = ExitStack()
         self._queue_url = ""
         self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[str, Any] = {}
+        self._accounts: dict[str, boto3.Session] = {}
+
+    def client(self, service: str) -> Any:
+        """A client in the automation account (created once: client creation is slow)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=REGION)
+        return self._clients[service]
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -91,6 +100,9 @@ class Emulator:
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         )
         self._stack.enter_context(self.dispatcher.installed())
+        self._stack.enter_context(warnings.catch_warnings())
+        # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         if not self.verbose:
             logging.getLogger("moto").setLevel(logging.CRITICAL)
         self._deploy()
@@ -120,7 +132,7 @@ class Emulator:
     # --- deployment (what `sam deploy` would create) -----------------------------------
 
     def _deploy(self) -> None:
-        iam = boto3.client("iam", region_name=REGION)
+        iam = self.client("iam")
         trust = json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
              "Action": "sts:AssumeRole"}]})
@@ -128,7 +140,7 @@ class Emulator:
         states_role = iam.create_role(RoleName=STATES_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         self.ensure_account(AUTOMATION_ACCOUNT)
 
-        lam = boto3.client("lambda", region_name=REGION)
+        lam = self.client("lambda")
         attributes: dict[tuple[str, str], str] = {}
         refs: dict[str, str] = {}
         for logical_id, spec in self.app.functions.items():
@@ -151,7 +163,7 @@ class Emulator:
             environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         self._set_environment(environment)
 
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn = self.client("stepfunctions")
         for logical_id, machine in self.app.state_machines.items():
             substitutions = {k: str(resolver.resolve(v)) for k, v in machine.substitutions.items()}
             definition = substitute_definition(machine.definition_path.read_text(encoding="utf-8"), substitutions)
@@ -162,11 +174,11 @@ class Emulator:
 
     def _capture_published_events(self) -> None:
         """A rule on the bus that copies our output events to a queue we can read."""
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = self.client("sqs")
         self._queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"]["QueueArn"]
-        events = boto3.client("events", region_name=REGION)
+        events = self.client("events")
         bus = self.app.parameters.get("EventBusName", "default")
         if bus != "default":
             events.create_event_bus(Name=bus)
@@ -179,6 +191,8 @@ class Emulator:
 
     def ensure_account(self, account: str) -> boto3.Session:
         """An account with the bootstrap automation role in it (what the StackSet creates)."""
+        if account in self._accounts:
+            return self._accounts[account]
         session = worlds.account_session(account, REGION, self.automation_role_name)
         iam = session.client("iam")
         try:
@@ -192,6 +206,7 @@ class Emulator:
                     "Action": "sts:AssumeRole"}]}),
                 Description="Bootstrap automation role (emulated)",
             )
+        self._accounts[account] = session
         return session
 
     def seed(self, world: dict[str, Any]) -> None:
@@ -225,7 +240,7 @@ class Emulator:
         return any(matches(p, event) for p in self.rule_patterns(machine).values())
 
     def start(self, event: dict[str, Any], machine: str = "OnboardStateMachine", name: str | None = None) -> str:
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn = self.client("stepfunctions")
         return sfn.start_execution(
             stateMachineArn=self.state_machine_arns[machine],
             name=name or f"local-{uuid.uuid4().hex[:12]}",
@@ -234,21 +249,26 @@ class Emulator:
 
     def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
         """Poll the execution; call `on_state(StateRun)` as each state completes."""
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+        sfn = self.client("stepfunctions")
         reported = 0
         deadline = time.monotonic() + timeout
+        polls = 0
         while True:
             described = sfn.describe_execution(executionArn=arn)
-            states, transitions = _state_runs(_history(sfn, arn))
-            done = [s for s in states if s.exited is not None]
-            if on_state is not None:
-                for state in done[reported:]:
-                    on_state(state)
-            reported = len(done)
-            if described["status"] != "RUNNING":
+            finished = described["status"] != "RUNNING"
+            # Reading the history is the expensive call: only for the live view, and sparingly.
+            if finished or (on_state is not None and polls % 10 == 0):
+                states, transitions = _state_runs(_history(sfn, arn))
+                done = [s for s in states if s.exited is not None]
+                if on_state is not None:
+                    for state in done[reported:]:
+                        on_state(state)
+                reported = len(done)
+            if finished:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"execution {arn} still running after {timeout:.0f}s")
+            polls += 1
             time.sleep(0.02)
         output = described.get("output")
         return ExecutionResult(
@@ -263,7 +283,7 @@ class Emulator:
         )
 
     def published_events(self) -> list[dict[str, Any]]:
-        sqs = boto3.client("sqs", region_name=REGION)
+        sqs = self.client("sqs")
         found: list[dict[str, Any]] = []
         while True:
             messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])

@@ -11,6 +11,7 @@ Two halves, and the output says which is which:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import boto3
 from botocore.exceptions import ClientError
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
+from moto.iam.access_control import IAMRequestBase
 
 from atc_xaccount.evaluate import evaluate_trust
 
@@ -52,14 +54,36 @@ class Proof:
 
 @contextmanager
 def iam_authorization() -> Iterator[None]:
-    """Switch moto's IAM authorization on for the calls inside the block."""
+    """Switch moto's IAM authorization on for the calls inside the block.
+
+    moto checks a trust policy only when the role is in the caller's own account, and
+    then fails on statements with a `Service` principal; there the trust decision is
+    taken by our evaluator, so both the same-account and cross-account paths agree.
+    """
     saved = (settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count)
+    original_trust_check = IAMRequestBase._check_role_trust_relationship
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
     ActionAuthenticatorMixin.request_count = 0
+    IAMRequestBase._check_role_trust_relationship = _evaluated_trust_check  # type: ignore[method-assign]
     try:
         yield
     finally:
         settings.INITIAL_NO_AUTH_ACTION_COUNT, ActionAuthenticatorMixin.request_count = saved
+        IAMRequestBase._check_role_trust_relationship = original_trust_check  # type: ignore[method-assign]
+
+
+def _evaluated_trust_check(request: Any, role_arn: str) -> bool:
+    role = request.backend.get_role_by_arn(role_arn)
+    caller = request._access_key.arn
+    # arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION -> arn:aws:iam::ACCOUNT:role/NAME
+    if ":assumed-role/" in caller:
+        prefix, _, rest = caller.partition(":assumed-role/")
+        caller = prefix.replace(":sts:", ":iam:") + ":role/" + rest.split("/", 1)[0]
+    external = request._data.get("ExternalId")
+    external_id = external[0] if isinstance(external, list) else external
+    document = role.assume_role_policy_document
+    trust = json.loads(document) if isinstance(document, str) else document
+    return evaluate_trust(trust, caller, external_id).allowed
 
 
 def _session(creds: dict[str, str], region: str) -> boto3.Session:

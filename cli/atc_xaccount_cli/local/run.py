@@ -84,12 +84,9 @@ def run_local(
     root: Path,
     event_file: Path,
     world_file: Path | None,
-    *,
-    parameters: dict[str, str] | None = None,
-    verbose: bool = False,
-    on_state: Any = None,
-    prove: bool = True,
+    **options: Any,
 ) -> RunReport:
+    """Read the event and world files (usage errors name the file), then run."""
     event = read_json(event_file, "event file")
     if not isinstance(event, dict):
         raise UsageError(f"event file {event_file}: must hold a JSON object (an EventBridge event or its detail)")
@@ -97,13 +94,26 @@ def run_local(
         world = load_world(world_file) if world_file else {"accounts": {}}
     except WorldError as exc:
         raise UsageError(f"world file: {exc}") from exc
+    return run_event(root, event, world, **options)
 
+
+def run_event(
+    root: Path,
+    event: dict[str, Any],
+    world: dict[str, Any],
+    *,
+    parameters: dict[str, str] | None = None,
+    verbose: bool = False,
+    on_state: Any = None,
+    prove: bool = True,
+) -> RunReport:
+    """Seed `world`, run `event` through the onboarding state machine, report."""
     with Emulator(root, parameters=parameters, verbose=verbose) as emulator:
         accepted = emulator.rule_accepts(event)
         if accepted is False:
             patterns = json.dumps(emulator.rule_patterns())
             raise UsageError(
-                f"event file {event_file}: the rule in template.yaml would not deliver this event "
+                f"the rule in template.yaml would not deliver this event "
                 f"(patterns {patterns}); check `source` and `detail-type`"
             )
         rule = "manual execution (detail only)" if accepted is None else "EventBridge rule ClusterRegistered"

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, is_not_found, translate
 from atc_xaccount.documents import non_whitespace_size, same_document
+from atc_xaccount.redact import redact_external_ids
 
 #: IAM's fixed quota on a managed policy document, in non-whitespace characters.
 MANAGED_POLICY_SIZE_QUOTA = 6144
@@ -203,13 +204,16 @@ def write_trust_policy(
     after: dict[str, Any],
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Replace the role's trust policy with `after` (already merged) when it differs."""
+    """Replace the role's trust policy with `after` (already merged) when it differs.
+
+    The record's documents are redacted: a trust policy holds every cluster's external ID.
+    """
     changed = not same_document(before, after)
     record = {
         "account": account,
         "roleName": role_name,
-        "before": before,
-        "after": after,
+        "before": redact_external_ids(before),
+        "after": redact_external_ids(after),
         "applied": not dry_run,
         "action": "updated" if changed else "unchanged",
         "size": non_whitespace_size(after),

@@ -8,6 +8,7 @@ assumed at most once per step, and sessions stay well under the one-hour chainin
 from __future__ import annotations
 
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,6 +28,19 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 SESSION_SECONDS = 900
 
 _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+
+# One botocore session per process: its loaded service models are reused by every client
+# of every invocation (warm starts), and client creation is serialized because sessions
+# are not thread-safe.
+_BASE_LOCK = threading.Lock()
+_BASE: dict[str, boto3.Session] = {}
+
+
+def shared_session(region: str) -> boto3.Session:
+    with _BASE_LOCK:
+        if region not in _BASE:
+            _BASE[region] = boto3.Session(region_name=region)
+        return _BASE[region]
 
 
 def session_name(execution: str | None) -> str:
@@ -51,18 +65,18 @@ class AccountSessions:
         self.partition = partition
         self.region = region
         self._session_name = session_name(execution)
-        self._base = base_session or boto3.Session(region_name=region)
-        self._sessions: dict[str, boto3.Session] = {}
+        self._base = base_session or shared_session(region)
+        self._credentials: dict[str, dict[str, str]] = {}
         self._clients: dict[tuple[str, str], BaseClient] = {}
 
     def automation_role_arn(self, account_id: str) -> str:
         return role_arn(self.partition, account_id, self.automation_role_name)
 
-    def session(self, account_id: str) -> boto3.Session:
+    def credentials(self, account_id: str) -> dict[str, str]:
         """Assume the automation role in `account_id` once; reuse it afterwards."""
-        if account_id not in self._sessions:
+        if account_id not in self._credentials:
             arn = self.automation_role_arn(account_id)
-            sts = self._base.client("sts", region_name=self.region, config=CLIENT_CONFIG)
+            sts = self.local_client("sts")
             try:
                 creds = sts.assume_role(
                     RoleArn=arn,
@@ -74,28 +88,28 @@ class AccountSessions:
                 raise AutomationRoleUnavailable(
                     account_id, arn, f"{error.get('Code')}: {error.get('Message')}"
                 ) from exc
-            self._sessions[account_id] = boto3.Session(
-                aws_access_key_id=creds["AccessKeyId"],
-                aws_secret_access_key=creds["SecretAccessKey"],
-                aws_session_token=creds["SessionToken"],
-                region_name=self.region,
-            )
-        return self._sessions[account_id]
+            self._credentials[account_id] = {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            }
+        return self._credentials[account_id]
 
     def client(self, service: str, account_id: str) -> Any:
         """A client for `service` in `account_id`, created once per invocation."""
         key = (service, account_id)
         if key not in self._clients:
-            self._clients[key] = self.session(account_id).client(
-                service, region_name=self.region, config=CLIENT_CONFIG
-            )
+            credentials = self.credentials(account_id)
+            with _BASE_LOCK:
+                self._clients[key] = self._base.client(
+                    service, region_name=self.region, config=CLIENT_CONFIG, **credentials
+                )
         return self._clients[key]
 
     def local_client(self, service: str) -> Any:
-        """A client in the automation account itself (secrets, registry)."""
+        """A client in the automation account itself (secrets, STS)."""
         key = (service, "")
         if key not in self._clients:
-            self._clients[key] = self._base.client(
-                service, region_name=self.region, config=CLIENT_CONFIG
-            )
+            with _BASE_LOCK:
+                self._clients[key] = self._base.client(service, region_name=self.region, config=CLIENT_CONFIG)
         return self._clients[key]

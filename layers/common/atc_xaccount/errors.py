@@ -1,0 +1,159 @@
+"""One exception class per failure mode; the state machine Retries/Catches them by class name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_safe(value: Any) -> Any:
+    """Keep error payloads serialisable, since Lambda turns them into the ASL error cause."""
+    if isinstance(value, _JSON_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return repr(value)[:200]
+
+
+class AtcXaccountError(Exception):
+    """Base of every failure the workflow names; `to_dict` is what reports and events carry."""
+
+    def __init__(self, message: str, *, account: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
+
+    def to_dict(self) -> dict[str, Any]:
+        """Class name, message and every public attribute, JSON-safe."""
+        data: dict[str, Any] = {"error": type(self).__name__, "message": str(self)}
+        for key, value in vars(self).items():
+            if not key.startswith("_"):
+                data[key] = _json_safe(value)
+        return data
+
+
+class InvalidEvent(AtcXaccountError):
+    """The input event breaks a contract rule; fails before any write so nothing needs undoing."""
+
+    def __init__(
+        self,
+        field: str,
+        rule: str,
+        value: Any = None,
+        *,
+        problems: Sequence[tuple[str, str]] | None = None,
+    ) -> None:
+        listed = list(problems) if problems else [(field, rule)]
+        super().__init__("; ".join(f"{f}: {r}" for f, r in listed))
+        self.field = field
+        self.rule = rule
+        # An external ID is a shared secret: never keep it on an error that gets logged.
+        self.value = None if field.lower().endswith("externalid") else value
+        self.problems = [{"field": f, "rule": r} for f, r in listed]
+
+
+class PrerequisiteMissing(AtcXaccountError):
+    """Something the procedure assumes exists (e.g. the access role) does not."""
+
+    def __init__(self, resource_type: str, name: str, account: str) -> None:
+        super().__init__(f"{resource_type} {name} does not exist in account {account}", account=account)
+        self.resource_type = resource_type
+        self.name = name
+
+
+class QuotaExceeded(AtcXaccountError):
+    """A write would cross an IAM quota; the message says which quota and how to raise it."""
+
+    def __init__(self, quota: str, resource: str, account: str, size: int, limit: int, how_to_raise: str) -> None:
+        super().__init__(
+            f"{resource} in account {account} would need {size} against the quota {quota} "
+            f"of {limit}; to raise it: {how_to_raise}",
+            account=account,
+        )
+        self.quota = quota
+        self.resource = resource
+        self.size = size
+        self.limit = limit
+        self.how_to_raise = how_to_raise
+
+
+class PolicyLintFailed(AtcXaccountError):
+    """The document we are about to write has error findings; we refuse to write it."""
+
+    def __init__(self, policy_name: str, account: str, findings: list[dict[str, Any]]) -> None:
+        summary = "; ".join(f"{f.get('code')}: {f.get('message')}" for f in findings)
+        super().__init__(
+            f"policy {policy_name} in account {account} failed lint with {len(findings)} error(s): {summary}",
+            account=account,
+        )
+        self.policy_name = policy_name
+        self.findings = findings
+
+
+class AutomationRoleUnavailable(AtcXaccountError):
+    """We cannot get into a target account, so nothing there can be checked or changed."""
+
+    def __init__(self, account: str, role_arn: str, reason: str) -> None:
+        super().__init__(
+            f"cannot assume automation role {role_arn} in account {account}: {reason}",
+            account=account,
+        )
+        self.role_arn = role_arn
+        self.reason = reason
+
+
+class IamThrottled(AtcXaccountError):
+    """IAM/STS answered `Throttling`; retryable with backoff."""
+
+    def __init__(self, operation: str, account: str) -> None:
+        super().__init__(f"{operation} was throttled in account {account}", account=account)
+        self.operation = operation
+
+
+class IamConcurrentModification(AtcXaccountError):
+    """IAM answered `ConcurrentModification`; botocore does not retry it, the ASL does."""
+
+    def __init__(self, operation: str, account: str) -> None:
+        super().__init__(
+            f"{operation} in account {account} conflicted with a concurrent modification",
+            account=account,
+        )
+        self.operation = operation
+
+
+class IamPropagationDelay(AtcXaccountError):
+    """A new principal is not visible to IAM yet ("Invalid principal in policy"); retry later."""
+
+    def __init__(self, operation: str, account: str) -> None:
+        super().__init__(
+            f"{operation} in account {account} was refused with 'Invalid principal in policy': "
+            "a newly created principal can take up to ~2 minutes to become visible to IAM",
+            account=account,
+        )
+        self.operation = operation
+
+
+class AwsOperationFailed(AtcXaccountError):
+    """Any other AWS error, with its code kept so the cause stays visible."""
+
+    def __init__(self, operation: str, account: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} failed in account {account}: {code}: {message}", account=account)
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+
+
+class VerificationFailed(AtcXaccountError):
+    """After the writes, the resulting state does not grant what it should."""
+
+    def __init__(self, account: str, checks: list[dict[str, Any]]) -> None:
+        failed = [c for c in checks if not c.get("ok", False)] or checks
+        summary = "; ".join(
+            str(c.get("check") or c.get("name") or "check") + (f" ({c['detail']})" if c.get("detail") else "")
+            for c in failed
+        )
+        super().__init__(f"verification failed in account {account}: {summary}", account=account)
+        self.checks = checks
