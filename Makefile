@@ -35,6 +35,7 @@ test: $(BIN)/.installed
 
 lint: $(BIN)/.installed $(SAM_VENV)/.installed
 	$(BIN)/ruff check layers cli functions tests
+	$(BIN)/ruff format --check layers cli functions tests
 	$(SAM) validate --lint
 
 build: $(SAM_VENV)/.installed

@@ -42,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("event_file", type=Path, metavar="EVENT_FILE", help="EventBridge event (or just its detail)")
     run.add_argument("--world", type=Path, metavar="WORLD_FILE", help="IAM/S3 state of the accounts to start from")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    run.add_argument("--param", action="append", default=[], metavar="Name=Value",
-                     help="override a template.yaml parameter (repeatable)")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="Name=Value",
+        help="override a template.yaml parameter (repeatable)",
+    )
     run.add_argument("--no-proof", action="store_true", help="skip the proof of access after success")
     run.add_argument("--verbose", action="store_true", help="show the steps' Powertools logs and moto's")
     return parser

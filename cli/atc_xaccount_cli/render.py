@@ -61,8 +61,10 @@ class Printer:
         cm, s3 = request["clusterManagerAccountId"], request["s3AccountId"]
         policy = accounts.get(cm, {}).get("policies", {}).get(request["assumePolicyName"], {})
         self.line()
-        self.line(f"Policy {request['assumePolicyName']} in the cluster manager account {cm} "
-                  f"({policy.get('versions', '?')} version(s)), attached to {request['nodeRoleName']}:")
+        self.line(
+            f"Policy {request['assumePolicyName']} in the cluster manager account {cm} "
+            f"({policy.get('versions', '?')} version(s)), attached to {request['nodeRoleName']}:"
+        )
         self._json(policy.get("document"))
         role = accounts.get(s3, {}).get("roles", {}).get(request["accessRoleName"], {})
         self.line(f"Trust policy of {request['accessRoleName']} in the S3 account {s3}:")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from atc_xaccount.evaluate import evaluate_trust
+
 from tests.engine.conftest import CM, S3, iam_writes, onboard, trust_of, with_detail, without_secrets
 
 NODE_ARN = f"arn:aws:iam::{CM}:role/atc-node"
@@ -187,9 +188,9 @@ def test_second_cluster_manager_account_adds_its_own_grant(registered_event, sam
     assert evaluate_trust(
         trust, "arn:aws:iam::444444444444:role/atc-node", external_id(second.world, "other-cluster")
     ).allowed
-    assert not evaluate_trust(
-        trust, "arn:aws:iam::444444444444:role/atc-node", external_id(second.world)
-    ).allowed, "one cluster's external ID must not open the door for another account"
+    assert not evaluate_trust(trust, "arn:aws:iam::444444444444:role/atc-node", external_id(second.world)).allowed, (
+        "one cluster's external ID must not open the door for another account"
+    )
 
 
 def test_custom_role_and_policy_names_from_the_event(registered_event, sample_world):

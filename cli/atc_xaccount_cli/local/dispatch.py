@@ -34,7 +34,7 @@ READ_OPERATIONS = frozenset({"sts:AssumeRole", "sts:GetCallerIdentity", "iam:Gen
 
 def is_write(key: str) -> bool:
     """A call that changes state: anything but reads and STS credential exchange."""
-    service, _, operation = key.partition(":")
+    operation = key.partition(":")[2]
     return key not in READ_OPERATIONS and not operation.startswith(READ_PREFIXES)
 
 
@@ -146,7 +146,9 @@ class Dispatcher:
         original_invoke = simple_lambda.LambdaSimpleBackend.invoke
         original_call = botocore.client.BaseClient._make_api_call
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+        def invoke(
+            backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
             return dispatcher.invoke(function_name, body, response_headers)
 
         def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:

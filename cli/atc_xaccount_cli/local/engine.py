@@ -94,8 +94,14 @@ class Emulator:
     # --- lifecycle ---------------------------------------------------------------------
 
     def __enter__(self) -> Emulator:
-        self._set_environment({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                               "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION})
+        self._set_environment(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+            }
+        )
         self._stack.enter_context(
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         )
@@ -133,9 +139,18 @@ class Emulator:
 
     def _deploy(self) -> None:
         iam = self.client("iam")
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
-             "Action": "sts:AssumeRole"}]})
+        trust = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        )
         step_role = iam.create_role(RoleName=STEP_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         states_role = iam.create_role(RoleName=STATES_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         self.ensure_account(AUTOMATION_ACCOUNT)
@@ -145,8 +160,12 @@ class Emulator:
         refs: dict[str, str] = {}
         for logical_id, spec in self.app.functions.items():
             created = lam.create_function(
-                FunctionName=logical_id, Runtime="python3.13", Role=step_role, Handler=spec.handler,
-                Code={"ZipFile": code_zip(spec.code_dir)}, Architectures=["arm64"],
+                FunctionName=logical_id,
+                Runtime="python3.13",
+                Role=step_role,
+                Handler=spec.handler,
+                Code={"ZipFile": code_zip(spec.code_dir)},
+                Architectures=["arm64"],
             )
             attributes[(logical_id, "Arn")] = created["FunctionArn"]
             refs[logical_id] = logical_id
@@ -176,16 +195,19 @@ class Emulator:
         """A rule on the bus that copies our output events to a queue we can read."""
         sqs = self.client("sqs")
         self._queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"]["QueueArn"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         events = self.client("events")
         bus = self.app.parameters.get("EventBusName", "default")
         if bus != "default":
             events.create_event_bus(Name=bus)
-        events.put_rule(Name="atc-xaccount-local-published", EventBusName=bus,
-                        EventPattern=json.dumps({"source": [OUTPUT_SOURCE]}))
-        events.put_targets(Rule="atc-xaccount-local-published", EventBusName=bus,
-                           Targets=[{"Id": "queue", "Arn": queue_arn}])
+        events.put_rule(
+            Name="atc-xaccount-local-published", EventBusName=bus, EventPattern=json.dumps({"source": [OUTPUT_SOURCE]})
+        )
+        events.put_targets(
+            Rule="atc-xaccount-local-published", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
 
     # --- worlds ------------------------------------------------------------------------
 
@@ -200,10 +222,18 @@ class Emulator:
         except iam.exceptions.NoSuchEntityException:
             iam.create_role(
                 RoleName=self.automation_role_name,
-                AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:root"},
-                    "Action": "sts:AssumeRole"}]}),
+                AssumeRolePolicyDocument=json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:root"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    }
+                ),
                 Description="Bootstrap automation role (emulated)",
             )
         self._accounts[account] = session

@@ -37,7 +37,7 @@ def _field_matches(rules: list[Any], actual: Any) -> bool:
 def _rule_matches(rule: Any, value: Any, whole: Any) -> bool:
     if not isinstance(rule, dict):
         return value is not _MISSING and value == rule
-    (kind, arg), = rule.items()
+    ((kind, arg),) = rule.items()
     if kind == "exists":
         return (whole is not _MISSING) is bool(arg)
     if value is _MISSING:

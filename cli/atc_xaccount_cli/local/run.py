@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
+
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.proof import Proof, prove_access
 from atc_xaccount_cli.local.world import WorldError, load_world
@@ -41,9 +42,7 @@ class RunReport:
             "calls": self.calls,
             "execution": self.result.name,
             "stateTransitions": self.result.transitions,
-            "states": [
-                {"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in self.result.states
-            ],
+            "states": [{"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in self.result.states],
             "events": [{"detail-type": e["detail-type"], "detail": e["detail"]} for e in self.events],
             "proof": self.proof.to_dict() if self.proof else None,
             "rule": self.rule,
@@ -75,7 +74,8 @@ def _accounts_of(event: dict[str, Any]) -> list[str]:
     if not isinstance(detail, dict):
         return []
     return [
-        str(detail[k]) for k in ("clusterManagerAccountId", "s3AccountId")
+        str(detail[k])
+        for k in ("clusterManagerAccountId", "s3AccountId")
         if isinstance(detail.get(k), str) and detail[k].isdigit() and len(detail[k]) == 12
     ]
 

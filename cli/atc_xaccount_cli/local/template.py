@@ -93,10 +93,7 @@ class SamApp:
         if not path.exists():
             raise TemplateError(f"{path} not found")
         template = load_yaml(path)
-        parameters = {
-            name: str(spec.get("Default", ""))
-            for name, spec in (template.get("Parameters") or {}).items()
-        }
+        parameters = {name: str(spec.get("Default", "")) for name, spec in (template.get("Parameters") or {}).items()}
         unknown = set(overrides or {}) - set(parameters)
         if unknown:
             raise TemplateError(f"unknown template parameter(s): {', '.join(sorted(unknown))}")
@@ -144,7 +141,7 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self._ref(str(arg))
             if key == "Fn::GetAtt":

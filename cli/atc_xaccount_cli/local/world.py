@@ -74,9 +74,9 @@ def _no_unknown(obj: Any, allowed: set[str], where: str) -> None:
 def account_session(account: str, region: str, role_name: str) -> boto3.Session:
     """Credentials in `account` (moto routes calls by the credentials' account)."""
     sts = boto3.client("sts", region_name=region)
-    creds = sts.assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{role_name}", RoleSessionName="atc-xaccount-local"
-    )["Credentials"]
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{role_name}", RoleSessionName="atc-xaccount-local")[
+        "Credentials"
+    ]
     return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -128,17 +128,15 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             if name in skip_roles:
                 continue
             trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
-            attached = [
-                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
-            ]
+            attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
             roles[name] = {"trust": trust, "attached": sorted(attached)}
     policies: dict[str, Any] = {}
     for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
         for policy in page["Policies"]:
             arn = policy["Arn"]
-            document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])[
-                "PolicyVersion"
-            ]["Document"]
+            document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
+                "Document"
+            ]
             versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
             policies[policy["PolicyName"]] = {"document": document, "versions": len(versions)}
     buckets = sorted(b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []))

@@ -18,9 +18,7 @@ from atc_xaccount.errors import (
     IamThrottled,
 )
 
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
-)
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 
 
 def error_code(exc: ClientError) -> str:

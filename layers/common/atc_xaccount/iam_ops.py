@@ -95,8 +95,7 @@ def get_policy_state(iam: Any, account: str, arn: str, *, with_versions: bool = 
         with aws_call("iam:ListPolicyVersions", account):
             listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
         versions = tuple(
-            PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", "")))
-            for v in listed
+            PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
         )
     return PolicyState(arn, default, document, versions, int(policy.get("AttachmentCount", 0)))
 
@@ -162,9 +161,9 @@ def write_managed_policy(
         record["afterVersion"] = None
         return record
     with aws_call("iam:CreatePolicyVersion", account):
-        created = iam.create_policy_version(
-            PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True
-        )["PolicyVersion"]
+        created = iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True)[
+            "PolicyVersion"
+        ]
     record["afterVersion"] = created["VersionId"]
     return record
 

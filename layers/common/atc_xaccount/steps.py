@@ -76,9 +76,7 @@ class Targets:
         return cls(
             node_role_arn=role_arn(partition, request.cluster_manager_account_id, request.node_role_name),
             access_role_arn=role_arn(partition, request.s3_account_id, request.access_role_name),
-            assume_policy_arn=policy_arn(
-                partition, request.cluster_manager_account_id, request.assume_policy_name
-            ),
+            assume_policy_arn=policy_arn(partition, request.cluster_manager_account_id, request.assume_policy_name),
         )
 
 
@@ -107,9 +105,7 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         raise PrerequisiteMissing("role", request.access_role_name, s3)
     attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
     if not any(arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower() for arn in attached):
-        raise PrerequisiteMissing(
-            f"policy attached to role {request.access_role_name}", request.access_policy_name, s3
-        )
+        raise PrerequisiteMissing(f"policy attached to role {request.access_role_name}", request.access_policy_name, s3)
 
     policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
     desired_policy, _ = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
@@ -117,9 +113,7 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     raise_on_errors(lint_identity_policy(desired_policy), request.assume_policy_name, cm)
 
     external_id = _external_id_for_sizing(request, ctx)
-    merged_trust, _ = merge_trust_grant(
-        access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id
-    )
+    merged_trust, _ = merge_trust_grant(access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id)
     quota = iam_ops.trust_policy_size_quota(s3_iam, s3)
     trust_size = _check_trust_quota(merged_trust, quota, request.access_role_name, s3)
     raise_on_errors(
