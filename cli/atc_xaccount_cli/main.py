@@ -38,20 +38,41 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run the real workflow on the embedded emulator (no AWS account)")
     local_commands = local.add_subparsers(dest="local_command", required=True)
-    run = local_commands.add_parser("run", help="run one event through the onboarding state machine")
-    run.add_argument("event_file", type=Path, metavar="EVENT_FILE", help="EventBridge event (or just its detail)")
-    run.add_argument("--world", type=Path, metavar="WORLD_FILE", help="IAM/S3 state of the accounts to start from")
-    run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    run = local_commands.add_parser(
+        "run", help="run events through the state machines (several files: started at once, on one world)"
+    )
     run.add_argument(
-        "--param",
+        "event_files", type=Path, nargs="+", metavar="EVENT_FILE", help="EventBridge event (or just its detail)"
+    )
+    _common_local_options(run)
+    run.add_argument(
+        "--faults",
         action="append",
         default=[],
-        metavar="Name=Value",
-        help="override a template.yaml parameter (repeatable)",
+        metavar="SPEC",
+        help="inject AWS errors into the steps' calls: [Step/]service:Operation=kind[:probability[:limit]], "
+        "kind one of throttle, conflict, propagation, denied, fail, limit (repeatable)",
+    )
+    run.add_argument("--seed", type=int, help="random seed for --faults (reproducible runs)")
+    run.add_argument(
+        "--deregister",
+        action="store_true",
+        help="a detail-only EVENT_FILE is a deregistration (whole events are routed by their detail-type)",
     )
     run.add_argument("--no-proof", action="store_true", help="skip the proof of access after success")
-    run.add_argument("--verbose", action="store_true", help="show the steps' Powertools logs and moto's")
+    audit = local_commands.add_parser("audit", help="run the drift audit over the world's registered clusters")
+    _common_local_options(audit)
+    audit.add_argument("--repair", action="store_true", help="re-run onboarding for drifted clusters")
     return parser
+
+
+def _common_local_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--world", type=Path, metavar="WORLD_FILE", help="IAM/S3 state of the accounts to start from")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="Name=Value", help="override a template.yaml parameter"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show the steps' Powertools logs and moto's")
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
@@ -60,30 +81,45 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    if args.command == "local" and args.local_command == "run":
-        return _local_run(args, out)
+    if args.command == "local":
+        return _local(args, out)
     return EXIT_USAGE
 
 
-def _local_run(args: argparse.Namespace, out: TextIO) -> int:
-    from atc_xaccount_cli.local.run import UsageError, run_local
+def _local(args: argparse.Namespace, out: TextIO) -> int:
+    from atc_xaccount_cli.local.faults import FaultPlan, FaultSpecError
+    from atc_xaccount_cli.local.run import OFFBOARD, ONBOARD, UsageError, read_world, run_audit, run_local
+    from atc_xaccount_cli.local.template import TemplateError
     from atc_xaccount_cli.render import Printer
 
     printer = Printer(out) if not args.json else None
     try:
         parameters = _parameters(args.param)
-        if printer:
-            printer.banner(args.event_file, args.world)
-        report = run_local(
-            project_root(),
-            args.event_file,
-            args.world,
-            parameters=parameters,
-            verbose=args.verbose,
-            on_state=printer.state if printer else None,
-            prove=not args.no_proof,
-        )
-    except (UsageError, SystemExit) as exc:
+        on_state = printer.state if printer else None
+        if args.local_command == "audit":
+            if args.repair:
+                parameters["RepairDrift"] = "true"
+            if printer:
+                printer.banner([], args.world)
+            report = run_audit(
+                project_root(), read_world(args.world), parameters=parameters, verbose=args.verbose, on_state=on_state
+            )
+        else:
+            faults = FaultPlan(args.faults, args.seed) if args.faults else None
+            if printer:
+                printer.banner(args.event_files, args.world)
+            report = run_local(
+                project_root(),
+                args.event_files,
+                args.world,
+                parameters=parameters,
+                verbose=args.verbose,
+                on_state=on_state,
+                prove=not args.no_proof,
+                detail_machine=OFFBOARD if args.deregister else ONBOARD,
+                faults=faults,
+            )
+    except (UsageError, FaultSpecError, TemplateError, SystemExit) as exc:
         print(f"atc-xaccount: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if printer:
@@ -91,7 +127,7 @@ def _local_run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         json.dump(report.to_json(), out, indent=2, default=_json_default)
         out.write("\n")
-    return EXIT_OK if report.result.status == "SUCCEEDED" else EXIT_FAILED
+    return EXIT_OK if report.succeeded else EXIT_FAILED
 
 
 def _json_default(value: Any) -> str:

@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from atc_xaccount.model import Defaults
-from atc_xaccount.steps import validate
+from atc_xaccount.steps.onboard import REGISTERED, validate
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -26,7 +26,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
-    result = validate(event.get("event"), Defaults.from_env(os.environ))
+    result = validate(event.get("event"), Defaults.from_env(os.environ), event.get("detailType", REGISTERED))
     logger.append_keys(cluster_id=result["request"]["clusterId"])
     metrics.add_metric(name="EventAccepted", unit=MetricUnit.Count, value=1)
     return result

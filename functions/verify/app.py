@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from atc_xaccount.runtime import step_input
-from atc_xaccount.steps import verify
+from atc_xaccount.steps.onboard import verify
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 

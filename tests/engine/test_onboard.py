@@ -85,7 +85,7 @@ def test_manual_execution_with_only_the_detail(registered_event, sample_world):
     report = onboard(registered_event["detail"], sample_world, prove=False)
 
     assert report.result.status == "SUCCEEDED", report.cause_message
-    assert report.rule.startswith("manual execution")
+    assert report.executions[0].rule.startswith("manual execution")
 
 
 def test_invalid_event_fails_in_validation_with_no_call(registered_event, sample_world):

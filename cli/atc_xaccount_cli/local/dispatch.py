@@ -61,15 +61,20 @@ class CallLedger:
         self._lock = threading.Lock()
         self.by_operation: Counter[str] = Counter()
         self.by_step: dict[str, Counter[str]] = {}
+        self.by_execution: dict[str, Counter[str]] = {}
 
-    def add(self, step: str, key: str) -> None:
+    def add(self, step: str, key: str, execution: str | None = None) -> None:
         with self._lock:
             self.by_operation[key] += 1
             self.by_step.setdefault(step, Counter())[key] += 1
+            if execution:
+                self.by_execution.setdefault(execution, Counter())[key] += 1
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, execution: str | None = None) -> dict[str, Any]:
+        """Calls of every step, or of one execution's steps."""
         with self._lock:
-            ops = dict(sorted(self.by_operation.items()))
+            counter = self.by_operation if execution is None else self.by_execution.get(execution, Counter())
+            ops = dict(sorted(counter.items()))
         return {
             "total": sum(ops.values()),
             "writes": sum(n for k, n in ops.items() if is_write(k)),
@@ -80,6 +85,7 @@ class CallLedger:
         with self._lock:
             self.by_operation.clear()
             self.by_step.clear()
+            self.by_execution.clear()
 
 
 #: Hook for fault injection: called before each step AWS call with (step, key, params).
@@ -100,6 +106,10 @@ class Dispatcher:
     @property
     def current_step(self) -> str | None:
         return getattr(self._local, "step", None)
+
+    @property
+    def current_execution(self) -> str | None:
+        return getattr(self._local, "execution", None)
 
     def handler_for(self, logical_id: str) -> Callable[..., Any]:
         spec = self.functions[logical_id]
@@ -123,6 +133,7 @@ class Dispatcher:
         request_id = str(uuid.uuid4())
         context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
         self._local.step = logical_id
+        self._local.execution = event.get("execution") if isinstance(event, dict) else None
         try:
             result = self.handler_for(logical_id)(event, context)
         except Exception as exc:  # noqa: BLE001 - becomes Lambda's function error, as in AWS
@@ -137,6 +148,7 @@ class Dispatcher:
             ).encode()
         finally:
             self._local.step = None
+            self._local.execution = None
         return json.dumps(result).encode()
 
     @contextmanager
@@ -155,7 +167,7 @@ class Dispatcher:
             step = dispatcher.current_step
             if step is not None:
                 key = f"{client.meta.service_model.endpoint_prefix}:{operation_name}"
-                dispatcher.ledger.add(step, key)
+                dispatcher.ledger.add(step, key, dispatcher.current_execution)
                 if dispatcher.before_call is not None:
                     dispatcher.before_call(step, key, api_params)
             return original_call(client, operation_name, api_params)

@@ -26,7 +26,7 @@ from moto import mock_aws
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.pattern import matches
-from atc_xaccount_cli.local.template import Resolver, SamApp, substitute_definition
+from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, substitute_definition
 
 AUTOMATION_ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -35,6 +35,11 @@ STEP_ROLE = "atc-xaccount-local-step"
 STATES_ROLE = "atc-xaccount-local-states"
 EVENTS_QUEUE = "atc-xaccount-local-published"
 OUTPUT_SOURCE = "atc.xaccount"
+REGISTRY_TABLE = "ClusterRegistryTable"
+
+#: Template parameters the emulator sets unless told otherwise: IAM here is consistent at
+#: once, so local runs do not wait for propagation.
+LOCAL_PARAMETERS = {"PropagationWaitSeconds": "0"}
 
 #: What the emulated Lambda environment sets besides the template's variables.
 LAMBDA_ENVIRONMENT = {
@@ -74,7 +79,7 @@ class Emulator:
 
     def __init__(self, root: Path, *, parameters: dict[str, str] | None = None, verbose: bool = False) -> None:
         self.root = root
-        self.app = SamApp.load(root, parameters)
+        self.app = SamApp.load(root, {**LOCAL_PARAMETERS, **(parameters or {})})
         self.ledger = CallLedger()
         self.dispatcher = Dispatcher(self.app.functions, self.ledger)
         self.verbose = verbose
@@ -84,6 +89,7 @@ class Emulator:
         self._saved_env: dict[str, str | None] = {}
         self._clients: dict[str, Any] = {}
         self._accounts: dict[str, boto3.Session] = {}
+        self.tables: dict[str, str] = {}
 
     def client(self, service: str) -> Any:
         """A client in the automation account (created once: client creation is slow)."""
@@ -155,9 +161,17 @@ class Emulator:
         states_role = iam.create_role(RoleName=STATES_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         self.ensure_account(AUTOMATION_ACCOUNT)
 
-        lam = self.client("lambda")
         attributes: dict[tuple[str, str], str] = {}
         refs: dict[str, str] = {}
+        resolver = Resolver(
+            parameters=self.app.parameters,
+            pseudo={"AWS::Region": REGION, "AWS::AccountId": AUTOMATION_ACCOUNT, "AWS::Partition": PARTITION},
+            attributes=attributes,
+            refs=refs,
+        )
+        for logical_id, props in self.app.tables.items():
+            refs[logical_id] = self._create_table(logical_id, resolver.resolve(props))
+        lam = self.client("lambda")
         for logical_id, spec in self.app.functions.items():
             created = lam.create_function(
                 FunctionName=logical_id,
@@ -169,27 +183,57 @@ class Emulator:
             )
             attributes[(logical_id, "Arn")] = created["FunctionArn"]
             refs[logical_id] = logical_id
-        resolver = Resolver(
-            parameters=self.app.parameters,
-            pseudo={"AWS::Region": REGION, "AWS::AccountId": AUTOMATION_ACCOUNT, "AWS::Partition": PARTITION},
-            attributes=attributes,
-            refs=refs,
-        )
         environment = {k: str(resolver.resolve(v)) for k, v in self.app.environment.items()}
         environment.update(LAMBDA_ENVIRONMENT)
         if not self.verbose:
-            environment.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
             environment["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         self._set_environment(environment)
-
-        sfn = self.client("stepfunctions")
-        for logical_id, machine in self.app.state_machines.items():
-            substitutions = {k: str(resolver.resolve(v)) for k, v in machine.substitutions.items()}
-            definition = substitute_definition(machine.definition_path.read_text(encoding="utf-8"), substitutions)
-            self.state_machine_arns[logical_id] = sfn.create_state_machine(
-                name=logical_id, definition=definition, roleArn=states_role, type="STANDARD"
-            )["stateMachineArn"]
+        self.tables = {logical_id: refs[logical_id] for logical_id in self.app.tables}
+        self._create_state_machines(resolver, states_role, attributes, refs)
         self._capture_published_events()
+
+    def _create_table(self, logical_id: str, props: dict[str, Any]) -> str:
+        """The table as CloudFormation would create it (named after its logical id here)."""
+        dynamodb = self.client("dynamodb")
+        kwargs: dict[str, Any] = {
+            "TableName": logical_id,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**kwargs)
+        return logical_id
+
+    def _create_state_machines(
+        self, resolver: Resolver, role: str, attributes: dict[tuple[str, str], str], refs: dict[str, str]
+    ) -> None:
+        """Create every state machine, those referenced by others' substitutions first."""
+        sfn = self.client("stepfunctions")
+        pending = dict(self.app.state_machines)
+        while pending:
+            progressed = False
+            for logical_id, machine in list(pending.items()):
+                try:
+                    substitutions = {k: str(resolver.resolve(v)) for k, v in machine.substitutions.items()}
+                except TemplateError:
+                    continue
+                text = machine.definition_path.read_text(encoding="utf-8")
+                arn = sfn.create_state_machine(
+                    name=logical_id,
+                    definition=substitute_definition(text, substitutions),
+                    roleArn=role,
+                    type="STANDARD",
+                )["stateMachineArn"]
+                self.state_machine_arns[logical_id] = arn
+                refs[logical_id] = arn
+                attributes[(logical_id, "Name")] = logical_id
+                attributes[(logical_id, "Arn")] = arn
+                del pending[logical_id]
+                progressed = True
+            if not progressed:
+                raise TemplateError(f"cannot resolve the substitutions of {', '.join(pending)}")
 
     def _capture_published_events(self) -> None:
         """A rule on the bus that copies our output events to a queue we can read."""
@@ -239,10 +283,21 @@ class Emulator:
         self._accounts[account] = session
         return session
 
+    @property
+    def registry_table(self) -> str | None:
+        return self.tables.get(REGISTRY_TABLE)
+
     def seed(self, world: dict[str, Any]) -> None:
         worlds.validate_world(world)
         for account, state in world["accounts"].items():
             worlds.seed_account(self.ensure_account(account), account, state, PARTITION)
+            if state.get("registry") and self.registry_table:
+                if account != AUTOMATION_ACCOUNT:
+                    raise worlds.WorldError(
+                        f"accounts.{account}.registry: the registry lives in the automation account "
+                        f"{AUTOMATION_ACCOUNT}"
+                    )
+                worlds.seed_registry(self.client("dynamodb"), self.registry_table, state["registry"])
 
     def snapshot(self, accounts: list[str]) -> dict[str, Any]:
         skip = {self.automation_role_name, STEP_ROLE, STATES_ROLE}
@@ -251,23 +306,46 @@ class Emulator:
             state = worlds.snapshot_account(
                 self.ensure_account(account), skip_roles=skip, secret_prefix=self.secret_prefix
             )
-            if account == AUTOMATION_ACCOUNT and not (state["roles"] or state["policies"] or state["buckets"]):
-                state = {"secrets": state["secrets"]} if state.get("secrets") else {}
+            if account == AUTOMATION_ACCOUNT:
+                if not (state["roles"] or state["policies"] or state["buckets"]):
+                    state = {"secrets": state["secrets"]} if state.get("secrets") else {}
+                registry = (
+                    worlds.snapshot_registry(self.client("dynamodb"), self.registry_table)
+                    if (self.registry_table)
+                    else {}
+                )
+                if registry:
+                    state["registry"] = registry
             if state:
                 result[account] = state
         return {"accounts": result}
 
     # --- executions --------------------------------------------------------------------
 
-    def rule_patterns(self, machine: str = "OnboardStateMachine") -> dict[str, dict[str, Any]]:
+    def rule_patterns(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every EventBridge rule of the template: (state machine, rule) -> pattern."""
         resolver = Resolver(self.app.parameters, {}, {}, {})
-        return {name: resolver.resolve(p) for name, p in self.app.state_machines[machine].patterns.items()}
+        return {
+            (machine, name): resolver.resolve(pattern)
+            for machine, spec in self.app.state_machines.items()
+            for name, pattern in spec.patterns.items()
+        }
 
-    def rule_accepts(self, event: dict[str, Any], machine: str = "OnboardStateMachine") -> bool | None:
-        """None when the input is a bare detail (a manual execution: no rule involved)."""
+    def route(self, event: dict[str, Any]) -> tuple[str, str] | None:
+        """(state machine, rule) the template's rules deliver `event` to; None for a bare detail.
+
+        Raises LookupError when no rule would deliver a whole EventBridge event.
+        """
         if "detail" not in event:
             return None
-        return any(matches(p, event) for p in self.rule_patterns(machine).values())
+        for (machine, rule), pattern in self.rule_patterns().items():
+            if matches(pattern, event):
+                return machine, rule
+        raise LookupError(
+            "no rule in template.yaml would deliver this event (patterns "
+            + json.dumps([p for p in self.rule_patterns().values()])
+            + "); check `source` and `detail-type`"
+        )
 
     def start(self, event: dict[str, Any], machine: str = "OnboardStateMachine", name: str | None = None) -> str:
         sfn = self.client("stepfunctions")

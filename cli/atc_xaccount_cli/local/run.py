@@ -1,17 +1,24 @@
-"""`atc-xaccount local run`: one onboarding on the emulator, reported for people or JSON."""
+"""`atc-xaccount local run`: events through the real state machines on the emulator.
+
+One event or several (started together, on one world); each execution is followed,
+its published events collected, and every successful onboarding proven.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
 
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
+from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access
 from atc_xaccount_cli.local.world import WorldError, load_world
+
+ONBOARD, OFFBOARD, AUDIT = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"
 
 
 class UsageError(ValueError):
@@ -19,14 +26,15 @@ class UsageError(ValueError):
 
 
 @dataclass
-class RunReport:
-    result: ExecutionResult
-    world: dict[str, Any]
-    calls: dict[str, Any]
-    events: list[dict[str, Any]]
-    proof: Proof | None
+class ExecutionReport:
+    label: str
+    machine: str
     rule: str
-    external_id: str | None
+    result: ExecutionResult
+    calls: dict[str, Any]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    proof: Proof | None = None
+    external_id: str | None = None
 
     @property
     def cause_message(self) -> str | None:
@@ -34,18 +42,69 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "input": self.label,
+            "stateMachine": self.machine,
+            "rule": self.rule,
+            "execution": self.result.name,
             "status": self.result.status,
             "error": self.result.error,
             "cause": self.cause_message,
             "output": self.result.output,
-            "world": self.world,
             "calls": self.calls,
-            "execution": self.result.name,
             "stateTransitions": self.result.transitions,
             "states": [{"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in self.result.states],
             "events": [{"detail-type": e["detail-type"], "detail": e["detail"]} for e in self.events],
             "proof": self.proof.to_dict() if self.proof else None,
-            "rule": self.rule,
+        }
+
+
+@dataclass
+class RunReport:
+    """Every execution of one run, and the world and calls they left."""
+
+    executions: list[ExecutionReport]
+    world: dict[str, Any]
+    calls: dict[str, Any]
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return all(e.result.status == "SUCCEEDED" for e in self.executions)
+
+    # One execution is the common case; these keep its report one attribute away.
+    @property
+    def result(self) -> ExecutionResult:
+        return self.executions[0].result
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [e for x in self.executions for e in x.events]
+
+    @property
+    def proof(self) -> Proof | None:
+        return self.executions[0].proof
+
+    @property
+    def cause_message(self) -> str | None:
+        return self.executions[0].cause_message
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN 3.4's object; with several executions, one entry each under `executions`."""
+        if len(self.executions) == 1:
+            single = self.executions[0].to_json()
+            return {**single, "world": self.world, "calls": self.calls, "faults": self.faults}
+        failed = next((e for e in self.executions if e.result.status != "SUCCEEDED"), None)
+        return {
+            "status": "SUCCEEDED" if failed is None else "FAILED",
+            "error": failed.result.error if failed else None,
+            "cause": failed.cause_message if failed else None,
+            "output": None,
+            "world": self.world,
+            "calls": self.calls,
+            "executions": [e.to_json() for e in self.executions],
+            "faults": self.faults,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -69,6 +128,20 @@ def read_json(path: Path, what: str) -> Any:
         raise UsageError(f"{what} {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 
 
+def read_event(path: Path) -> dict[str, Any]:
+    event = read_json(path, "event file")
+    if not isinstance(event, dict):
+        raise UsageError(f"event file {path}: must hold a JSON object (an EventBridge event or its detail)")
+    return event
+
+
+def read_world(path: Path | None) -> dict[str, Any]:
+    try:
+        return load_world(path) if path else {"accounts": {}}
+    except WorldError as exc:
+        raise UsageError(f"world file: {exc}") from exc
+
+
 def _accounts_of(event: dict[str, Any]) -> list[str]:
     detail = event.get("detail", event)
     if not isinstance(detail, dict):
@@ -80,64 +153,99 @@ def _accounts_of(event: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_local(
-    root: Path,
-    event_file: Path,
-    world_file: Path | None,
-    **options: Any,
-) -> RunReport:
+def run_local(root: Path, event_files: list[Path], world_file: Path | None, **options: Any) -> RunReport:
     """Read the event and world files (usage errors name the file), then run."""
-    event = read_json(event_file, "event file")
-    if not isinstance(event, dict):
-        raise UsageError(f"event file {event_file}: must hold a JSON object (an EventBridge event or its detail)")
-    try:
-        world = load_world(world_file) if world_file else {"accounts": {}}
-    except WorldError as exc:
-        raise UsageError(f"world file: {exc}") from exc
-    return run_event(root, event, world, **options)
+    events = [(str(path), read_event(path)) for path in event_files]
+    return run_events(root, events, read_world(world_file), **options)
 
 
-def run_event(
+def run_event(root: Path, event: dict[str, Any], world: dict[str, Any], **options: Any) -> RunReport:
+    return run_events(root, [("event", event)], world, **options)
+
+
+def run_events(
     root: Path,
-    event: dict[str, Any],
+    events: list[tuple[str, dict[str, Any]]],
     world: dict[str, Any],
     *,
     parameters: dict[str, str] | None = None,
     verbose: bool = False,
     on_state: Any = None,
     prove: bool = True,
+    detail_machine: str = ONBOARD,
+    faults: FaultPlan | None = None,
 ) -> RunReport:
-    """Seed `world`, run `event` through the onboarding state machine, report."""
+    """Seed `world`, start every event at once, follow each to its end, report."""
+    import time
+
     with Emulator(root, parameters=parameters, verbose=verbose) as emulator:
-        accepted = emulator.rule_accepts(event)
-        if accepted is False:
-            patterns = json.dumps(emulator.rule_patterns())
-            raise UsageError(
-                f"the rule in template.yaml would not deliver this event "
-                f"(patterns {patterns}); check `source` and `detail-type`"
-            )
-        rule = "manual execution (detail only)" if accepted is None else "EventBridge rule ClusterRegistered"
+        routes = []
+        for label, event in events:
+            try:
+                route = emulator.route(event)
+            except LookupError as exc:
+                raise UsageError(f"{label}: {exc}") from exc
+            routes.append(route or (detail_machine, "manual execution (detail only)"))
+        try:
+            emulator.seed(world)
+        except WorldError as exc:
+            raise UsageError(f"world file: {exc}") from exc
+        if faults is not None:
+            emulator.dispatcher.before_call = faults.before_call
+        started = time.monotonic()
+        with emulator.counting() as ledger:
+            arns = [emulator.start(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]
+            results = [emulator.follow(arn, on_state=on_state if len(arns) == 1 else None) for arn in arns]
+            calls = ledger.summary()
+            per_execution = [ledger.summary(r.name) for r in results]
+        seconds = time.monotonic() - started
+        emulator.dispatcher.before_call = None
+        accounts = {a for _, event in events for a in _accounts_of(event)} | set(world["accounts"])
+        after = emulator.snapshot(sorted(accounts | {AUTOMATION_ACCOUNT}))
+        published = emulator.published_events()
+        reports = []
+        for (label, _), (machine, rule), result, used in zip(events, routes, results, per_execution, strict=True):
+            report = ExecutionReport(label, machine, rule, result, used)
+            report.events = [e for e in published if e.get("detail", {}).get("execution") == result.name]
+            if prove and machine == ONBOARD and result.status == "SUCCEEDED":
+                report.proof, report.external_id = _prove(emulator, result.output, after)
+            reports.append(report)
+    return RunReport(reports, after, calls, faults.injected if faults else [], seconds)
+
+
+def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
+    """Run the drift audit state machine once over the world's registry."""
+    with Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False)) as emulator:
         try:
             emulator.seed(world)
         except WorldError as exc:
             raise UsageError(f"world file: {exc}") from exc
         with emulator.counting() as ledger:
-            arn = emulator.start(event)
-            result = emulator.follow(arn, on_state=on_state)
+            result = emulator.follow(emulator.start({}, AUDIT), on_state=options.get("on_state"))
+            repairs = _follow_repairs(emulator, result)
             calls = ledger.summary()
-        accounts = sorted(set(world["accounts"]) | set(_accounts_of(event)) | {AUTOMATION_ACCOUNT})
-        after = emulator.snapshot(accounts)
-        events = emulator.published_events()
-        proof, external_id = None, None
-        if result.status == "SUCCEEDED" and prove:
-            proof, external_id = _prove(emulator, result.output, after)
-    return RunReport(result, after, calls, events, proof, rule, external_id)
+        after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT}))
+        published = emulator.published_events()
+        report = ExecutionReport("audit", AUDIT, "schedule", result, calls)
+        report.events = [e for e in published if e.get("detail", {}).get("execution") == result.name]
+        executions = [report]
+        for repair in repairs:
+            repaired = ExecutionReport("repair", ONBOARD, "audit repair", repair, ledger.summary(repair.name))
+            repaired.events = [e for e in published if e.get("detail", {}).get("execution") == repair.name]
+            executions.append(repaired)
+    return RunReport(executions, after, calls)
+
+
+def _follow_repairs(emulator: Emulator, audit: ExecutionResult) -> list[ExecutionResult]:
+    """Onboarding executions the audit started to repair drift, followed to their end."""
+    clusters = (audit.output or {}).get("clusters") or []
+    return [emulator.follow(c["repairExecution"]) for c in clusters if c.get("repairExecution")]
 
 
 def _prove(emulator: Emulator, output: dict[str, Any], world: dict[str, Any]) -> tuple[Proof, str | None]:
     import boto3
 
-    request, verify = output["request"], output["verify"]
+    request = output["request"]
     stored = read_external_id(
         boto3.client("secretsmanager", region_name=REGION),
         secret_name(emulator.secret_prefix, request["clusterId"]),
@@ -151,8 +259,8 @@ def _prove(emulator: Emulator, output: dict[str, Any], world: dict[str, Any]) ->
     trust = s3_account["roles"][request["accessRoleName"]]["trust"]
     buckets = request.get("buckets") or []
     proof = prove_access(
-        node_role_arn=verify["nodeRoleArn"],
-        access_role_arn=verify["roleArn"],
+        node_role_arn=output["nodeRoleArn"],
+        access_role_arn=output["roleArn"],
         external_id=external_id,
         trust_policy=trust,
         bucket=buckets[0] if buckets else None,

@@ -86,6 +86,7 @@ class SamApp:
     environment: dict[str, Any]
     functions: dict[str, FunctionSpec]
     state_machines: dict[str, StateMachineSpec]
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path, overrides: dict[str, str] | None = None) -> SamApp:
@@ -102,9 +103,12 @@ class SamApp:
         environment = dict(((glob.get("Environment") or {}).get("Variables")) or {})
         functions: dict[str, FunctionSpec] = {}
         machines: dict[str, StateMachineSpec] = {}
+        tables: dict[str, dict[str, Any]] = {}
         for logical_id, resource in (template.get("Resources") or {}).items():
             props = resource.get("Properties") or {}
-            if resource.get("Type") == "AWS::Serverless::Function":
+            if resource.get("Type") == "AWS::DynamoDB::Table":
+                tables[logical_id] = props
+            elif resource.get("Type") == "AWS::Serverless::Function":
                 if (props.get("Environment") or {}).get("Variables"):
                     raise TemplateError(
                         f"{logical_id}: per-function environment variables are not supported by "
@@ -127,7 +131,7 @@ class SamApp:
                     dict(props.get("DefinitionSubstitutions") or {}),
                     patterns,
                 )
-        return cls(root, parameters, environment, functions, machines)
+        return cls(root, parameters, environment, functions, machines, tables)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
-WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas"}
+WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry"}
 ROLE_KEYS = {"trust", "attached"}
 POLICY_KEYS = {"document", "versions"}
 
@@ -61,6 +61,9 @@ def validate_world(world: Any) -> None:
                 raise WorldError(f"{where}.policies.{name}.versions: must be 1 to 5")
         if not isinstance(state.get("buckets", []), list):
             raise WorldError(f"{where}.buckets: must be a list of bucket names")
+        for cluster, entry in (state.get("registry") or {}).items():
+            if not isinstance(entry, dict) or entry.get("clusterId", cluster) != cluster:
+                raise WorldError(f"{where}.registry.{cluster}: must be the cluster's registry record")
 
 
 def _no_unknown(obj: Any, allowed: set[str], where: str) -> None:
@@ -155,3 +158,33 @@ def _secrets(session: boto3.Session, prefix: str) -> dict[str, str]:
             if secret["Name"].startswith(f"{prefix}/"):
                 found[secret["Name"]] = client.get_secret_value(SecretId=secret["ARN"])["SecretString"]
     return dict(sorted(found.items()))
+
+
+def seed_registry(dynamodb: Any, table: str, entries: dict[str, Any]) -> None:
+    """The automation account's cluster registry, as the world file holds it."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    for cluster, entry in entries.items():
+        item = {"clusterId": cluster, **entry}
+        dynamodb.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in item.items()})
+
+
+def snapshot_registry(dynamodb: Any, table: str) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    entries: dict[str, Any] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            entry = {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
+            entries[entry["clusterId"]] = entry
+    return dict(sorted(entries.items()))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return int(value) if type(value).__name__ == "Decimal" else value

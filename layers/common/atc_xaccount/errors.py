@@ -157,3 +157,26 @@ class VerificationFailed(AtcXaccountError):
         )
         super().__init__(f"verification failed in account {account}: {summary}", account=account)
         self.checks = checks
+
+
+class ResourceLocked(AtcXaccountError):
+    """Another execution holds the lock on a role or policy; the state machine retries."""
+
+    def __init__(self, key: str, holder: str | None) -> None:
+        super().__init__(f"{key} is being changed by execution {holder or 'unknown'}; retry after it finishes")
+        self.key = key
+        self.holder = holder
+
+
+class RegistrationMismatch(AtcXaccountError):
+    """A deregistration names accounts that differ from what the cluster was registered with."""
+
+    def __init__(self, cluster_id: str, field: str, registered: str, given: str) -> None:
+        super().__init__(
+            f"cluster {cluster_id} is registered with {field} {registered}, but the event says {given}; "
+            "nothing was changed"
+        )
+        self.cluster_id = cluster_id
+        self.field = field
+        self.registered = registered
+        self.given = given

@@ -11,10 +11,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import aws_call, is_not_found, translate
+from atc_xaccount.aws_errors import aws_call, error_code, is_not_found, translate
 from atc_xaccount.extid import generate_external_id
 
 AUTOMATION_ACCOUNT = "automation"
+CLUSTER_TAG = "atc-xaccount:cluster-id"
 
 
 def secret_name(prefix: str, cluster_id: str) -> str:
@@ -64,12 +65,27 @@ def ensure_external_id(
     value = provided or generate_external_id()
     record.update(action="created", generated=provided is None)
     if not dry_run:
-        with aws_call("secretsmanager:CreateSecret", AUTOMATION_ACCOUNT):
+        try:
             created = secrets.create_secret(
                 Name=name,
                 SecretString=value,
                 Description=f"External ID guarding the S3 access role grant of ATC cluster {cluster_id}",
-                Tags=[{"Key": "atc-xaccount:cluster-id", "Value": cluster_id}],
+                Tags=[{"Key": CLUSTER_TAG, "Value": cluster_id}],
             )
+        except ClientError as exc:
+            if error_code(exc) != "ResourceExistsException":
+                raise translate(exc, "secretsmanager:CreateSecret", AUTOMATION_ACCOUNT) from exc
+            # A duplicate delivery created it first: its ID is the cluster's ID.
+            return ensure_external_id(secrets, name=name, cluster_id=cluster_id, provided=provided)
         record["secretArn"] = created["ARN"]
+    return record
+
+
+def delete_external_id(secrets: Any, name: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete the cluster's secret at once (a recovery window would block re-registration)."""
+    existing = read_external_id(secrets, name)
+    record = {"secretName": name, "action": "deleted" if existing else "unchanged", "applied": not dry_run}
+    if existing and not dry_run:
+        with aws_call("secretsmanager:DeleteSecret", AUTOMATION_ACCOUNT):
+            secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
     return record

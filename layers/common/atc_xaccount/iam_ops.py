@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, is_not_found, translate
 from atc_xaccount.documents import non_whitespace_size, same_document
+from atc_xaccount.errors import AwsOperationFailed
 from atc_xaccount.redact import redact_external_ids
 
 #: IAM's fixed quota on a managed policy document, in non-whitespace characters.
@@ -221,3 +222,64 @@ def write_trust_policy(
         with aws_call("iam:UpdateAssumeRolePolicy", account):
             iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after))
     return record
+
+
+def delete_managed_policy(iam: Any, account: str, arn: str, *, dry_run: bool = False) -> dict[str, Any]:
+    """Delete a managed policy with all its versions (IAM requires non-default ones first)."""
+    state = get_policy_state(iam, account, arn, with_versions=True)
+    if state is None:
+        return {"account": account, "policyArn": arn, "action": "unchanged", "before": None, "applied": not dry_run}
+    record = {
+        "account": account,
+        "policyArn": arn,
+        "action": "deleted",
+        "before": state.document,
+        "versions": len(state.versions),
+        "applied": not dry_run,
+    }
+    if not dry_run:
+        for version in state.versions:
+            if not version.is_default:
+                with aws_call("iam:DeletePolicyVersion", account):
+                    iam.delete_policy_version(PolicyArn=arn, VersionId=version.version_id)
+        with aws_call("iam:DeletePolicy", account):
+            iam.delete_policy(PolicyArn=arn)
+    return record
+
+
+def ensure_detached(
+    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False
+) -> dict[str, Any]:
+    """Detach the policy from the role; not attached (or no role) is success with no write."""
+    try:
+        attached = policy_arn in attached_policy_arns(iam, account, role_name)
+    except AwsOperationFailed as exc:
+        if exc.code != "NoSuchEntity":
+            raise
+        attached = False
+    record = {
+        "account": account,
+        "roleName": role_name,
+        "policyArn": policy_arn,
+        "before": attached,
+        "after": False,
+        "applied": not dry_run,
+        "action": "detached" if attached else "unchanged",
+    }
+    if attached and not dry_run:
+        with aws_call("iam:DetachRolePolicy", account):
+            iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+    return record
+
+
+def restore_policy_version(
+    iam: Any, account: str, *, arn: str, default_version: str, drop_version: str, retired: dict[str, Any] | None
+) -> None:
+    """Undo `write_managed_policy`'s new version: old default back, new one dropped."""
+    with aws_call("iam:SetDefaultPolicyVersion", account):
+        iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version)
+    with aws_call("iam:DeletePolicyVersion", account):
+        iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version)
+    if retired is not None:
+        with aws_call("iam:CreatePolicyVersion", account):
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(retired["document"]), SetAsDefault=False)

@@ -34,3 +34,38 @@ def redact_external_ids(doc: Any) -> Any:
                         [fingerprint(str(v)) for v in value] if isinstance(value, list) else fingerprint(str(value))
                     )
     return redacted
+
+
+def unredact(redacted: Any, source: dict[str, Any]) -> Any:
+    """Put real external IDs back into `redacted`, taking them from `source` by fingerprint.
+
+    Compensation restores a trust policy from its redacted `before`: every ID it held is
+    still in the current document (a merge only adds), so the fingerprints resolve.
+    Raises KeyError when a fingerprint has no ID in `source`.
+    """
+    known = {fingerprint(v): v for v in _external_ids(source)}
+    restored = copy.deepcopy(redacted)
+    for statement in _statements(restored):
+        for operator_values in (statement.get("Condition") or {}).values():
+            if not isinstance(operator_values, dict):
+                continue
+            for key, value in operator_values.items():
+                if key.lower() == EXTERNAL_ID_KEY:
+                    operator_values[key] = [known[v] for v in value] if isinstance(value, list) else known[value]
+    return restored
+
+
+def _statements(doc: Any) -> list[dict[str, Any]]:
+    statements = doc.get("Statement", []) if isinstance(doc, dict) else []
+    return [s for s in (statements if isinstance(statements, list) else [statements]) if isinstance(s, dict)]
+
+
+def _external_ids(doc: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for statement in _statements(doc):
+        for operator_values in (statement.get("Condition") or {}).values():
+            if isinstance(operator_values, dict):
+                for key, value in operator_values.items():
+                    if key.lower() == EXTERNAL_ID_KEY:
+                        found.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return found

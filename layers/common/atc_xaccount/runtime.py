@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.steps import StepContext
+from atc_xaccount.steps.context import StepContext
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics

@@ -6,12 +6,9 @@ dict. Each step is idempotent and returns what it changed (before/after).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops
-from atc_xaccount.arns import partition_for_region, policy_arn, role_arn
+from atc_xaccount import external_ids, iam_ops, locks, registry
 from atc_xaccount.assume_policy import merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import PrerequisiteMissing, QuotaExceeded, VerificationFailed
@@ -19,8 +16,9 @@ from atc_xaccount.evaluate import evaluate_identity, evaluate_trust
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.model import ClusterRequest, Defaults, parse_event
-from atc_xaccount.sessions import AccountSessions
-from atc_xaccount.trust import grant_sid, merge_trust_grant
+from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant
 
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
 OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
@@ -34,65 +32,49 @@ POLICY_QUOTA_NAME = "IAM managed policy document size (6,144 non-whitespace char
 POLICY_QUOTA_HOW = "this quota cannot be raised; split the clusters across assume policies"
 
 
-@dataclass(frozen=True)
-class StepContext:
-    """What every step needs besides its input: sessions and deployment settings."""
-
-    sessions: AccountSessions
-    secret_prefix: str
-    defaults: Defaults
-    dry_run: bool = False
-
-    @property
-    def partition(self) -> str:
-        return self.sessions.partition
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], execution: str | None) -> StepContext:
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        sessions = AccountSessions(
-            automation_role_name=environ.get("AUTOMATION_ROLE_NAME", "atc-xaccount-automation"),
-            partition=partition_for_region(region),
-            region=region,
-            execution=execution,
-        )
-        return cls(
-            sessions=sessions,
-            secret_prefix=environ.get("EXTERNAL_ID_SECRET_PREFIX", "atc-xaccount"),
-            defaults=Defaults.from_env(environ),
-        )
-
-
-@dataclass(frozen=True)
-class Targets:
-    """The ARNs one cluster's three changes are about, in the region's partition."""
-
-    node_role_arn: str
-    access_role_arn: str
-    assume_policy_arn: str
-
-    @classmethod
-    def of(cls, request: ClusterRequest, partition: str) -> Targets:
-        return cls(
-            node_role_arn=role_arn(partition, request.cluster_manager_account_id, request.node_role_name),
-            access_role_arn=role_arn(partition, request.s3_account_id, request.access_role_name),
-            assume_policy_arn=policy_arn(partition, request.cluster_manager_account_id, request.assume_policy_name),
-        )
-
-
 # --- validate --------------------------------------------------------------------------
 
 
-def validate(event: Any, defaults: Defaults) -> dict[str, Any]:
+REGISTERED, DEREGISTERED = "Cluster Registered", "Cluster Deregistered"
+
+
+def validate(event: Any, defaults: Defaults, detail_type: str = REGISTERED) -> dict[str, Any]:
     """Parse the EventBridge event (or its detail) into a request; no AWS call."""
-    return {"request": parse_event(event, defaults).to_dict()}
+    return {"request": parse_event(event, defaults, detail_type).to_dict()}
+
+
+# --- serialization --------------------------------------------------------------------
+
+
+def lock_keys(request: ClusterRequest) -> list[str]:
+    """The resources an onboarding or offboarding of `request` read-modify-writes."""
+    return [
+        locks.trust_lock_key(request.s3_account_id, request.access_role_name),
+        locks.policy_lock_key(request.cluster_manager_account_id, request.assume_policy_name),
+    ]
+
+
+def acquire_locks(request: ClusterRequest, ctx: StepContext, owner: str) -> dict[str, Any]:
+    """Serialize on the target role and policy; `ResourceLocked` makes the ASL retry."""
+    return locks.acquire(ctx.sessions.local_client("dynamodb"), ctx.locks_table, lock_keys(request), owner)
+
+
+def release_locks(ctx: StepContext, held: list[str], owner: str) -> dict[str, Any]:
+    """Release what this execution took (nothing, on the path where nothing changed)."""
+    if not held:
+        return {"released": [], "owner": owner}
+    return locks.release(ctx.sessions.local_client("dynamodb"), ctx.locks_table, held, owner)
 
 
 # --- preflight -------------------------------------------------------------------------
 
 
 def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
-    """Prove every prerequisite and quota holds before the first write."""
+    """Prove every prerequisite and quota holds before the first write; say what must change.
+
+    `upToDate` lets the state machine skip locking and writing when a re-delivered event
+    has nothing to do (zero write calls).
+    """
     cm, s3 = request.cluster_manager_account_id, request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     cm_iam = ctx.sessions.client("iam", cm)
@@ -108,22 +90,41 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         raise PrerequisiteMissing(f"policy attached to role {request.access_role_name}", request.access_policy_name, s3)
 
     policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
-    desired_policy, _ = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
+    desired_policy, policy_changes = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
     policy_size = _check_policy_quota(desired_policy, request.assume_policy_name, cm)
-    raise_on_errors(lint_identity_policy(desired_policy), request.assume_policy_name, cm)
-
-    external_id = _external_id_for_sizing(request, ctx)
-    merged_trust, _ = merge_trust_grant(access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id)
-    quota = iam_ops.trust_policy_size_quota(s3_iam, s3)
-    trust_size = _check_trust_quota(merged_trust, quota, request.access_role_name, s3)
-    raise_on_errors(
-        lint_trust_policy(merged_trust, {grant_sid(targets.node_role_arn)}, s3),
-        f"trust policy of {request.access_role_name}",
-        s3,
+    if policy_changes:
+        raise_on_errors(lint_identity_policy(desired_policy), request.assume_policy_name, cm)
+    attach_needed = policy is None or targets.assume_policy_arn not in iam_ops.attached_policy_arns(
+        cm_iam, cm, request.node_role_name
     )
+
+    external_id, secret_changes = _external_id_for_sizing(request, ctx)
+    merged_trust, trust_changes = merge_trust_grant(
+        access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id
+    )
+    quota = iam_ops.trust_policy_size_quota(s3_iam, s3) if trust_changes else None
+    trust_size = non_whitespace_size(merged_trust)
+    if quota is not None:
+        _check_trust_quota(merged_trust, quota, request.access_role_name, s3)
+        raise_on_errors(
+            lint_trust_policy(merged_trust, {grant_sid(targets.node_role_arn)}, s3),
+            f"trust policy of {request.access_role_name}",
+            s3,
+        )
+    needed = [
+        name
+        for name, needs in (
+            ("externalId", secret_changes),
+            ("assumePolicy", policy_changes),
+            ("attach", attach_needed),
+            ("trust", trust_changes),
+        )
+        if needs
+    ]
     return {
         "prerequisites": "present",
-        "assumePolicyExists": policy is not None,
+        "upToDate": not needed,
+        "changesNeeded": needed,
         "assumePolicySize": policy_size,
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
@@ -131,17 +132,20 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> str:
-    """The real ID when known; otherwise one of the length that will be generated.
+def _external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool]:
+    """The cluster's external ID, and whether its secret must still be written.
 
-    Allowed external ID characters need no JSON escaping, so the merged policy's size
-    depends only on the ID's length: preflight can check the quota before the ID exists.
+    When no ID exists yet, one of the length that will be generated stands in: allowed
+    external ID characters need no JSON escaping, so the merged policy's size depends only
+    on the ID's length, and preflight can check the quota before the ID exists.
     """
-    if request.external_id:
-        return request.external_id
     secrets = ctx.sessions.local_client("secretsmanager")
     stored = external_ids.read_external_id(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id))
-    return stored[1] if stored else generate_external_id()
+    if request.external_id:
+        return request.external_id, stored is None or stored[1] != request.external_id
+    if stored:
+        return stored[1], False
+    return generate_external_id(), True
 
 
 def _check_policy_quota(doc: dict[str, Any], name: str, account: str) -> int:
@@ -164,7 +168,7 @@ def _check_trust_quota(doc: dict[str, Any], quota: int, role_name: str, account:
 
 
 def resolve_external_id(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
-    """Store (or reuse) the cluster's external ID; only its secret ARN travels on."""
+    """Store (or reuse) the cluster's external ID; only its secret's name and ARN travel on."""
     record = external_ids.ensure_external_id(
         ctx.sessions.local_client("secretsmanager"),
         name=external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
@@ -172,16 +176,20 @@ def resolve_external_id(request: ClusterRequest, ctx: StepContext) -> dict[str, 
         provided=request.external_id,
         dry_run=ctx.dry_run,
     )
-    scrubbed = ClusterRequest.from_dict({**request.to_dict(), "externalId": None})
-    return {"request": scrubbed.to_dict(), "externalId": record}
+    return record
 
 
-def _external_id(request: ClusterRequest, ctx: StepContext) -> str:
+def _stored_external_id(request: ClusterRequest, ctx: StepContext) -> tuple[str, str]:
+    """(secret ARN, external ID) of the cluster; the secret is the only copy of the ID."""
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
     stored = external_ids.read_external_id(ctx.sessions.local_client("secretsmanager"), name)
     if stored is None:
         raise PrerequisiteMissing("secret", name, "automation")
-    return stored[1]
+    return stored
+
+
+def _external_id(request: ClusterRequest, ctx: StepContext) -> str:
+    return _stored_external_id(request, ctx)[1]
 
 
 # --- the three changes -----------------------------------------------------------------
@@ -230,7 +238,8 @@ def merge_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     if role is None:
         raise PrerequisiteMissing("role", request.access_role_name, s3)
     before = role["AssumeRolePolicyDocument"]
-    after, changed = merge_trust_grant(before, targets.node_role_arn, _external_id(request, ctx))
+    external_id = _external_id(request, ctx)
+    after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
     if changed:
         _check_trust_quota(after, iam_ops.trust_policy_size_quota(iam, s3), request.access_role_name, s3)
         raise_on_errors(
@@ -238,9 +247,14 @@ def merge_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             f"trust policy of {request.access_role_name}",
             s3,
         )
-    return iam_ops.write_trust_policy(
+    record = iam_ops.write_trust_policy(
         iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
     )
+    return {
+        **record,
+        "principal": targets.node_role_arn,
+        "externalIdAdded": external_id not in grant_external_ids(before, targets.node_role_arn),
+    }
 
 
 # --- verify ----------------------------------------------------------------------------
@@ -262,7 +276,7 @@ def verify(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
 
     role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
     trust = role["AssumeRolePolicyDocument"] if role else {}
-    external_id = _external_id(request, ctx)
+    secret_arn, external_id = _stored_external_id(request, ctx)
     admitted = evaluate_trust(trust, targets.node_role_arn, external_id)
     checks.append(_check("trust admits the node role with the external ID", admitted.allowed, admitted.reason))
     refused = evaluate_trust(trust, targets.node_role_arn, None)
@@ -278,6 +292,8 @@ def verify(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         "roleArn": targets.access_role_arn,
         "nodeRoleArn": targets.node_role_arn,
         "externalIdSecret": external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+        "externalIdSecretArn": secret_arn,
+        "externalIdFingerprint": fingerprint(external_id),
     }
 
 
@@ -317,3 +333,26 @@ def _bucket_checks(request: ClusterRequest, ctx: StepContext, s3_iam: Any) -> li
 
 def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
     return {"check": name, "ok": bool(ok), "detail": detail}
+
+
+# --- record ----------------------------------------------------------------------------
+
+
+def record(request: ClusterRequest, ctx: StepContext, execution: str | None) -> dict[str, Any]:
+    """Register the cluster as READY: what it was given, and which external ID is its own."""
+    targets = Targets.of(request, ctx.partition)
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    _, external_id = _stored_external_id(request, ctx)
+    entry = {
+        **{k: v for k, v in request.to_dict().items() if k != "externalId"},
+        "nodeRoleArn": targets.node_role_arn,
+        "accessRoleArn": targets.access_role_arn,
+        "assumePolicyArn": targets.assume_policy_arn,
+        "externalIdSecretName": name,
+        "externalIdFingerprint": fingerprint(external_id),
+        "state": registry.READY,
+        "lastExecution": execution,
+    }
+    if ctx.dry_run:
+        return entry
+    return registry.put(ctx.sessions.local_client("dynamodb"), ctx.registry_table, entry)

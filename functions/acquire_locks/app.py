@@ -1,0 +1,24 @@
+"""Serialize on the target role and policy: take their leased locks, or raise ResourceLocked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atc_xaccount.runtime import step_input
+from atc_xaccount.steps.onboard import acquire_locks
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, ctx = step_input(event, logger)
+    return acquire_locks(request, ctx, owner=event["execution"])

@@ -1,0 +1,27 @@
+"""Audit one registered cluster: report every drift from what onboarding made."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atc_xaccount.runtime import step_input
+from atc_xaccount.steps.audit import audit_cluster
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, ctx = step_input(event, logger)
+    result = audit_cluster(request, ctx)
+    metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=len(result["drift"]))
+    return result

@@ -1,0 +1,24 @@
+"""Load the cluster's registration; say when there is nothing to deregister."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from atc_xaccount.runtime import step_input
+from atc_xaccount.steps.offboard import load_registration
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request, ctx = step_input(event, logger)
+    return load_registration(request, ctx)

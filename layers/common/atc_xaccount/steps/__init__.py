@@ -1,0 +1,1 @@
+"""Workflow steps: one function per state of the state machines in `statemachine/`."""

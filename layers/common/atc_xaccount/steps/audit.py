@@ -1,0 +1,99 @@
+"""The drift audit (`statemachine/audit.asl.json`): is every registered cluster's access true?
+
+Read-only. For each READY cluster in the registry it checks the three changes and the
+node role itself; a grant whose principal shows as a bare unique ID (`AROA…`) means the
+node role was deleted and recreated, which silently breaks the grant.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount.assume_policy import owned_resources
+from atc_xaccount.documents import as_list, statements
+from atc_xaccount.evaluate import evaluate_trust
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.trust import grant_sid
+
+UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
+REQUEST_FIELDS = (
+    "clusterId",
+    "clusterManagerAccountId",
+    "s3AccountId",
+    "buckets",
+    "nodeRoleName",
+    "accessRoleName",
+    "assumePolicyName",
+    "accessPolicyName",
+)
+
+
+def list_registered(ctx: StepContext) -> dict[str, Any]:
+    """The clusters to audit, as onboarding requests (what a repair would re-run)."""
+    entries = registry.registered(ctx.sessions.local_client("dynamodb"), ctx.registry_table)
+    return {"clusters": [{k: e[k] for k in REQUEST_FIELDS if k in e} for e in entries]}
+
+
+def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Every way this cluster's access has drifted from what onboarding made (empty: none)."""
+    cm, s3 = request.cluster_manager_account_id, request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+    cm_iam, s3_iam = ctx.sessions.client("iam", cm), ctx.sessions.client("iam", s3)
+    drift: list[dict[str, Any]] = []
+
+    def found(kind: str, account: str, resource: str, detail: str) -> None:
+        drift.append({"kind": kind, "account": account, "resource": resource, "detail": detail})
+
+    if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
+        found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")
+    policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
+    if policy is None:
+        found("AssumePolicyMissing", cm, targets.assume_policy_arn, "the assume policy does not exist")
+    elif targets.access_role_arn not in owned_resources(policy.document):
+        found("AssumePolicyResourceMissing", cm, targets.assume_policy_arn, f"{targets.access_role_arn} not allowed")
+    if policy is not None and targets.assume_policy_arn not in _attached(cm_iam, cm, request.node_role_name):
+        found("AssumePolicyDetached", cm, targets.assume_policy_arn, f"not attached to {request.node_role_name}")
+
+    role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
+    stored = external_ids.read_external_id(
+        ctx.sessions.local_client("secretsmanager"), external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    )
+    if role is None:
+        found("AccessRoleMissing", s3, targets.access_role_arn, "the access role does not exist")
+    elif stored is None:
+        found("ExternalIdSecretMissing", s3, targets.access_role_arn, "the cluster's external ID secret is gone")
+    else:
+        trust = role["AssumeRolePolicyDocument"]
+        replaced = _replaced_principal(trust, grant_sid(targets.node_role_arn))
+        if replaced:
+            found(
+                "NodeRoleReplaced",
+                s3,
+                targets.access_role_arn,
+                f"the grant names unique ID {replaced}: {request.node_role_name} was deleted and recreated",
+            )
+        elif not evaluate_trust(trust, targets.node_role_arn, stored[1]).allowed:
+            found("TrustGrantMissing", s3, targets.access_role_arn, "the trust policy no longer admits the node role")
+    return {"clusterId": request.cluster_id, "drift": drift, "drifted": bool(drift), "request": request.to_dict()}
+
+
+def _attached(iam: Any, account: str, role_name: str) -> list[str]:
+    try:
+        return iam_ops.attached_policy_arns(iam, account, role_name)
+    except iam_ops.AwsOperationFailed:
+        return []
+
+
+def _replaced_principal(trust: dict[str, Any], sid: str) -> str | None:
+    for statement in statements(trust):
+        if statement.get("Sid") != sid:
+            continue
+        principal = statement.get("Principal")
+        aws = principal.get("AWS") if isinstance(principal, dict) else None
+        for value in as_list(aws):
+            if UNIQUE_ID.match(str(value)):
+                return str(value)
+    return None

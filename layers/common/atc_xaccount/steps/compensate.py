@@ -1,0 +1,101 @@
+"""Undo exactly what a failed onboarding changed, and only where nobody changed it since.
+
+Each write step left a change record (before/after). Compensation walks them in reverse
+and restores `before` only when the resource still equals this execution's `after`;
+anything else is reported as skipped, never overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atc_xaccount import external_ids, iam_ops
+from atc_xaccount.documents import same_document
+from atc_xaccount.errors import AtcXaccountError
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.redact import redact_external_ids, unredact
+from atc_xaccount.steps.context import StepContext, Targets
+
+
+def compensate(
+    request: ClusterRequest,
+    ctx: StepContext,
+    changes: dict[str, Any],
+    external_id_record: dict[str, Any] | None,
+    execution: str | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """Reverse trust, attachment, policy, secret — in that order.
+
+    The registry is left alone: a cluster registered before keeps its earlier access.
+    """
+    undone: list[dict[str, Any]] = []
+    for name, undo in (
+        ("trust", _undo_trust),
+        ("attach", _undo_attach),
+        ("assumePolicy", _undo_policy),
+    ):
+        change = changes.get(name)
+        if change and change.get("applied") and change.get("action") not in (None, "unchanged"):
+            undone.append({"change": name, **_attempt(undo, request, ctx, change)})
+    if external_id_record and external_id_record.get("action") == "created":
+        result = external_ids.delete_external_id(
+            ctx.sessions.local_client("secretsmanager"), external_id_record["secretName"]
+        )
+        undone.append({"change": "externalId", "result": result["action"]})
+    return {"undone": undone, "execution": execution, "error": error}
+
+
+def _attempt(undo: Any, request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
+    """One undo; a failure is reported and the others still run."""
+    try:
+        return {"result": undo(request, ctx, change)}
+    except AtcXaccountError as exc:
+        return {"result": "failed", "error": exc.to_dict()}
+
+
+def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    s3 = request.s3_account_id
+    iam = ctx.sessions.client("iam", s3)
+    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    if role is None:
+        return "skipped: the role no longer exists"
+    current = role["AssumeRolePolicyDocument"]
+    if not same_document(redact_external_ids(current), change["after"]):
+        return "skipped: the trust policy changed since this execution wrote it"
+    before = unredact(change["before"], current)
+    iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=current, after=before)
+    return "restored"
+
+
+def _undo_attach(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    cm = request.cluster_manager_account_id
+    record = iam_ops.ensure_detached(
+        ctx.sessions.client("iam", cm), cm, role_name=change["roleName"], policy_arn=change["policyArn"]
+    )
+    return "detached" if record["action"] == "detached" else "skipped: not attached any more"
+
+
+def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    cm = request.cluster_manager_account_id
+    iam = ctx.sessions.client("iam", cm)
+    arn = Targets.of(request, ctx.partition).assume_policy_arn
+    current = iam_ops.get_policy_state(iam, cm, arn)
+    if current is None:
+        return "skipped: the policy no longer exists"
+    if current.default_version != change.get("afterVersion") or not same_document(current.document, change["after"]):
+        return "skipped: the policy changed since this execution wrote it"
+    if change["action"] == "created":
+        if current.attachment_count:
+            return "skipped: the policy is attached to another principal now"
+        iam_ops.delete_managed_policy(iam, cm, arn)
+        return "deleted"
+    iam_ops.restore_policy_version(
+        iam,
+        cm,
+        arn=arn,
+        default_version=change["beforeVersion"],
+        drop_version=change["afterVersion"],
+        retired=change.get("retiredVersion"),
+    )
+    return "restored"

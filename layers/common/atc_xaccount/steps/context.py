@@ -1,0 +1,60 @@
+"""What every step needs besides its input, and the ARNs a request is about."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from atc_xaccount.arns import partition_for_region, policy_arn, role_arn
+from atc_xaccount.model import ClusterRequest, Defaults
+from atc_xaccount.sessions import AccountSessions
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What every step needs besides its input: sessions and deployment settings."""
+
+    sessions: AccountSessions
+    secret_prefix: str
+    defaults: Defaults
+    registry_table: str = ""
+    locks_table: str = ""
+    dry_run: bool = False
+
+    @property
+    def partition(self) -> str:
+        return self.sessions.partition
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], execution: str | None) -> StepContext:
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        sessions = AccountSessions(
+            automation_role_name=environ.get("AUTOMATION_ROLE_NAME", "atc-xaccount-automation"),
+            partition=partition_for_region(region),
+            region=region,
+            execution=execution,
+        )
+        return cls(
+            sessions=sessions,
+            secret_prefix=environ.get("EXTERNAL_ID_SECRET_PREFIX", "atc-xaccount"),
+            defaults=Defaults.from_env(environ),
+            registry_table=environ.get("REGISTRY_TABLE", ""),
+            locks_table=environ.get("LOCKS_TABLE", ""),
+        )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The ARNs one cluster's three changes are about, in the region's partition."""
+
+    node_role_arn: str
+    access_role_arn: str
+    assume_policy_arn: str
+
+    @classmethod
+    def of(cls, request: ClusterRequest, partition: str) -> Targets:
+        return cls(
+            node_role_arn=role_arn(partition, request.cluster_manager_account_id, request.node_role_name),
+            access_role_arn=role_arn(partition, request.s3_account_id, request.access_role_name),
+            assume_policy_arn=policy_arn(partition, request.cluster_manager_account_id, request.assume_policy_name),
+        )

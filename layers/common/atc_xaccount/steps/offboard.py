@@ -1,0 +1,136 @@
+"""The offboarding steps (`statemachine/offboard.asl.json`): undo exactly one cluster.
+
+What belongs to the cluster comes from the registry: its external ID (by secret and
+fingerprint) in the node role's grant, and the access role ARN in the assume policy
+unless another registered cluster of the same cluster manager account still needs it.
+Everything this project does not own stays as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
+from atc_xaccount.errors import RegistrationMismatch
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.trust import remove_trust_grant
+
+NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets")
+
+
+def load_registration(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """The registered request (names as registered), or `nothingToDo` when none is active."""
+    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
+    if entry is None or entry.get("state") == registry.REVOKED:
+        reason = "never registered" if entry is None else "already deregistered"
+        return {"request": request.to_dict(), "nothingToDo": True, "reason": reason}
+    for field, given in (
+        ("clusterManagerAccountId", request.cluster_manager_account_id),
+        ("s3AccountId", request.s3_account_id),
+    ):
+        if entry[field] != given:
+            raise RegistrationMismatch(request.cluster_id, field, entry[field], given)
+    registered = ClusterRequest.from_dict(
+        {**request.to_dict(), **{k: entry[k] for k in NAME_FIELDS if k in entry}, "externalId": None}
+    )
+    return {"request": registered.to_dict(), "nothingToDo": False, "registeredState": entry.get("state")}
+
+
+def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
+    """Other clusters whose access must survive this deregistration."""
+    dynamodb = ctx.sessions.local_client("dynamodb")
+    return [
+        entry
+        for entry in registry.clusters_of_cluster_manager(
+            dynamodb, ctx.registry_table, request.cluster_manager_account_id
+        )
+        if entry["clusterId"] != request.cluster_id and entry.get("state") == registry.READY
+    ]
+
+
+def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Remove this cluster's external ID from the node role's grant (the grant goes when empty)."""
+    s3 = request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+    iam = ctx.sessions.client("iam", s3)
+    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    stored = external_ids.read_external_id(
+        ctx.sessions.local_client("secretsmanager"), external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    )
+    if role is None or stored is None:
+        missing = "role" if role is None else "external ID secret"
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"{missing} not found"}
+    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id) or {}
+    shared = [
+        other["clusterId"]
+        for other in _others(request, ctx)
+        if other.get("nodeRoleArn") == targets.node_role_arn
+        and other.get("accessRoleArn") == targets.access_role_arn
+        and other.get("externalIdFingerprint") == entry.get("externalIdFingerprint")
+    ]
+    before = role["AssumeRolePolicyDocument"]
+    if shared:
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"external ID shared with {shared}"}
+    after, _ = remove_trust_grant(before, targets.node_role_arn, stored[1])
+    return iam_ops.write_trust_policy(
+        iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
+    )
+
+
+def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Remove the access role from the assume policy unless another cluster needs it.
+
+    A policy left with no statement is detached from the node role and deleted with all
+    its versions, so the last deregistration leaves the account as it was before.
+    """
+    cm = request.cluster_manager_account_id
+    targets = Targets.of(request, ctx.partition)
+    needed_by = [
+        other["clusterId"]
+        for other in _others(request, ctx)
+        if other.get("assumePolicyArn") == targets.assume_policy_arn
+        and other.get("accessRoleArn") == targets.access_role_arn
+    ]
+    if needed_by:
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"still needed by {needed_by}"}
+    iam = ctx.sessions.client("iam", cm)
+    current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
+    if current is None:
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
+    desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)
+    if not changed:
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "role not in the policy"}
+    if not is_effectively_empty(desired):
+        return iam_ops.write_managed_policy(
+            iam,
+            cm,
+            name=request.assume_policy_name,
+            arn=targets.assume_policy_arn,
+            current=current,
+            desired=desired,
+            dry_run=ctx.dry_run,
+        )
+    detached = iam_ops.ensure_detached(
+        iam, cm, role_name=request.node_role_name, policy_arn=targets.assume_policy_arn, dry_run=ctx.dry_run
+    )
+    still_attached = current.attachment_count - (1 if detached["action"] == "detached" else 0)
+    if still_attached > 0:
+        return {**detached, "reason": f"policy left in place: attached to {still_attached} other principal(s)"}
+    deleted = iam_ops.delete_managed_policy(iam, cm, targets.assume_policy_arn, dry_run=ctx.dry_run)
+    return {**deleted, "detached": detached["action"] == "detached"}
+
+
+def forget(request: ClusterRequest, ctx: StepContext, execution: str | None) -> dict[str, Any]:
+    """Delete the cluster's external ID secret and mark it REVOKED in the registry."""
+    secret = external_ids.delete_external_id(
+        ctx.sessions.local_client("secretsmanager"),
+        external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+        dry_run=ctx.dry_run,
+    )
+    if not ctx.dry_run:
+        registry.set_state(
+            ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id, registry.REVOKED, execution
+        )
+    return {"secret": secret["action"], "state": registry.REVOKED}
