@@ -39,15 +39,19 @@ class Printer:
         self.line(f"  {mark} {run.name:<26}{millis}")
 
     def report(self, report: RunReport) -> None:
+        execution = report.executions[0]
+        if execution.machine == "AuditStateMachine":
+            self._summary(execution)
+            self._calls(report.calls, report.faults)
+            self._audit(execution)
+            for repair in report.executions[1:]:
+                self.line(f"  repair {repair.result.name}: {repair.result.status}")
+            return
         if len(report.executions) > 1:
             self._many(report)
             return
-        execution = report.executions[0]
         self._summary(execution)
         self._calls(report.calls, report.faults)
-        if execution.machine == "AuditStateMachine":
-            self._audit(execution)
-            return
         if execution.result.status == "SUCCEEDED" and execution.machine == "OnboardStateMachine":
             self._documents(execution, report.world)
             self._operator(execution)

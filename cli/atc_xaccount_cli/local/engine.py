@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from atc_xaccount_cli.local import moto_gaps
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.pattern import matches
@@ -112,6 +114,7 @@ class Emulator:
             mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
         )
         self._stack.enter_context(self.dispatcher.installed())
+        self._stack.enter_context(moto_gaps.bridged())
         self._stack.enter_context(warnings.catch_warnings())
         # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -290,7 +293,13 @@ class Emulator:
     def seed(self, world: dict[str, Any]) -> None:
         worlds.validate_world(world)
         for account, state in world["accounts"].items():
-            worlds.seed_account(self.ensure_account(account), account, state, PARTITION)
+            try:
+                worlds.seed_account(self.ensure_account(account), account, state, PARTITION)
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                raise worlds.WorldError(
+                    f"accounts.{account}: AWS refused to create it: {error.get('Code')}: {error.get('Message')}"
+                ) from exc
             if state.get("registry") and self.registry_table:
                 if account != AUTOMATION_ACCOUNT:
                     raise worlds.WorldError(

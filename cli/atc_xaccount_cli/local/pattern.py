@@ -36,16 +36,19 @@ def _field_matches(rules: list[Any], actual: Any) -> bool:
 
 def _rule_matches(rule: Any, value: Any, whole: Any) -> bool:
     if not isinstance(rule, dict):
-        return value is not _MISSING and value == rule
+        # JSON true is not the number 1, though Python's bool is an int.
+        return value is not _MISSING and type(value) is type(rule) and value == rule
     ((kind, arg),) = rule.items()
     if kind == "exists":
         return (whole is not _MISSING) is bool(arg)
     if value is _MISSING:
         return False
-    if kind == "prefix":
-        return isinstance(value, str) and value.startswith(_text(arg))
-    if kind == "suffix":
-        return isinstance(value, str) and value.endswith(_text(arg))
+    if kind in ("prefix", "suffix"):
+        if not isinstance(value, str):
+            return False
+        text, ignore_case = _text(arg)
+        subject = value.lower() if ignore_case else value
+        return subject.startswith(text) if kind == "prefix" else subject.endswith(text)
     if kind == "equals-ignore-case":
         return isinstance(value, str) and value.lower() == str(arg).lower()
     if kind == "anything-but":
@@ -54,12 +57,15 @@ def _rule_matches(rule: Any, value: Any, whole: Any) -> bool:
             return not _rule_matches(excluded[0], value, whole)
         return value not in excluded
     if kind == "numeric":
-        return isinstance(value, (int, float)) and _numeric(arg, value)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and _numeric(arg, value)
     raise ValueError(f"unsupported pattern operator {kind!r}")
 
 
-def _text(arg: Any) -> str:
-    return str(arg.get("equals-ignore-case", "")) if isinstance(arg, dict) else str(arg)
+def _text(arg: Any) -> tuple[str, bool]:
+    """The prefix/suffix text, lower-cased when given as {"equals-ignore-case": ...}."""
+    if isinstance(arg, dict):
+        return str(arg.get("equals-ignore-case", "")).lower(), True
+    return str(arg), False
 
 
 def _numeric(conditions: list[Any], value: float) -> bool:

@@ -226,7 +226,7 @@ def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
             calls = ledger.summary()
         after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()
-        report = ExecutionReport("audit", AUDIT, "schedule", result, calls)
+        report = ExecutionReport("audit", AUDIT, "schedule", result, ledger.summary(result.name))
         report.events = [e for e in published if e.get("detail", {}).get("execution") == result.name]
         executions = [report]
         for repair in repairs:

@@ -183,7 +183,8 @@ class Resolver:
                 return str(self.resolve({"Fn::GetAtt": [logical, attr]}))
             return self._ref(name)
 
-        return re.sub(r"\$\{([^!}][^}]*)\}", replace, text)
+        # `${!Literal}` is CloudFormation's escape for a literal `${Literal}`.
+        return re.sub(r"\$\{([^!}][^}]*)\}", replace, text).replace("${!", "${")
 
 
 def substitute_definition(text: str, substitutions: dict[str, str]) -> str:

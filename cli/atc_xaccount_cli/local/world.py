@@ -18,6 +18,7 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry"}
 ROLE_KEYS = {"trust", "attached"}
 POLICY_KEYS = {"document", "versions"}
+POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
 
 
 class WorldError(ValueError):
@@ -46,24 +47,52 @@ def validate_world(world: Any) -> None:
         if not isinstance(state, dict):
             raise WorldError(f"{where}: must be an object")
         _no_unknown(state, WORLD_KEYS, where)
-        for name, role in (state.get("roles") or {}).items():
-            _no_unknown(role, ROLE_KEYS, f"{where}.roles.{name}")
-            if not isinstance(role.get("trust"), dict):
-                raise WorldError(f"{where}.roles.{name}.trust: must be a policy document object")
-            if not isinstance(role.get("attached", []), list):
-                raise WorldError(f"{where}.roles.{name}.attached: must be a list of policy ARNs")
-        for name, policy in (state.get("policies") or {}).items():
+        for section in ("roles", "policies", "secrets", "quotas", "registry"):
+            if not isinstance(state.get(section, {}), dict):
+                raise WorldError(f"{where}.{section}: must be an object keyed by name")
+        policies = state.get("policies") or {}
+        for name, policy in policies.items():
             _no_unknown(policy, POLICY_KEYS, f"{where}.policies.{name}")
             if not isinstance(policy.get("document"), dict):
                 raise WorldError(f"{where}.policies.{name}.document: must be a policy document object")
             versions = policy.get("versions", 1)
-            if not isinstance(versions, int) or not 1 <= versions <= 5:
-                raise WorldError(f"{where}.policies.{name}.versions: must be 1 to 5")
-        if not isinstance(state.get("buckets", []), list):
+            if type(versions) is not int or not 1 <= versions <= 5:
+                raise WorldError(f"{where}.policies.{name}.versions: must be a whole number from 1 to 5")
+        for name, role in (state.get("roles") or {}).items():
+            _validate_role(role, f"{where}.roles.{name}", account, set(policies))
+        buckets = state.get("buckets", [])
+        if not isinstance(buckets, list) or not all(isinstance(b, str) for b in buckets):
             raise WorldError(f"{where}.buckets: must be a list of bucket names")
+        for name, value in (state.get("secrets") or {}).items():
+            if not isinstance(value, str):
+                raise WorldError(f"{where}.secrets.{name}: must be the secret's string value")
+        for name, value in (state.get("quotas") or {}).items():
+            if name != "AssumeRolePolicySizeQuota" or type(value) is not int or not 1 <= value <= 10240:
+                raise WorldError(
+                    f"{where}.quotas.{name}: only AssumeRolePolicySizeQuota, a whole number of characters, is known"
+                )
         for cluster, entry in (state.get("registry") or {}).items():
             if not isinstance(entry, dict) or entry.get("clusterId", cluster) != cluster:
                 raise WorldError(f"{where}.registry.{cluster}: must be the cluster's registry record")
+
+
+def _validate_role(role: Any, where: str, account: str, policies: set[str]) -> None:
+    _no_unknown(role, ROLE_KEYS, where)
+    if not isinstance(role.get("trust"), dict):
+        raise WorldError(f"{where}.trust: must be a policy document object")
+    attached = role.get("attached", [])
+    if not isinstance(attached, list):
+        raise WorldError(f"{where}.attached: must be a list of policy ARNs")
+    for index, arn in enumerate(attached):
+        match = POLICY_ARN_RE.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            raise WorldError(f"{where}.attached[{index}]: must be a policy ARN")
+        owner, name = match.group(1), match.group(2)
+        if owner != "aws" and (owner != account or name not in policies):
+            raise WorldError(
+                f"{where}.attached[{index}]: {arn} is not a policy of this world (define it under "
+                f"accounts.{owner}.policies)"
+            )
 
 
 def _no_unknown(obj: Any, allowed: set[str], where: str) -> None:

@@ -27,7 +27,7 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 #: Short sessions: a step takes seconds, and role chaining caps sessions at one hour.
 SESSION_SECONDS = 900
 
-_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]")
+_SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)  # AWS allows ASCII only
 
 # One botocore session per process: its loaded service models are reused by every client
 # of every invocation (warm starts), and client creation is serialized because sessions

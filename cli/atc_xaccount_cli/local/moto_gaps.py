@@ -1,0 +1,54 @@
+"""Where moto's Step Functions interpreter differs from AWS, the emulator bridges it here.
+
+Each bridge makes moto do what AWS documents, never fakes a result:
+
+- The optimized `states:startExecution` integration takes `StateMachineArn`/`Input`/`Name`
+  (PascalCase) and AWS maps them onto the Step Functions API, whose botocore model is
+  camelCase (`stateMachineArn`, ...). moto passes them through unchanged and botocore
+  refuses them; the bridge maps them as AWS does, and maps the result back to the
+  integration's documented `ExecutionArn`/`StartDate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_sfn as sfn_task,
+)
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+@contextmanager
+def bridged() -> Iterator[None]:
+    cls = sfn_task.StateTaskServiceSfn
+    original = cls._normalise_parameters
+    original_response = cls._eval_service_task
+
+    def normalise(self: Any, parameters: dict[str, Any], *args: Any) -> None:
+        original(self, parameters, *args)
+        for key in [k for k in parameters if k[:1].isupper()]:
+            parameters[_camel(key)] = parameters.pop(key)
+
+    def evaluate(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original_response(self, env, *args, **kwargs)
+        if self._get_boto_service_action() == "start_execution" and env.stack and isinstance(env.stack[-1], dict):
+            result = env.stack.pop()
+            env.stack.append({_pascal(k): v for k, v in result.items()})
+
+    cls._normalise_parameters = normalise  # type: ignore[method-assign]
+    cls._eval_service_task = evaluate  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls._normalise_parameters = original  # type: ignore[method-assign]
+        cls._eval_service_task = original_response  # type: ignore[method-assign]
