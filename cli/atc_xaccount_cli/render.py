@@ -53,6 +53,7 @@ class Printer:
         self._summary(execution)
         self._calls(report.calls, report.faults)
         if execution.result.status == "SUCCEEDED" and execution.machine == "OnboardStateMachine":
+            self._analyzer(execution)
             self._documents(execution, report.world)
             self._operator(execution)
             self._proof(execution)
@@ -101,6 +102,13 @@ class Printer:
                         f"  {name} ({account}): {len(statements)} statements, "
                         f"{len(ours)} ours granting {ids} external IDs"
                     )
+
+    def _analyzer(self, execution: ExecutionReport) -> None:
+        checked = (execution.result.output.get("preflight") or {}).get("accessAnalyzer") or {}
+        for document, status in checked.items():
+            self.line(f"IAM Access Analyzer on the new {document} document: {status}")
+        if any(str(s).startswith("unavailable") for s in checked.values()):
+            self.line("  (the offline lint ran instead: parliament and atc-xaccount's trust-policy rules)")
 
     def _documents(self, execution: ExecutionReport, world: dict[str, Any]) -> None:
         request = execution.result.output["request"]

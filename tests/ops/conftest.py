@@ -58,7 +58,7 @@ ACCESS_POLICY: dict[str, Any] = {
 }
 
 #: Operations that only read (or exchange credentials); everything else changes state.
-READ_PREFIXES = ("Get", "List", "Describe")
+READ_PREFIXES = ("Get", "List", "Describe", "Validate")
 READ_OPERATIONS = frozenset({"AssumeRole"})
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, locks, registry
-from atc_xaccount.assume_policy import merge_assume_policy
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
+from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import PrerequisiteMissing, QuotaExceeded, VerificationFailed
 from atc_xaccount.evaluate import evaluate_identity, evaluate_trust
@@ -92,8 +92,11 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
     desired_policy, policy_changes = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
     policy_size = _check_policy_quota(desired_policy, request.assume_policy_name, cm)
+    analyzed: dict[str, str] = {}
     if policy_changes:
-        raise_on_errors(lint_identity_policy(desired_policy), request.assume_policy_name, cm)
+        analyzed["assumePolicy"] = _lint(
+            ctx, desired_policy, analyzer.IDENTITY, {OWNED_SID}, request.assume_policy_name, cm
+        )
     attach_needed = policy is None or targets.assume_policy_arn not in iam_ops.attached_policy_arns(
         cm_iam, cm, request.node_role_name
     )
@@ -106,8 +109,11 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     trust_size = non_whitespace_size(merged_trust)
     if quota is not None:
         _check_trust_quota(merged_trust, quota, request.access_role_name, s3)
-        raise_on_errors(
-            lint_trust_policy(merged_trust, {grant_sid(targets.node_role_arn)}, s3),
+        analyzed["trust"] = _lint(
+            ctx,
+            merged_trust,
+            analyzer.TRUST,
+            {grant_sid(targets.node_role_arn)},
             f"trust policy of {request.access_role_name}",
             s3,
         )
@@ -129,6 +135,7 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
         "trustPolicyQuota": quota,
+        "accessAnalyzer": analyzed,
     }
 
 
@@ -146,6 +153,19 @@ def _external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[
     if stored:
         return stored[1], False
     return generate_external_id(), True
+
+
+def _lint(
+    ctx: StepContext, doc: dict[str, Any], kind: str, owned: set[str], name: str, account: str
+) -> str:
+    """Offline lint, then Access Analyzer; error findings in our statements stop the write."""
+    if kind == analyzer.IDENTITY:
+        findings = lint_identity_policy(doc, owned)
+    else:
+        findings = lint_trust_policy(doc, owned, account)
+    status, analyzed = analyzer.validate(ctx.sessions.local_client("accessanalyzer"), doc, kind, owned)
+    raise_on_errors(findings + analyzed, name, account)
+    return status
 
 
 def _check_policy_quota(doc: dict[str, Any], name: str, account: str) -> int:
@@ -204,7 +224,7 @@ def ensure_assume_policy(request: ClusterRequest, ctx: StepContext) -> dict[str,
     desired, changed = merge_assume_policy(current.document if current else None, targets.access_role_arn)
     if changed:
         _check_policy_quota(desired, request.assume_policy_name, cm)
-        raise_on_errors(lint_identity_policy(desired), request.assume_policy_name, cm)
+        _lint(ctx, desired, analyzer.IDENTITY, {OWNED_SID}, request.assume_policy_name, cm)
     return iam_ops.write_managed_policy(
         iam,
         cm,
@@ -242,8 +262,11 @@ def merge_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
     if changed:
         _check_trust_quota(after, iam_ops.trust_policy_size_quota(iam, s3), request.access_role_name, s3)
-        raise_on_errors(
-            lint_trust_policy(after, {grant_sid(targets.node_role_arn)}, s3),
+        _lint(
+            ctx,
+            after,
+            analyzer.TRUST,
+            {grant_sid(targets.node_role_arn)},
             f"trust policy of {request.access_role_name}",
             s3,
         )
