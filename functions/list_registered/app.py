@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from atc_xaccount.steps.audit import list_registered
-from atc_xaccount.steps.context import StepContext
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
+from atc_xaccount.steps.audit import list_registered
+from atc_xaccount.steps.context import StepContext
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
 from atc_xaccount.steps.context import StepContext
 from atc_xaccount.steps.onboard import release_locks
-from aws_lambda_powertools import Logger, Metrics, Tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
 from atc_xaccount.runtime import step_input
 from atc_xaccount.steps.offboard import revoke_policy
-from aws_lambda_powertools import Logger, Metrics, Tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from atc_xaccount.model import Defaults
-from atc_xaccount.steps.onboard import REGISTERED, validate
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
+from atc_xaccount.model import Defaults
+from atc_xaccount.steps.onboard import REGISTERED, validate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from atc_xaccount.runtime import step_input
-from atc_xaccount.steps.onboard import verify
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+
+from atc_xaccount.runtime import step_input
+from atc_xaccount.steps.onboard import verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

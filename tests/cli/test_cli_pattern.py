@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from atc_xaccount_cli.local.pattern import matches
 
 EVENT: dict[str, Any] = {

@@ -6,8 +6,8 @@ import json
 import re
 
 import pytest
-from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, substitute_definition
 
+from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, substitute_definition
 from tests.cli.conftest import ROOT
 
 FUNCTIONS = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from atc_xaccount_cli.local.run import RunReport, run_event
 
 ROOT = Path(__file__).resolve().parents[2]

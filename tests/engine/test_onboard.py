@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from atc_xaccount.evaluate import evaluate_trust
-
 from tests.engine.conftest import CM, S3, iam_writes, onboard, trust_of, with_detail, without_secrets
 
 NODE_ARN = f"arn:aws:iam::{CM}:role/atc-node"

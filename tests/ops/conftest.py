@@ -9,10 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from atc_xaccount.model import Defaults, parse_event
 from atc_xaccount.sessions import AccountSessions
 from atc_xaccount.steps.context import StepContext
-from moto import mock_aws
 
 REGION = "us-east-1"
 #: moto's default account: where plain credentials land (the automation account).

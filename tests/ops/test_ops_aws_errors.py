@@ -6,6 +6,9 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
 from atc_xaccount import iam_ops
 from atc_xaccount.aws_errors import aws_call, translate
 from atc_xaccount.errors import (
@@ -14,9 +17,6 @@ from atc_xaccount.errors import (
     IamPropagationDelay,
     IamThrottled,
 )
-from botocore.exceptions import ClientError
-from botocore.stub import Stubber
-
 from tests.ops.conftest import CM, REGION, S3
 
 TRUST = {"Version": "2012-10-17", "Statement": []}

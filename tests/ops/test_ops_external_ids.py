@@ -7,9 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
+
 from atc_xaccount import external_ids
 from atc_xaccount.extid import MIN_GENERATED_LENGTH
-
 from tests.ops.conftest import REGION, watch
 
 CLUSTER = "demo-cluster-1"

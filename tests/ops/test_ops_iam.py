@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
+
 from atc_xaccount import iam_ops
 from atc_xaccount.redact import fingerprint
-
 from tests.ops.conftest import ASSUME_POLICY_ARN, CM, NODE_ARN, S3, create_role, iam_in, watch
 
 POLICY_NAME = "atc-s3-assume-role"

@@ -7,11 +7,11 @@ from typing import Any
 
 import boto3
 import pytest
-from atc_xaccount.errors import AutomationRoleUnavailable
-from atc_xaccount.sessions import AccountSessions, session_name
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 
+from atc_xaccount.errors import AutomationRoleUnavailable
+from atc_xaccount.sessions import AccountSessions, session_name
 from tests.ops.conftest import AUTOMATION_ROLE, CM, REGION, S3, create_automation_role, watch
 
 #: AWS's RoleSessionName rule (its \w is ASCII-only), length 2-64.

@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.iam.models import iam_backends
+
 from atc_xaccount.errors import PrerequisiteMissing, QuotaExceeded
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.steps import onboard as steps
-from moto.iam.models import iam_backends
-
 from tests.ops.conftest import (
     ACCESS_ARN,
     ACCESS_POLICY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from atc_xaccount.arns import (
     account_of_arn,
     is_role_arn,

@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from policy_samples import ACCESS_ROLE
+
 from atc_xaccount.assume_policy import (
     OWNED_SID,
     is_effectively_empty,
@@ -13,7 +15,6 @@ from atc_xaccount.assume_policy import (
     owned_resources,
     remove_assume_policy_resource,
 )
-from policy_samples import ACCESS_ROLE
 
 ROLE_B = "arn:aws:iam::444444444444:role/atc-s3-access-keys"
 ROLE_CN = "arn:aws-cn:iam::222222222222:role/atc-s3-access-keys"

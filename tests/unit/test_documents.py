@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from policy_samples import NODE, ec2_statement, partner_statement, sample_trust
+
 from atc_xaccount.documents import (
     as_list,
     canonical,
@@ -15,7 +17,6 @@ from atc_xaccount.documents import (
     same_document,
     statements,
 )
-from policy_samples import NODE, ec2_statement, partner_statement, sample_trust
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from atc_xaccount import errors
 from atc_xaccount.errors import (
     AtcXaccountError,

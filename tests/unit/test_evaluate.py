@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from atc_xaccount.evaluate import Decision, evaluate_identity, evaluate_trust, glob_match
 from policy_samples import NODE, ec2_statement, partner_statement, sample_trust
+
+from atc_xaccount.evaluate import Decision, evaluate_identity, evaluate_trust, glob_match
 
 EXT = "GoodExternalId0000000000000000001"
 ROOT = "arn:aws:iam::111111111111:root"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from atc_xaccount.extid import generate_external_id, is_valid_external_id
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from policy_samples import ACCESS_ROLE, NODE, NODE_SID, grant, partner_statement, sample_trust
+
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.errors import PolicyLintFailed
 from atc_xaccount.lint import Finding, lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.trust import merge_trust_grant
-from policy_samples import ACCESS_ROLE, NODE, NODE_SID, grant, partner_statement, sample_trust
 
 SEED_ARN = "arn:aws:s3::222222222222/atc-s3-access-keys"
 EXT = "ExtIdForClusterOne0000000000000001"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from atc_xaccount.errors import InvalidEvent
 from atc_xaccount.model import ClusterRequest, Defaults, bucket_name_problem, parse_event
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from atc_xaccount.assume_policy import (
     OWNED_SID,
     merge_assume_policy,
@@ -20,8 +23,6 @@ from atc_xaccount.trust import (
     merge_trust_grant,
     remove_trust_grant,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,14 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from atc_xaccount.trust import (
-    grant_external_ids,
-    grant_sid,
-    grant_statement,
-    merge_trust_grant,
-    owned_sids,
-    remove_trust_grant,
-)
 from policy_samples import (
     NODE,
     NODE2,
@@ -24,6 +16,15 @@ from policy_samples import (
     grant,
     partner_statement,
     sample_trust,
+)
+
+from atc_xaccount.trust import (
+    grant_external_ids,
+    grant_sid,
+    grant_statement,
+    merge_trust_grant,
+    owned_sids,
+    remove_trust_grant,
 )
 
 EXT = "ExtIdForClusterOne0000000000000001"

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from atc_xaccount.evaluate import evaluate_trust
 from botocore.exceptions import ClientError
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMRequestBase
+
+from atc_xaccount.evaluate import evaluate_trust
 
 ENFORCED = "enforced by the emulator (moto IAM authorization)"
 EVALUATED = "evaluated by atc-xaccount's trust evaluator"

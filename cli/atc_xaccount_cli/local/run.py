@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
-
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access

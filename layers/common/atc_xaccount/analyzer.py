@@ -8,6 +8,7 @@ says so instead of inventing an answer; the offline lint still runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection
 from typing import Any
@@ -70,7 +71,7 @@ def _statement_index(raw: dict[str, Any]) -> int | None:
     """Which statement a finding points at (None: the document as a whole)."""
     for location in raw.get("locations", []):
         path = location.get("path", [])
-        for first, second in zip(path, path[1:], strict=False):
+        for first, second in itertools.pairwise(path):
             if first.get("value") == "Statement" and "index" in second:
                 return int(second["index"])
     return None

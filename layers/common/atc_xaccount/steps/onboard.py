@@ -155,9 +155,7 @@ def _external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[
     return generate_external_id(), True
 
 
-def _lint(
-    ctx: StepContext, doc: dict[str, Any], kind: str, owned: set[str], name: str, account: str
-) -> str:
+def _lint(ctx: StepContext, doc: dict[str, Any], kind: str, owned: set[str], name: str, account: str) -> str:
     """Offline lint, then Access Analyzer; error findings in our statements stop the write."""
     if kind == analyzer.IDENTITY:
         findings = lint_identity_policy(doc, owned)
