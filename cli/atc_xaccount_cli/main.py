@@ -60,10 +60,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="a detail-only EVENT_FILE is a deregistration (whole events are routed by their detail-type)",
     )
     run.add_argument("--no-proof", action="store_true", help="skip the proof of access after success")
+    _aws_commands(commands)
     audit = local_commands.add_parser("audit", help="run the drift audit over the world's registered clusters")
     _common_local_options(audit)
     audit.add_argument("--repair", action="store_true", help="re-run onboarding for drifted clusters")
     return parser
+
+
+def _aws_commands(commands: Any) -> None:
+    """Commands against a deployed stack, with the standard AWS credential chain."""
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument("--profile", help="AWS profile (default: the standard credential chain)")
+        parser.add_argument("--region", help="AWS region of the deployment")
+        parser.add_argument("--stack", help="CloudFormation stack name (default: find the state machines by name)")
+        parser.add_argument("--automation-role-name", help="the bootstrap role's name in target accounts")
+        parser.add_argument("--json", action="store_true", help="print one JSON object")
+        return parser
+
+    for name, text in (
+        ("register", "onboard a cluster: start the workflow and follow it"),
+        ("deregister", "offboard a cluster: start the workflow and follow it"),
+    ):
+        parser = add(name, text)
+        parser.add_argument("event_file", type=Path, metavar="EVENT_FILE", help="the event (or its detail)")
+        parser.add_argument("--no-wait", action="store_true", help="start and return without following")
+        parser.add_argument(
+            "--via",
+            choices=("execution", "events"),
+            default="execution",
+            help="start the state machine directly (default) or put the event on the bus",
+        )
+        parser.add_argument("--source", default="atc.cluster-manager", help="event source for --via events")
+    add("status", "show an execution").add_argument("execution", help="execution ARN or name")
+    add("show", "show a cluster's access and reveal its external ID").add_argument("cluster_id", metavar="CLUSTER")
+    add("plan", "what an onboarding would change (read-only)").add_argument(
+        "event_file", type=Path, metavar="EVENT_FILE"
+    )
+    add("audit", "run the drift audit now and follow it")
+    snap = add("snapshot", "read accounts' IAM state into a world file for `local run --world`")
+    snap.add_argument("accounts", nargs="+", metavar="ACCOUNT")
+    snap.add_argument("--out", type=Path, help="write the world here (default: stdout)")
+    snap.add_argument("--direct", action="store_true", help="use these credentials in each account, no assume-role")
+    rot = add("rotate-external-id", "add a new external ID beside the old; --finish removes the old")
+    rot.add_argument("cluster_id", metavar="CLUSTER")
+    rot.add_argument("--finish", action="store_true", help="drop the old ID once Cluster Manager uses the new one")
 
 
 def _common_local_options(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +125,67 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     if args.command == "local":
         return _local(args, out)
-    return EXIT_USAGE
+    return _aws(args, out)
+
+
+def _aws(args: argparse.Namespace, out: TextIO) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from atc_xaccount.errors import AtcXaccountError
+    from atc_xaccount_cli.aws import commands
+    from atc_xaccount_cli.aws.deployment import DeploymentNotFound, discover
+    from atc_xaccount_cli.local.run import UsageError
+    from atc_xaccount_cli.render import Printer
+
+    printer = None if args.json else Printer(out)
+    on_state = printer.state if printer else None
+    try:
+        session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        deployment = discover(session, args.stack, args.automation_role_name)
+        command = args.command
+        if command in ("register", "deregister"):
+            event = commands.read_event(args.event_file)
+            code, body = commands.register(
+                session,
+                deployment,
+                event,
+                kind="onboard" if command == "register" else "offboard",
+                wait=not args.no_wait,
+                via=args.via,
+                source=args.source,
+                on_state=on_state,
+            )
+        elif command == "status":
+            code, body = commands.status(session, deployment, args.execution)
+        elif command == "show":
+            code, body = commands.show(session, deployment, args.cluster_id)
+        elif command == "plan":
+            code, body = commands.plan_event(session, deployment, commands.read_event(args.event_file))
+        elif command == "audit":
+            code, body = commands.audit(session, deployment, on_state=on_state)
+        elif command == "snapshot":
+            body = commands.snapshot(session, deployment, args.accounts, direct=args.direct)
+            code = EXIT_OK
+            if args.out:
+                args.out.write_text(json.dumps(body, indent=2) + "\n")
+                body = {"written": str(args.out), "accounts": sorted(body["accounts"])}
+        else:
+            code, body = commands.rotate_external_id(session, deployment, args.cluster_id, finish=args.finish)
+    except (UsageError, DeploymentNotFound) as exc:
+        print(f"atc-xaccount: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AtcXaccountError as exc:
+        code, body = EXIT_FAILED, exc.to_dict()
+    except (ClientError, BotoCoreError) as exc:
+        print(f"atc-xaccount: AWS refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        json.dump(body, out, indent=2, default=_json_default)
+        out.write("\n")
+    else:
+        commands.print_result(out, args.command, body)
+    return code
 
 
 def _local(args: argparse.Namespace, out: TextIO) -> int:

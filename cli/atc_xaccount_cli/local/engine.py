@@ -10,21 +10,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from moto.core.config import default_user_config
 
-from atc_xaccount_cli.local import moto_gaps
+from atc_xaccount_cli.executions import ExecutionResult, follow_execution
+from atc_xaccount_cli.local import authz, moto_gaps
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.pattern import matches
@@ -49,42 +49,35 @@ LAMBDA_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
+    # moto has no IAM Access Analyzer: the steps say the AWS check was unavailable.
+    "ACCESS_ANALYZER": "unavailable",
 }
-
-
-@dataclass
-class StateRun:
-    name: str
-    entered: datetime
-    exited: datetime | None = None
-    failed: bool = False
-
-    @property
-    def millis(self) -> float | None:
-        return None if self.exited is None else (self.exited - self.entered).total_seconds() * 1000
-
-
-@dataclass
-class ExecutionResult:
-    arn: str
-    name: str
-    status: str
-    error: str | None
-    cause: str | None
-    output: Any
-    states: list[StateRun] = field(default_factory=list)
-    transitions: int = 0
 
 
 class Emulator:
     """One emulated AWS (several accounts) with the application deployed into it."""
 
-    def __init__(self, root: Path, *, parameters: dict[str, str] | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        parameters: dict[str, str] | None = None,
+        verbose: bool = False,
+        endpoint_url: str | None = None,
+        enforce_automation_role: bool | None = None,
+    ) -> None:
         self.root = root
         self.app = SamApp.load(root, {**LOCAL_PARAMETERS, **(parameters or {})})
+        # The bootstrap role of every account; None: enforced as `authz.enforcing()` says.
+        self.authz = authz.AutomationRoleAuthz.for_emulator(
+            root, self.app.parameters, AUTOMATION_ACCOUNT, PARTITION, enforce_automation_role
+        )
         self.ledger = CallLedger()
         self.dispatcher = Dispatcher(self.app.functions, self.ledger)
         self.verbose = verbose
+        #: A moto server (`ThreadedMotoServer` in this process) to deploy into over HTTP,
+        #: instead of in-process mocking: what the operator CLI's tests talk to.
+        self.endpoint_url = endpoint_url
         self.state_machine_arns: dict[str, str] = {}
         self._stack = ExitStack()
         self._queue_url = ""
@@ -110,11 +103,16 @@ class Emulator:
                 "AWS_DEFAULT_REGION": REGION,
             }
         )
-        self._stack.enter_context(
-            mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
-        )
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        if self.endpoint_url:
+            port = self.endpoint_url.rsplit(":", 1)[-1].strip("/")
+            self._set_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": port})
+            self._stack.enter_context(patch.dict(default_user_config, config))
+        else:
+            self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())
+        self._stack.enter_context(self.authz.installed())
         self._stack.enter_context(warnings.catch_warnings())
         # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -259,30 +257,15 @@ class Emulator:
     # --- worlds ------------------------------------------------------------------------
 
     def ensure_account(self, account: str) -> boto3.Session:
-        """An account with the bootstrap automation role in it (what the StackSet creates)."""
+        """An account with the bootstrap automation role in it (what the StackSet creates).
+
+        The role is made from bootstrap/automation-role.yaml. The session returned is the
+        emulator's administrator in the account (seeding, snapshots), not that role.
+        """
         if account in self._accounts:
             return self._accounts[account]
-        session = worlds.account_session(account, REGION, self.automation_role_name)
-        iam = session.client("iam")
-        try:
-            iam.get_role(RoleName=self.automation_role_name)
-        except iam.exceptions.NoSuchEntityException:
-            iam.create_role(
-                RoleName=self.automation_role_name,
-                AssumeRolePolicyDocument=json.dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Principal": {"AWS": f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:root"},
-                                "Action": "sts:AssumeRole",
-                            }
-                        ],
-                    }
-                ),
-                Description="Bootstrap automation role (emulated)",
-            )
+        session = worlds.account_session(account, REGION, authz.ADMIN_ROLE)
+        self.authz.ensure_role(session.client("iam"), account)
         self._accounts[account] = session
         return session
 
@@ -366,38 +349,7 @@ class Emulator:
 
     def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
         """Poll the execution; call `on_state(StateRun)` as each state completes."""
-        sfn = self.client("stepfunctions")
-        reported = 0
-        deadline = time.monotonic() + timeout
-        polls = 0
-        while True:
-            described = sfn.describe_execution(executionArn=arn)
-            finished = described["status"] != "RUNNING"
-            # Reading the history is the expensive call: only for the live view, and sparingly.
-            if finished or (on_state is not None and polls % 10 == 0):
-                states, transitions = _state_runs(_history(sfn, arn))
-                done = [s for s in states if s.exited is not None]
-                if on_state is not None:
-                    for state in done[reported:]:
-                        on_state(state)
-                reported = len(done)
-            if finished:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"execution {arn} still running after {timeout:.0f}s")
-            polls += 1
-            time.sleep(0.02)
-        output = described.get("output")
-        return ExecutionResult(
-            arn=arn,
-            name=described["name"],
-            status=described["status"],
-            error=described.get("error"),
-            cause=described.get("cause"),
-            output=json.loads(output) if output else None,
-            states=states,
-            transitions=transitions,
-        )
+        return follow_execution(self.client("stepfunctions"), arn, on_state=on_state, timeout=timeout, poll=0.02)
 
     def published_events(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
@@ -414,31 +366,3 @@ class Emulator:
     def counting(self) -> Iterator[CallLedger]:
         self.ledger.reset()
         yield self.ledger
-
-
-def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        events.extend(page["events"])
-    return events
-
-
-def _state_runs(events: list[dict[str, Any]]) -> tuple[list[StateRun], int]:
-    runs: list[StateRun] = []
-    open_runs: dict[str, StateRun] = {}
-    for event in events:
-        kind = event["type"]
-        if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            open_runs[name] = StateRun(name, event["timestamp"])
-            runs.append(open_runs[name])
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            if name in open_runs:
-                open_runs.pop(name).exited = event["timestamp"]
-        elif kind in ("TaskFailed", "LambdaFunctionFailed") and runs:
-            runs[-1].failed = True
-        elif kind == "ExecutionFailed" and runs and runs[-1].exited is None:
-            runs[-1].exited = event["timestamp"]
-            runs[-1].failed = True
-    return runs, len(runs)

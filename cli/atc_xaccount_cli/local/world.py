@@ -150,7 +150,7 @@ def _set_trust_quota(account: str, partition: str, quota: int) -> None:
     iam_backends[account][partition].account_summary._assume_role_policy_size_quota = quota
 
 
-def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_prefix: str) -> dict[str, Any]:
+def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_prefix: str | None) -> dict[str, Any]:
     """Read an account back into the world format (the bootstrap role is left out)."""
     iam = session.client("iam")
     roles: dict[str, Any] = {}
@@ -173,7 +173,7 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             policies[policy["PolicyName"]] = {"document": document, "versions": len(versions)}
     buckets = sorted(b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []))
     state: dict[str, Any] = {"roles": roles, "policies": policies, "buckets": buckets}
-    secrets = _secrets(session, secret_prefix)
+    secrets = _secrets(session, secret_prefix) if secret_prefix else {}
     if secrets:
         state["secrets"] = secrets
     return state

@@ -23,6 +23,7 @@ AUTOMATION_ACCOUNT = "automation"
 BLOCKING = frozenset({"ERROR", "SECURITY_WARNING"})
 IDENTITY, TRUST = "IDENTITY_POLICY", "RESOURCE_POLICY"
 TRUST_RESOURCE_TYPE = "AWS::IAM::AssumeRolePolicyDocument"
+UNAVAILABLE = "unavailable: IAM Access Analyzer is not available here (offline lint only)"
 
 
 def _unavailable(exc: ClientError) -> bool:
@@ -46,7 +47,7 @@ def validate(
             found.extend(page.get("findings", []))
     except ClientError as exc:
         if _unavailable(exc):
-            return "unavailable: IAM Access Analyzer is not available here (offline lint only)", []
+            return UNAVAILABLE, []
         raise translate(exc, "access-analyzer:ValidatePolicy", AUTOMATION_ACCOUNT) from exc
     sids = [s.get("Sid") for s in statements(doc)]
     findings = [_finding(f, sids, owned_sids) for f in found]

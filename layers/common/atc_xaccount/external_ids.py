@@ -25,7 +25,9 @@ def secret_name(prefix: str, cluster_id: str) -> str:
 def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
     """(secret ARN, external ID), or None when the cluster has no secret yet."""
     try:
-        found = secrets.get_secret_value(SecretId=name)
+        # The stage is explicit (it is AWS's default): moto 5.2.5 keeps serving the old
+        # version by default after UpdateSecretVersionStage moved AWSCURRENT (rotation).
+        found = secrets.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
     except ClientError as exc:
         if is_not_found(exc):
             return None

@@ -20,6 +20,8 @@ class StepContext:
     registry_table: str = ""
     locks_table: str = ""
     dry_run: bool = False
+    #: False where IAM Access Analyzer does not exist (the embedded emulator).
+    access_analyzer: bool = True
 
     @property
     def partition(self) -> str:
@@ -40,6 +42,7 @@ class StepContext:
             defaults=Defaults.from_env(environ),
             registry_table=environ.get("REGISTRY_TABLE", ""),
             locks_table=environ.get("LOCKS_TABLE", ""),
+            access_analyzer=environ.get("ACCESS_ANALYZER", "enabled") != "unavailable",
         )
 
 

@@ -101,7 +101,7 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         cm_iam, cm, request.node_role_name
     )
 
-    external_id, secret_changes = _external_id_for_sizing(request, ctx)
+    external_id, secret_changes = external_id_for_sizing(request, ctx)
     merged_trust, trust_changes = merge_trust_grant(
         access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id
     )
@@ -139,7 +139,7 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool]:
+def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool]:
     """The cluster's external ID, and whether its secret must still be written.
 
     When no ID exists yet, one of the length that will be generated stands in: allowed
@@ -161,6 +161,9 @@ def _lint(ctx: StepContext, doc: dict[str, Any], kind: str, owned: set[str], nam
         findings = lint_identity_policy(doc, owned)
     else:
         findings = lint_trust_policy(doc, owned, account)
+    if not ctx.access_analyzer:
+        raise_on_errors(findings, name, account)
+        return analyzer.UNAVAILABLE
     status, analyzed = analyzer.validate(ctx.sessions.local_client("accessanalyzer"), doc, kind, owned)
     raise_on_errors(findings + analyzed, name, account)
     return status
@@ -247,8 +250,11 @@ def attach_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     )
 
 
-def merge_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
-    """Merge the node role's external-ID grant into the access role's trust policy."""
+def merge_trust(request: ClusterRequest, ctx: StepContext, external_id: str | None = None) -> dict[str, Any]:
+    """Merge the node role's external-ID grant into the access role's trust policy.
+
+    `external_id` overrides the stored one (a plan before the ID exists, a rotation).
+    """
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
@@ -256,7 +262,7 @@ def merge_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     if role is None:
         raise PrerequisiteMissing("role", request.access_role_name, s3)
     before = role["AssumeRolePolicyDocument"]
-    external_id = _external_id(request, ctx)
+    external_id = external_id or _external_id(request, ctx)
     after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
     if changed:
         _check_trust_quota(after, iam_ops.trust_policy_size_quota(iam, s3), request.access_role_name, s3)

@@ -1,0 +1,1 @@
+"""Operator commands against a deployed atc-xaccount (standard credential chain)."""

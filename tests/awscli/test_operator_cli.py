@@ -1,0 +1,215 @@
+"""The operator commands against a moto server over HTTP (AWS_ENDPOINT_URL).
+
+The application is deployed into the server the way the emulator deploys it, and the
+commands talk to it with nothing but the standard credential chain and the endpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from atc_xaccount.evaluate import evaluate_trust
+from atc_xaccount.trust import grant_external_ids
+from atc_xaccount_cli.local.engine import Emulator
+from atc_xaccount_cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CM, S3 = "111111111111", "222222222222"
+NODE = f"arn:aws:iam::{CM}:role/atc-node"
+EVENT = json.loads((ROOT / "events" / "cluster-registered.json").read_text())
+WORLD = json.loads((ROOT / "events" / "sample-world.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Emulator]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto_server.start()
+    try:
+        with Emulator(ROOT, endpoint_url=f"http://127.0.0.1:{port}") as emulator:
+            emulator.seed(WORLD)
+            yield emulator
+    finally:
+        moto_server.stop()
+
+
+def cli(*argv: Any) -> tuple[int, Any]:
+    out = io.StringIO()
+    code = main([str(a) for a in argv], out=out)
+    text = out.getvalue()
+    return code, json.loads(text) if "--json" in argv and text.strip() else text
+
+
+def event_file(tmp_path: Path, cluster: str, **detail: Any) -> Path:
+    event = copy.deepcopy(EVENT)
+    event["detail"].update(clusterId=cluster, **detail)
+    event["id"] = f"event-{cluster}"
+    path = tmp_path / f"{cluster}.json"
+    path.write_text(json.dumps(event))
+    return path
+
+
+def trust_now() -> dict[str, Any]:
+    creds = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{S3}:role/x", RoleSessionName="test")["Credentials"]
+    iam = boto3.client(
+        "iam",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    return iam.get_role(RoleName="atc-s3-access-keys")["Role"]["AssumeRolePolicyDocument"]
+
+
+def test_the_endpoint_is_a_real_server(server):
+    import os
+
+    assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+
+
+def test_plan_shows_the_three_changes_and_writes_nothing(server, tmp_path):
+    before = trust_now()
+    code, body = cli("plan", event_file(tmp_path, "planned"), "--json")
+
+    assert code == 0, body
+    assert {k: v["action"] for k, v in body["changes"].items()} == {
+        "externalId": "created",
+        "assumePolicy": "created",
+        "attach": "attached",
+        "trust": "updated",
+    }
+    assert body["upToDate"] is False
+    assert all(v["applied"] is False for v in body["changes"].values())
+    assert trust_now() == before, "plan is read-only"
+
+
+def test_register_follows_the_execution_and_a_duplicate_shows_as_one(server, tmp_path):
+    path = event_file(tmp_path, "cli-cluster")
+    code, body = cli("register", path, "--json")
+    assert code == 0, body
+    assert body["status"] == "SUCCEEDED" and body["duplicate"] is False
+    assert body["execution"].startswith("register-cli-cluster-")
+
+    code, again = cli("register", path, "--json")
+    assert code == 0
+    assert again["duplicate"] is True and again["execution"] == body["execution"]
+
+    code, status = cli("status", body["execution"], "--json")
+    assert code == 0 and status["status"] == "SUCCEEDED"
+    assert [s["name"] for s in status["states"]][:2] == ["Validate", "Preflight"]
+
+
+def test_show_reveals_the_external_id_that_the_trust_admits(server, tmp_path):
+    cli("register", event_file(tmp_path, "shown"), "--json")
+    code, body = cli("show", "shown", "--json")
+
+    assert code == 0 and body["state"] == "READY"
+    assert body["roleArn"] == f"arn:aws:iam::{S3}:role/atc-s3-access-keys"
+    assert evaluate_trust(trust_now(), NODE, body["externalId"]).allowed
+    code, human = cli("show", "shown")
+    assert body["externalId"] in human
+
+
+def test_show_of_an_unknown_cluster_says_so(server):
+    code, body = cli("show", "never-registered", "--json")
+    assert code == 1 and body["registered"] is False
+
+
+def test_rotation_adds_then_removes_without_a_gap(server, tmp_path):
+    cli("register", event_file(tmp_path, "rotated"), "--json")
+    old = cli("show", "rotated", "--json")[1]["externalId"]
+
+    code, started = cli("rotate-external-id", "rotated", "--json")
+    assert code == 0, started
+    new = started["newExternalId"]
+    assert new != old
+    assert evaluate_trust(trust_now(), NODE, old).allowed, "the old access key keeps working meanwhile"
+    assert evaluate_trust(trust_now(), NODE, new).allowed
+
+    code, finished = cli("rotate-external-id", "rotated", "--finish", "--json")
+    assert code == 0, finished
+    assert not evaluate_trust(trust_now(), NODE, old).allowed
+    assert evaluate_trust(trust_now(), NODE, new).allowed
+    assert cli("show", "rotated", "--json")[1]["externalId"] == new
+
+
+def test_finishing_a_rotation_that_was_not_started_fails_clearly(server, tmp_path):
+    cli("register", event_file(tmp_path, "unrotated"), "--json")
+    code, body = cli("rotate-external-id", "unrotated", "--finish", "--json")
+    assert code == 1 and body["error"] == "PrerequisiteMissing"
+
+
+def test_audit_finds_nothing_then_finds_a_removed_grant(server, tmp_path):
+    cli("register", event_file(tmp_path, "audited"), "--json")
+    code, body = cli("audit", "--json")
+    assert code == 0 and body["drifted"] == []
+
+    secret = boto3.client("secretsmanager").get_secret_value(SecretId="atc-xaccount/audited/external-id")
+    creds = boto3.client("sts").assume_role(RoleArn=f"arn:aws:iam::{S3}:role/x", RoleSessionName="test")["Credentials"]
+    iam = boto3.client(
+        "iam",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    from atc_xaccount.trust import remove_trust_grant
+
+    edited, _ = remove_trust_grant(trust_now(), NODE, secret["SecretString"])
+    iam.update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(edited))
+
+    code, body = cli("audit", "--json")
+    assert [c["clusterId"] for c in body["drifted"]] == ["audited"]
+    assert body["drifted"][0]["drift"][0]["kind"] == "TrustGrantMissing"
+
+
+def test_snapshot_writes_a_world_the_emulator_accepts(server, tmp_path):
+    out = tmp_path / "world.json"
+    code, body = cli("snapshot", CM, S3, "--out", out, "--json")
+    assert code == 0 and body["accounts"] == [CM, S3]
+
+    world = json.loads(out.read_text())
+    assert world["accounts"][S3]["roles"]["atc-s3-access-keys"]["trust"] == trust_now()
+    from atc_xaccount_cli.local.world import validate_world
+
+    validate_world(world)
+
+
+def test_deregister_revokes_exactly_that_cluster(server, tmp_path):
+    cli("register", event_file(tmp_path, "leaving"), "--json")
+    cli("register", event_file(tmp_path, "staying"), "--json")
+    leaving = cli("show", "leaving", "--json")[1]["externalId"]
+    staying = cli("show", "staying", "--json")[1]["externalId"]
+
+    event = json.loads(event_file(tmp_path, "leaving").read_text())
+    event["detail-type"] = "Cluster Deregistered"
+    event["detail"] = {k: event["detail"][k] for k in ("clusterId", "clusterManagerAccountId", "s3AccountId")}
+    path = tmp_path / "deregister.json"
+    path.write_text(json.dumps(event))
+    code, body = cli("deregister", path, "--json")
+
+    assert code == 0 and body["status"] == "SUCCEEDED", body
+    ids = grant_external_ids(trust_now(), NODE)
+    assert leaving not in ids and staying in ids
+    assert cli("show", "leaving", "--json")[1]["state"] == "REVOKED"
+
+
+def test_without_a_deployment_the_error_says_where_it_looked(monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, _ = cli("status", "anything", "--region", "eu-west-1", "--json")
+    assert code in (1, 2)
+    assert "atc-xaccount:" in capsys.readouterr().err
