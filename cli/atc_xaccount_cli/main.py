@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run events through the state machines (several files: started at once, on one world)"
     )
     run.add_argument(
-        "event_files", type=Path, nargs="+", metavar="EVENT_FILE", help="EventBridge event (or just its detail)"
+        "event_files", type=Path, nargs="*", metavar="EVENT_FILE", help="EventBridge event (or just its detail)"
+    )
+    run.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="bulk onboarding: a CSV or JSON-lines file of registrations"
     )
     _common_local_options(run)
     run.add_argument(
@@ -84,7 +87,11 @@ def _aws_commands(commands: Any) -> None:
         ("deregister", "offboard a cluster: start the workflow and follow it"),
     ):
         parser = add(name, text)
-        parser.add_argument("event_file", type=Path, metavar="EVENT_FILE", help="the event (or its detail)")
+        parser.add_argument("event_file", type=Path, nargs="?", metavar="EVENT_FILE", help="the event (or its detail)")
+        if name == "register":
+            parser.add_argument(
+                "--from-file", type=Path, metavar="FILE", help="bulk: a CSV or JSON-lines file of registrations"
+            )
         parser.add_argument("--no-wait", action="store_true", help="start and return without following")
         parser.add_argument(
             "--via",
@@ -144,7 +151,15 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         deployment = discover(session, args.stack, args.automation_role_name)
         command = args.command
-        if command in ("register", "deregister"):
+        if command == "register" and args.from_file:
+            code, body = commands.register_bulk(
+                session, deployment, args.from_file, wait=not args.no_wait, on_state=on_state
+            )
+        elif command in ("register", "deregister"):
+            if args.event_file is None:
+                raise UsageError(
+                    f"{command} needs an EVENT_FILE" + (" or --from-file" if command == "register" else "")
+                )
             event = commands.read_event(args.event_file)
             code, body = commands.register(
                 session,
@@ -190,7 +205,15 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
 
 def _local(args: argparse.Namespace, out: TextIO) -> int:
     from atc_xaccount_cli.local.faults import FaultPlan, FaultSpecError
-    from atc_xaccount_cli.local.run import OFFBOARD, ONBOARD, UsageError, read_world, run_audit, run_local
+    from atc_xaccount_cli.local.run import (
+        OFFBOARD,
+        ONBOARD,
+        UsageError,
+        read_world,
+        run_audit,
+        run_bulk,
+        run_local,
+    )
     from atc_xaccount_cli.local.template import TemplateError
     from atc_xaccount_cli.render import Printer
 
@@ -206,7 +229,22 @@ def _local(args: argparse.Namespace, out: TextIO) -> int:
             report = run_audit(
                 project_root(), read_world(args.world), parameters=parameters, verbose=args.verbose, on_state=on_state
             )
+        elif args.from_file:
+            if args.event_files:
+                raise UsageError("give EVENT_FILEs or --from-file, not both")
+            if printer:
+                printer.banner([args.from_file], args.world)
+            report = run_bulk(
+                project_root(),
+                args.from_file,
+                read_world(args.world),
+                parameters=parameters,
+                verbose=args.verbose,
+                on_state=on_state,
+            )
         else:
+            if not args.event_files:
+                raise UsageError("give at least one EVENT_FILE (or --from-file)")
             faults = FaultPlan(args.faults, args.seed) if args.faults else None
             if printer:
                 printer.banner(args.event_files, args.world)

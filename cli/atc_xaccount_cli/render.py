@@ -40,6 +40,11 @@ class Printer:
 
     def report(self, report: RunReport) -> None:
         execution = report.executions[0]
+        if execution.machine == "BulkStateMachine":
+            self._summary(execution)
+            self._calls(report.calls, report.faults)
+            self._bulk(execution, report.seconds)
+            return
         if execution.machine == "AuditStateMachine":
             self._summary(execution)
             self._calls(report.calls, report.faults)
@@ -153,6 +158,15 @@ class Printer:
             self.line(
                 f"  {name:<14} {change.get('action', change.get('state', ''))} {change.get('reason', '')}".rstrip()
             )
+
+    def _bulk(self, execution: ExecutionReport, seconds: float) -> None:
+        report = (execution.result.output or {}).get("report") or {}
+        self.line()
+        counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted((report.get("counts") or {}).items()))
+        self.line(f"{report.get('total', 0)} rows in {seconds:.1f} s: {counts}; report {report.get('report')}")
+        for row in report.get("rows", []):
+            if row["status"] != "SUCCEEDED":
+                self.line(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}")
 
     def _audit(self, execution: ExecutionReport) -> None:
         clusters = (execution.result.output or {}).get("clusters") or []

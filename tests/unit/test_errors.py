@@ -32,6 +32,8 @@ ASL_NAMES = {
     "IamPropagationDelay",
     "AwsOperationFailed",
     "VerificationFailed",
+    "ResourceLocked",
+    "RegistrationMismatch",
 }
 
 
@@ -42,6 +44,28 @@ def test_class_names_match_the_state_machine_contract() -> None:
         if isinstance(obj, type) and issubclass(obj, AtcXaccountError) and obj is not AtcXaccountError
     }
     assert found == ASL_NAMES
+
+
+def test_every_error_the_state_machines_retry_or_catch_by_name_exists() -> None:
+    import json
+    from pathlib import Path
+
+    named: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "ErrorEquals":
+                    named.update(value)
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for path in (Path(__file__).resolve().parents[2] / "statemachine").glob("*.asl.json"):
+        walk(json.loads(path.read_text()))
+    ours = {n for n in named if not n.startswith(("States.", "Lambda.", "StepFunctions."))}
+    assert ours and ours <= ASL_NAMES, ours - ASL_NAMES
 
 
 @pytest.mark.parametrize(

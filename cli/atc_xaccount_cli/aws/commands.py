@@ -117,6 +117,32 @@ def register(
     )
 
 
+def register_bulk(
+    session: boto3.Session, deployment: Deployment, path: Path, *, wait: bool, on_state: Any
+) -> tuple[int, dict[str, Any]]:
+    """Upload a registrations file and run the bulk workflow over it."""
+    from atc_xaccount_cli.local.run import UsageError
+
+    if not deployment.bulk_bucket:
+        raise UsageError("the deployment has no bulk bucket (BulkBucketName output); is it up to date?")
+    try:
+        body = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"registrations file {path}: no such file") from exc
+    key = f"uploads/{uuid.uuid4().hex[:8]}-{path.name}"
+    session.client("s3").put_object(Bucket=deployment.bulk_bucket, Key=key, Body=body)
+    code, result = start_and_follow(
+        session,
+        deployment.machine("bulk"),
+        {"bucket": deployment.bulk_bucket, "key": key},
+        f"bulk-{uuid.uuid4().hex[:12]}",
+        wait=wait,
+        on_state=on_state,
+    )
+    report = (result.get("output") or {}).get("report") or {}
+    return code, {**result, "report": report}
+
+
 def status(session: boto3.Session, deployment: Deployment, execution: str) -> tuple[int, dict[str, Any]]:
     sfn = session.client("stepfunctions")
     candidates = (
@@ -228,6 +254,11 @@ def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:
         for name, change in body["changes"].items():
             out.write(f"  {name:<13} {change.get('action')}\n")
         out.write("  (nothing to change)\n" if body["upToDate"] else "")
+    for row in (body.get("report") or {}).get("rows", []):
+        if row["status"] != "SUCCEEDED":
+            out.write(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}\n")
+    if (body.get("report") or {}).get("counts"):
+        out.write(f"  {body['report']['counts']}; report {body['report'].get('report')}\n")
     if command == "rotate-external-id":
         for key, value in body.items():
             out.write(f"  {key}: {value}\n")

@@ -18,7 +18,12 @@ from atc_xaccount.model import Defaults
 from atc_xaccount.sessions import AccountSessions
 from atc_xaccount.steps.context import StepContext
 
-MACHINES = {"onboard": "OnboardStateMachine", "offboard": "OffboardStateMachine", "audit": "AuditStateMachine"}
+MACHINES = {
+    "onboard": "OnboardStateMachine",
+    "offboard": "OffboardStateMachine",
+    "audit": "AuditStateMachine",
+    "bulk": "BulkStateMachine",
+}
 TABLES = {"registry": "ClusterRegistryTable", "locks": "LocksTable"}
 
 
@@ -34,6 +39,7 @@ class Deployment:
     event_bus: str = "default"
     automation_role_name: str = "atc-xaccount-automation"
     secret_prefix: str = "atc-xaccount"  # noqa: S105 - a name prefix, not a secret
+    bulk_bucket: str | None = None
 
     def machine(self, kind: str) -> str:
         if kind not in self.state_machines:
@@ -76,11 +82,21 @@ def discover(session: boto3.Session, stack: str | None = None, automation_role_n
             for kind, logical in TABLES.items():
                 if logical in name:
                     tables.setdefault(kind, name)
+    bulk = next(
+        (b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []) if "bulkbucket" in b["Name"]),
+        None,
+    )
     if not machines:
         raise DeploymentNotFound(
             f"no atc-xaccount state machines in {region}; pass --stack or check --region/--profile"
         )
-    return Deployment(region, machines, tables, automation_role_name=automation_role_name or "atc-xaccount-automation")
+    return Deployment(
+        region,
+        machines,
+        tables,
+        automation_role_name=automation_role_name or "atc-xaccount-automation",
+        bulk_bucket=bulk,
+    )
 
 
 def _from_stack(session: boto3.Session, stack: str, region: str, automation_role_name: str | None) -> Deployment:
@@ -99,4 +115,5 @@ def _from_stack(session: boto3.Session, stack: str, region: str, automation_role
         tables,
         event_bus=parameters.get("EventBusName", "default"),
         automation_role_name=automation_role_name or parameters.get("AutomationRoleName", "atc-xaccount-automation"),
+        bulk_bucket=outputs.get("BulkBucketName"),
     )

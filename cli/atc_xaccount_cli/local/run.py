@@ -18,6 +18,7 @@ from atc_xaccount_cli.local.proof import Proof, prove_access
 from atc_xaccount_cli.local.world import WorldError, load_world
 
 ONBOARD, OFFBOARD, AUDIT = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"
+BULK = "BulkStateMachine"
 
 
 class UsageError(ValueError):
@@ -210,6 +211,41 @@ def run_events(
                 report.proof, report.external_id = _prove(emulator, result.output, after)
             reports.append(report)
     return RunReport(reports, after, calls, faults.injected if faults else [], seconds)
+
+
+def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any) -> RunReport:
+    """Upload a registrations file and run the bulk workflow over it (Distributed Map)."""
+    import time
+
+    try:
+        body = bulk_file.read_bytes()
+    except FileNotFoundError as exc:
+        raise UsageError(f"registrations file {bulk_file}: no such file") from exc
+    with Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False)) as emulator:
+        try:
+            emulator.seed(world)
+        except WorldError as exc:
+            raise UsageError(f"world file: {exc}") from exc
+        bucket = emulator.buckets["BulkBucket"]
+        key = f"uploads/{bulk_file.name}"
+        emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        started = time.monotonic()
+        with emulator.counting() as ledger:
+            result = emulator.follow(
+                emulator.start({"bucket": bucket, "key": key}, BULK), on_state=options.get("on_state"), timeout=3600
+            )
+            calls = ledger.summary()
+        seconds = time.monotonic() - started
+        after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT} | _bulk_accounts(body)))
+        report = ExecutionReport(str(bulk_file), BULK, "bulk file", result, ledger.summary(result.name))
+    return RunReport([report], after, calls, seconds=seconds)
+
+
+def _bulk_accounts(body: bytes) -> set[str]:
+    """The accounts a registrations file names (so the after-world shows them)."""
+    import re
+
+    return {account.decode() for account in re.findall(rb"\b\d{12}\b", body)}
 
 
 def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:

@@ -87,6 +87,7 @@ class SamApp:
     functions: dict[str, FunctionSpec]
     state_machines: dict[str, StateMachineSpec]
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buckets: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, root: Path, overrides: dict[str, str] | None = None) -> SamApp:
@@ -104,10 +105,13 @@ class SamApp:
         functions: dict[str, FunctionSpec] = {}
         machines: dict[str, StateMachineSpec] = {}
         tables: dict[str, dict[str, Any]] = {}
+        buckets: list[str] = []
         for logical_id, resource in (template.get("Resources") or {}).items():
             props = resource.get("Properties") or {}
             if resource.get("Type") == "AWS::DynamoDB::Table":
                 tables[logical_id] = props
+            elif resource.get("Type") == "AWS::S3::Bucket":
+                buckets.append(logical_id)
             elif resource.get("Type") == "AWS::Serverless::Function":
                 if (props.get("Environment") or {}).get("Variables"):
                     raise TemplateError(
@@ -131,7 +135,7 @@ class SamApp:
                     dict(props.get("DefinitionSubstitutions") or {}),
                     patterns,
                 )
-        return cls(root, parameters, environment, functions, machines, tables)
+        return cls(root, parameters, environment, functions, machines, tables, buckets)
 
 
 @dataclass

@@ -1,0 +1,99 @@
+"""Bulk registration files: CSV or JSON lines in, validated items with line numbers out.
+
+A bad row is reported with its line number and the rule it breaks, and does not stop
+the others. Pure: the caller reads and writes the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from atc_xaccount.errors import InvalidEvent
+from atc_xaccount.model import Defaults, parse_event
+
+LIST_SEPARATORS = (";", " ")
+
+
+def detect_format(name: str, text: str) -> str:
+    """ "jsonl" or "csv", by the file name, else by the first non-blank character."""
+    lowered = name.lower()
+    if lowered.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if lowered.endswith(".csv"):
+        return "csv"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return "jsonl" if first.startswith("{") else "csv"
+
+
+def parse_bulk(name: str, text: str, defaults: Defaults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(items, rejected): items are `{"line", "detail"}`, rejected `{"line", "error"}`."""
+    rows = _jsonl_rows(text) if detect_format(name, text) == "jsonl" else _csv_rows(text)
+    items: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        if isinstance(row, str):
+            rejected.append({"line": line, "error": row})
+            continue
+        try:
+            request = parse_event(row, defaults)
+        except InvalidEvent as exc:
+            rejected.append({"line": line, "error": f"InvalidEvent: {exc}"})
+            continue
+        if request.cluster_id in seen:
+            rejected.append(
+                {"line": line, "error": f"clusterId {request.cluster_id} is already on line {seen[request.cluster_id]}"}
+            )
+            continue
+        seen[request.cluster_id] = line
+        items.append({"line": line, "clusterId": request.cluster_id, "detail": row})
+    return items, rejected
+
+
+def _jsonl_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+    rows: list[tuple[int, dict[str, Any] | str]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            rows.append((number, f"not valid JSON ({exc.msg})"))
+            continue
+        rows.append((number, value if isinstance(value, dict) else "must be a JSON object (an event or its detail)"))
+    return rows
+
+
+def _csv_rows(text: str) -> list[tuple[int, dict[str, Any] | str]]:
+    """A header row names the detail fields; empty cells are absent; buckets split on ; or space."""
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    rows: list[tuple[int, dict[str, Any] | str]] = []
+    for cells in reader:
+        number = reader.line_num
+        if not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = [c.strip() for c in cells]
+            continue
+        if len(cells) > len(header):
+            rows.append((number, f"{len(cells)} cells but the header names {len(header)} columns"))
+            continue
+        detail: dict[str, Any] = {}
+        for column, cell in zip(header, cells, strict=False):
+            value = cell.strip()
+            if not value:
+                continue
+            detail[column] = _split(value) if column == "buckets" else value
+        rows.append((number, detail))
+    return rows
+
+
+def _split(value: str) -> list[str]:
+    for separator in LIST_SEPARATORS:
+        value = value.replace(separator, " ")
+    return value.split()
