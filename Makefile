@@ -4,14 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+CHECKS_VENV := .venv-checks
+CHECKS := $(CHECKS_VENV)/bin
+# Every CloudFormation template the deployment checks cover: the application and the
+# bootstrap template(s) for the target accounts.
+CFN_TEMPLATES := template.yaml $(sort $(wildcard bootstrap/*.yaml bootstrap/*.yml))
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint build clean help
+.PHONY: run test lint lint-ruff lint-sam lint-cfn lint-checkov lint-mypy build clean help
 
 help:
 	@echo "make run    - set up, then onboard the sample cluster on the embedded AWS emulator"
 	@echo "make test   - set up, then run the test suite"
-	@echo "make lint   - ruff, sam validate --lint"
+	@echo "make lint   - ruff, sam validate --lint, cfn-lint, checkov, mypy (the deployment checks)"
 	@echo "make build  - sam build (arm64, offline-capable)"
 
 # The project venv: the layer's library, the CLI, moto and the test tools.
@@ -33,13 +38,36 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-lint: $(BIN)/.installed $(SAM_VENV)/.installed
+# checkov and mypy pin their own trees (requirements-checks.txt): a third venv. Python
+# 3.11's venv writes no .gitignore into it, so the recipe does.
+$(CHECKS_VENV)/.installed: requirements-checks.txt
+	$(PYTHON) -m venv $(CHECKS_VENV)
+	echo '*' > $(CHECKS_VENV)/.gitignore
+	$(CHECKS)/pip install --quiet -r requirements-checks.txt
+	touch $@
+
+# The deployment checks (issue 4 item 6), in this order. Parliament on every policy the
+# code and the template can produce runs with the tests (tests/deploy/).
+lint: lint-ruff lint-sam lint-cfn lint-checkov lint-mypy
+
+lint-ruff: $(BIN)/.installed
 	$(BIN)/ruff check layers cli functions tests
 	$(BIN)/ruff format --check layers cli functions tests
+
+lint-sam: $(SAM_VENV)/.installed
 	$(SAM) validate --lint
+
+lint-cfn: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/cfn-lint $(CFN_TEMPLATES)
+
+lint-checkov: $(CHECKS_VENV)/.installed
+	$(CHECKS)/checkov --config-file .checkov.yaml $(addprefix --file ,$(CFN_TEMPLATES))
+
+lint-mypy: $(CHECKS_VENV)/.installed
+	$(CHECKS)/mypy --config-file mypy.ini
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .venv-checks .aws-sam

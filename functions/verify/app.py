@@ -24,5 +24,5 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
     result = verify(request, ctx)
-    metrics.add_metric(name="ClusterOnboarded", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ClusterVerified", unit=MetricUnit.Count, value=1)
     return result
