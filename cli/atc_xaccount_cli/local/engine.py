@@ -85,6 +85,7 @@ class Emulator:
         self._clients: dict[str, Any] = {}
         self._accounts: dict[str, boto3.Session] = {}
         self.tables: dict[str, str] = {}
+        self.buckets: dict[str, str] = {}
 
     def client(self, service: str) -> Any:
         """A client in the automation account (created once: client creation is slow)."""
@@ -172,6 +173,10 @@ class Emulator:
         )
         for logical_id, props in self.app.tables.items():
             refs[logical_id] = self._create_table(logical_id, resolver.resolve(props))
+        for logical_id in self.app.buckets:
+            refs[logical_id] = f"{logical_id.lower()}-{AUTOMATION_ACCOUNT}-local"
+            self.client("s3").create_bucket(Bucket=refs[logical_id])
+            self.buckets[logical_id] = refs[logical_id]
         lam = self.client("lambda")
         for logical_id, spec in self.app.functions.items():
             created = lam.create_function(
@@ -298,6 +303,8 @@ class Emulator:
             state = worlds.snapshot_account(
                 self.ensure_account(account), skip_roles=skip, secret_prefix=self.secret_prefix
             )
+            # The deployment's own buckets (bulk uploads) are not part of the world.
+            state["buckets"] = [b for b in state["buckets"] if b not in self.buckets.values()]
             if account == AUTOMATION_ACCOUNT:
                 if not (state["roles"] or state["policies"] or state["buckets"]):
                     state = {"secrets": state["secrets"]} if state.get("secrets") else {}

@@ -1,0 +1,142 @@
+"""Every permission of the bootstrap role is needed: take one away and the workflow fails.
+
+Each case removes one action of one statement from the role in both target accounts and
+runs the scenario that first needs it: a fresh onboarding, the offboarding of an onboarded
+cluster, an onboarding that must version a policy holding five versions already, or the
+rollback of an onboarding whose trust write fails (an injected ServiceFailure). The same scenario with the whole role
+is the control.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from atc_xaccount_cli.local import authz
+from atc_xaccount_cli.local.faults import FaultPlan
+from tests.leastpriv.conftest import (
+    ASSUME_POLICY,
+    NODE_ROLE,
+    OFFBOARD,
+    Case,
+    Lab,
+    bootstrap_role,
+    load,
+    with_assume_policy,
+)
+
+#: (statement Sid, action, scenario that needs it, account whose resource it is about)
+GRANTS = [
+    ("ReadNodeRole", "iam:GetRole", "onboard", "cm"),
+    ("ReadNodeRole", "iam:ListAttachedRolePolicies", "onboard", "cm"),
+    ("AttachAssumePolicyToNodeRole", "iam:AttachRolePolicy", "onboard", "cm"),
+    ("AttachAssumePolicyToNodeRole", "iam:DetachRolePolicy", "offboard", "cm"),
+    ("ReadAssumePolicy", "iam:GetPolicy", "onboard", "cm"),
+    ("ReadAssumePolicy", "iam:GetPolicyVersion", "onboard", "cm"),
+    ("ReadAssumePolicy", "iam:ListPolicyVersions", "offboard", "cm"),
+    ("WriteAssumePolicy", "iam:CreatePolicy", "onboard", "cm"),
+    ("WriteAssumePolicy", "iam:CreatePolicyVersion", "rotate", "cm"),
+    ("WriteAssumePolicy", "iam:DeletePolicyVersion", "rotate", "cm"),
+    ("WriteAssumePolicy", "iam:SetDefaultPolicyVersion", "rollback", "cm"),
+    ("WriteAssumePolicy", "iam:DeletePolicy", "offboard", "cm"),
+    ("AccessRoleTrust", "iam:GetRole", "onboard", "s3"),
+    ("AccessRoleTrust", "iam:UpdateAssumeRolePolicy", "onboard", "s3"),
+    ("ReadAccessRoleAttachments", "iam:ListAttachedRolePolicies", "onboard", "s3"),
+    ("ReadAccessPolicy", "iam:GetPolicy", "onboard", "s3"),
+    ("ReadAccessPolicy", "iam:GetPolicyVersion", "onboard", "s3"),
+    ("ReadTrustPolicySizeQuota", "iam:GetAccountSummary", "onboard", "s3"),
+]
+
+#: The rollback scenario: the trust write fails after the policy was versioned, so the
+#: onboarding is rolled back (ServiceFailure is not retried, unlike a failed Verify).
+ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
+
+
+def _world(lab: Lab, case: Case, scenario: str) -> None:
+    base = load("sample-world.json")
+    if scenario == "rotate":
+        base = with_assume_policy(base, versions=5)
+    elif scenario == "rollback":
+        base = with_assume_policy(base, versions=1)
+    lab.seed(case, base)
+
+
+def _run(lab: Lab, case: Case, scenario: str, mutation: authz.Mutation | None) -> Any:
+    """Seed, bring the case to where `scenario` starts, restrict the role, run the scenario."""
+    _world(lab, case, scenario)
+    if scenario == "offboard":
+        onboarded = lab.run(case.event(load("cluster-registered.json")))
+        assert onboarded.status == "SUCCEEDED", onboarded.cause
+    if mutation is not None:
+        lab.restrict(case, mutation)
+    if scenario == "offboard":
+        return lab.run(case.event(load("cluster-deregistered.json")), OFFBOARD)
+    if scenario == "rollback":
+        lab.emulator.dispatcher.before_call = FaultPlan([ROLLBACK_FAULT]).before_call
+    try:
+        return lab.run(case.event(load("cluster-registered.json")))
+    finally:
+        lab.emulator.dispatcher.before_call = None
+
+
+def _assume_policy_versions(lab: Lab, case: Case) -> list[dict[str, Any]]:
+    return lab.iam(case.cm).list_policy_versions(PolicyArn=case.assume_policy_arn)["Versions"]
+
+
+def test_the_table_is_exactly_what_the_template_grants():
+    assert sorted((sid, action) for sid, action, _, _ in GRANTS) == sorted(bootstrap_role().grants())
+
+
+@pytest.mark.parametrize("scenario", ["onboard", "offboard", "rotate"])
+def test_control_the_whole_role_runs_each_scenario(lab: Lab, scenario):
+    case = lab.case()
+    result = _run(lab, case, scenario, None)
+    assert result.status == "SUCCEEDED", result.cause
+
+
+def test_control_the_whole_role_rolls_a_failed_onboarding_back(lab: Lab):
+    case = lab.case()
+    result = _run(lab, case, "rollback", None)
+
+    assert result.status == "FAILED" and "UpdateAssumeRolePolicy failed" in result.cause, result.cause
+    undone = {u["change"]: u["result"] for u in lab.compensation(result)["undone"]}
+    assert undone["assumePolicy"] == "restored"
+    versions = _assume_policy_versions(lab, case)
+    assert [(v["VersionId"], v["IsDefaultVersion"]) for v in versions] == [("v1", True)]
+
+
+@pytest.mark.parametrize(
+    ("sid", "action", "scenario", "side"),
+    GRANTS,
+    ids=[f"{sid}-{action.removeprefix('iam:')}-{scenario}" for sid, action, scenario, _ in GRANTS],
+)
+def test_without_the_permission_the_workflow_fails(lab: Lab, sid, action, scenario, side):
+    case = lab.case()
+    account = case.cm if side == "cm" else case.s3
+    result = _run(lab, case, scenario, authz.without(sid, action))
+    denied = f"{action} failed in account {account}: AccessDenied"
+
+    assert result.status == "FAILED"
+    if scenario == "rollback":
+        # Only the rollback needs it: the onboarding fails (MergeTrust) either way, and the
+        # rollback then cannot restore the policy, leaving the new version in force.
+        assumed = next(u for u in lab.compensation(result)["undone"] if u["change"] == "assumePolicy")
+        assert assumed["result"] == "failed" and denied in assumed["error"]["message"]
+        default = [v["VersionId"] for v in _assume_policy_versions(lab, case) if v["IsDefaultVersion"]]
+        assert default == ["v2"]
+    else:
+        assert denied in (result.cause or ""), result.cause
+
+
+def test_without_the_condition_statement_nothing_is_attached(lab: Lab):
+    """Removing a whole statement is a removal of each of its actions: the first one fails."""
+    case = lab.case()
+    result = _run(lab, case, "onboard", authz.without("AttachAssumePolicyToNodeRole"))
+
+    assert result.status == "FAILED"
+    assert f"iam:AttachRolePolicy failed in account {case.cm}: AccessDenied" in result.cause
+    attached = lab.iam(case.cm).list_attached_role_policies(RoleName=NODE_ROLE)["AttachedPolicies"]
+    assert attached == []
+    policies = lab.iam(case.cm).list_policies(Scope="Local")["Policies"]
+    assert ASSUME_POLICY not in [p["PolicyName"] for p in policies], "the rollback deleted the policy it created"
