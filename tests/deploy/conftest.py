@@ -50,6 +50,11 @@ def deployed_resolver(template: dict[str, Any], partition: str = "aws", region: 
             attributes[(lid, "Arn")] = arn.format(service="cloudwatch", resource=f"alarm:{lid}")
         elif kind == "AWS::Logs::LogGroup":
             attributes[(lid, "Arn")] = arn.format(service="logs", resource=f"log-group:{lid}:*")
+        elif kind == "AWS::S3::Bucket":
+            # A generated bucket name (<stack>-<logical id>-<suffix>, lower case); S3 ARNs
+            # carry neither region nor account.
+            refs[lid] = f"{STACK}-{lid.lower()}-1a2b3c4d5e6f"
+            attributes[(lid, "Arn")] = f"arn:{partition}:s3:::{refs[lid]}"
         else:
             refs[lid] = lid
     # The dead-letter queues SAM generates for the EventBridge rules (QueueLogicalId).

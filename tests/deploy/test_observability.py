@@ -106,7 +106,9 @@ def test_every_state_machine_has_a_failed_executions_alarm_and_its_dashboard_lin
         for a in alarms(template).values()
         if (a["Namespace"], a["MetricName"]) == ("AWS/States", "ExecutionsFailed")
     }
-    assert failed == machines == {"OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"}
+    assert (
+        failed == machines == {"OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine", "BulkStateMachine"}
+    )
     arn = deployed_resolver(template).refs
     lines = dashboard_metrics(template)
     for machine in machines:
@@ -197,8 +199,16 @@ def test_the_email_subscription_exists_only_with_an_address(template, email, sub
 
 
 def test_every_log_group_is_encrypted_with_the_stack_key(template):
+    """One log group per function and per state machine, each with the stack's key."""
     groups = resources_of(template, "AWS::Logs::LogGroup")
-    assert len(groups) == len(resources_of(template, "AWS::Serverless::Function")) + 3
+    functions = resources_of(template, "AWS::Serverless::Function")
+    machines = resources_of(template, "AWS::Serverless::StateMachine")
+    assert len(groups) == len(functions) + len(machines)
+    for lid, fn in functions.items():
+        assert fn["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": f"{lid}LogGroup"}, lid
+    for lid, machine in machines.items():
+        (destination,) = machine["Properties"]["Logging"]["Destinations"]
+        assert destination["CloudWatchLogsLogGroup"]["LogGroupArn"] == {"Fn::GetAtt": [f"{lid}LogGroup", "Arn"]}, lid
     for lid, group in groups.items():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["MonitoringKey", "Arn"]}, lid
 

@@ -10,19 +10,31 @@ policy below what the code calls.
 
 from __future__ import annotations
 
+import io
 import json
+from fnmatch import fnmatchcase
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from tests.deploy.conftest import ACCOUNT, PARTITIONS, deployed_resolver, resources_of
+from atc_xaccount.model import Defaults
+from atc_xaccount.steps import bulk
+from tests.deploy.conftest import ACCOUNT, PARTITIONS, ROOT, STACK, deployed_resolver, resources_of
 
 AUTOMATION_ROLE = "automation role in any target account"
 SECRETS = "secrets <EXTERNAL_ID_SECRET_PREFIX>/*"
 REGISTRY = "table ClusterRegistryTable"
 REGISTRY_INDEX = "index ClusterRegistryTable/byClusterManagerAccount"
 LOCKS = "table LocksTable"
+#: The bulk bucket's prefixes: uploads/<file> (the CLI's upload), uploads/<file>.items.json
+#: (what Prepare writes for the Distributed Map), reports/<execution>.json (Report).
+BULK_UPLOADS = "objects BulkBucket/uploads/*"
+BULK_ITEMS = "objects BulkBucket/uploads/*.items.json"
+BULK_REPORTS = "objects BulkBucket/reports/*"
 ANY = "*"
+#: The EventBridge rule Step Functions manages for its .sync integration with Step Functions.
+SYNC_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
 
 #: locks.acquire: TransactWriteItems of Put items, which IAM authorizes as PutItem per item.
 IN_TRANSACTION = {"ForAnyValue:StringEquals": {"dynamodb:EnclosingOperation": ["TransactWriteItems"]}}
@@ -86,6 +98,10 @@ EXPECTED: dict[str, set[Grant]] = {
     # registry.registered: Scan with a filter on state.
     "ListRegisteredFunction": {grant("dynamodb:Scan", REGISTRY)},
     "AuditClusterFunction": {ASSUME, READ_SECRET},
+    # steps/bulk.prepare: GetObject on the upload, PutObject of <upload>.items.json only.
+    "PrepareBulkFunction": {grant("s3:GetObject", BULK_UPLOADS), grant("s3:PutObject", BULK_ITEMS)},
+    # steps/bulk.report: PutObject of reports/<execution>.json.
+    "ReportBulkFunction": {grant("s3:PutObject", BULK_REPORTS)},
 }
 
 
@@ -94,12 +110,16 @@ def _labels(template: dict[str, Any], partition: str, region: str) -> dict[str, 
     role = template["Parameters"]["AutomationRoleName"]["Default"]
     prefix = template["Globals"]["Function"]["Environment"]["Variables"]["EXTERNAL_ID_SECRET_PREFIX"]
     table = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table"
+    bulk = deployed_resolver(template, partition, region).attributes[("BulkBucket", "Arn")]
     return {
         f"arn:{partition}:iam::*:role/{role}": AUTOMATION_ROLE,
         f"arn:{partition}:secretsmanager:{region}:{ACCOUNT}:secret:{prefix}/*": SECRETS,
         f"{table}/ClusterRegistryTable": REGISTRY,
         f"{table}/ClusterRegistryTable/index/byClusterManagerAccount": REGISTRY_INDEX,
         f"{table}/LocksTable": LOCKS,
+        f"{bulk}/uploads/*": BULK_UPLOADS,
+        f"{bulk}/uploads/*.items.json": BULK_ITEMS,
+        f"{bulk}/reports/*": BULK_REPORTS,
         "*": ANY,
     }
 
@@ -242,3 +262,118 @@ def test_a_widened_shared_managed_policy_is_caught_in_every_step_using_it(templa
     }
     flagged = {v.split(":")[0] for v in violations(template) if "secretsmanager:ListSecrets" in v}
     assert flagged == users
+
+
+# --- the bulk steps: what the code calls, against what the template grants ---------------
+
+
+class _RecordingS3:
+    """An S3 client that records (action, key) of every call the bulk steps make."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.calls: list[tuple[str, str]] = []
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.calls.append(("s3:GetObject", Key))
+        return {"Body": io.BytesIO(self.body)}
+
+    def put_object(self, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
+        self.calls.append(("s3:PutObject", Key))
+        return {}
+
+
+def _bulk_calls(step: str) -> list[tuple[str, str]]:
+    """Run steps/bulk.<step> on the sample file, uploaded where the CLI puts it."""
+    s3 = _RecordingS3((ROOT / "events" / "bulk-registrations.csv").read_bytes())
+    ctx: Any = SimpleNamespace(sessions=SimpleNamespace(local_client=lambda service: s3), defaults=Defaults())
+    key = "uploads/1a2b3c4d-bulk-registrations.csv"  # aws/commands.register_bulk
+    if step == "prepare":
+        bulk.prepare("bucket", key, ctx)
+    else:
+        rows = [{"line": 2, "clusterId": "bulk-east-1", "status": "SUCCEEDED"}]
+        bulk.report("bucket", key, rows, [{"line": 4, "error": "InvalidEvent"}], "bulk-0123456789ab", ctx)
+    return s3.calls
+
+
+@pytest.mark.parametrize(("function", "step"), [("PrepareBulkFunction", "prepare"), ("ReportBulkFunction", "report")])
+def test_the_bulk_steps_calls_are_exactly_what_their_roles_grant(template, function, step):
+    """Every S3 call the step makes is granted, and every grant is used by a call."""
+    resolver = deployed_resolver(template)
+    objects = resolver.attributes[("BulkBucket", "Arn")]
+    statements, problems = function_statements(template, function)
+    assert problems == []
+    granted = {
+        (action, resource)
+        for stmt in resolver.resolve(statements)
+        for action in _as_list(stmt["Action"])
+        for resource in _as_list(stmt["Resource"])
+    }
+    calls = _bulk_calls(step)
+    assert calls
+    used = set()
+    for action, key in calls:
+        matching = {(a, r) for a, r in granted if a == action and fnmatchcase(f"{objects}/{key}", r)}
+        assert matching, f"{function}: {action} on {key} is not granted"
+        used |= matching
+    assert used == granted, f"{function}: granted but never called: {granted - used}"
+
+
+# --- the bulk state machine: the Distributed Map's documented permissions ----------------
+
+
+def _bulk_machine_grants(template: dict[str, Any], partition: str, region: str) -> set[tuple[str, str]]:
+    resolver = deployed_resolver(template, partition, region)
+    grants = set()
+    for policy in template["Resources"]["BulkStateMachine"]["Properties"]["Policies"]:
+        if isinstance(policy, dict) and "Statement" in policy:
+            for stmt in resolver.resolve(policy["Statement"]):
+                assert stmt["Effect"] == "Allow" and "Condition" not in stmt, stmt
+                for action in _as_list(stmt["Action"]):
+                    grants |= {(action, resource) for resource in _as_list(stmt["Resource"])}
+    return grants
+
+
+@pytest.mark.parametrize(("partition", "region"), PARTITIONS)
+def test_the_bulk_state_machine_holds_what_the_distributed_map_and_sync_onboarding_need(template, partition, region):
+    """AWS's policies for a Distributed Map (children are executions of this state machine,
+    named <machine>/<map label>:<id>) and for states:startExecution.sync:2; nothing that
+    reaches another state machine, in this stack or another."""
+    props = template["Resources"]["BulkStateMachine"]["Properties"]
+    name = deployed_resolver(template, partition, region).resolve(props["Name"])
+    # aws/deployment.discover finds state machines by their logical ID at the start of the name.
+    assert name == f"BulkStateMachine-{STACK}"
+    states = f"arn:{partition}:states:{region}:{ACCOUNT}"
+    objects = deployed_resolver(template, partition, region).attributes[("BulkBucket", "Arn")]
+    logs = {
+        (action, "*")
+        for action in (
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        )
+    }
+    assert _bulk_machine_grants(template, partition, region) == logs | {
+        # ItemReader: the items file Prepare wrote, not the upload.
+        ("s3:GetObject", f"{objects}/uploads/*.items.json"),
+        # Distributed Map: its child executions.
+        ("states:StartExecution", f"{states}:stateMachine:{name}"),
+        ("states:DescribeExecution", f"{states}:execution:{name}/*"),
+        ("states:StopExecution", f"{states}:execution:{name}/*"),
+        ("states:DescribeExecution", f"{states}:execution:{name}:*"),
+        # startExecution.sync:2 of the onboarding state machine.
+        ("states:StartExecution", f"{states}:stateMachine:OnboardStateMachine"),
+        ("states:DescribeExecution", f"{states}:execution:OnboardStateMachine:*"),
+        ("states:StopExecution", f"{states}:execution:OnboardStateMachine:*"),
+        ("events:PutTargets", f"arn:{partition}:events:{region}:{ACCOUNT}:rule/{SYNC_RULE}"),
+        ("events:PutRule", f"arn:{partition}:events:{region}:{ACCOUNT}:rule/{SYNC_RULE}"),
+        ("events:DescribeRule", f"arn:{partition}:events:{region}:{ACCOUNT}:rule/{SYNC_RULE}"),
+    }
+    invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"] if "LambdaInvokePolicy" in p}
+    assert invoked == {"PrepareBulkFunction", "ReportBulkFunction"}
+    assert len(props["Policies"]) == len(invoked) + 2  # no other SAM policy template

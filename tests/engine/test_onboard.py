@@ -207,7 +207,14 @@ def test_custom_role_and_policy_names_from_the_event(registered_event, sample_wo
         assumePolicyName="atc-s3-assume-role-blue",
         accessPolicyName="atc-s3-policy-blue",
     )
-    report = onboard(event, world)
+    # The bootstrap role names exact roles and policies: deploy it (and the stack) with these.
+    names = {
+        "NodeRoleName": "atc-node-blue",
+        "AccessRoleName": "atc-s3-access-keys-blue",
+        "AssumePolicyName": "atc-s3-assume-role-blue",
+        "AccessPolicyName": "atc-s3-policy-blue",
+    }
+    report = onboard(event, world, parameters=names)
 
     assert report.result.status == "SUCCEEDED", report.cause_message
     after_cm = report.world["accounts"][CM]

@@ -318,3 +318,59 @@ def test_trust_policy_dry_run_writes_nothing():
     assert (record["action"], record["applied"]) == ("updated", False)
     assert calls.writes == []
     assert stored_trust(iam) == before
+
+
+def test_a_failed_new_version_puts_the_retired_one_back():
+    """Delete-then-create at five versions must not lose the retired document on failure."""
+    import json as _json
+
+    import boto3
+    from moto import mock_aws
+
+    from atc_xaccount import iam_ops
+    from atc_xaccount.errors import IamThrottled
+
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        docs = [
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+            }
+            for i in range(5)
+        ]
+        arn = iam.create_policy(PolicyName="p", PolicyDocument=_json.dumps(docs[0]))["Policy"]["Arn"]
+        for doc in docs[1:]:
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=_json.dumps(doc), SetAsDefault=True)
+        current = iam_ops.get_policy_state(iam, "1", arn, with_versions=True)
+        desired = {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "New", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+        }
+
+        real_create = iam.create_policy_version
+        calls = {"n": 0}
+
+        def flaky_create(**kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                from botocore.exceptions import ClientError
+
+                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "CreatePolicyVersion")
+            return real_create(**kwargs)
+
+        iam.create_policy_version = flaky_create
+        with pytest.raises(IamThrottled):
+            iam_ops.write_managed_policy(iam, "1", name="p", arn=arn, current=current, desired=desired)
+
+        iam.create_policy_version = real_create
+        after = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+        kept = sorted(
+            _json.dumps(
+                iam.get_policy_version(PolicyArn=arn, VersionId=v["VersionId"])["PolicyVersion"]["Document"],
+                sort_keys=True,
+            )
+            for v in after
+        )
+        assert len(after) == 5
+        assert kept == sorted(_json.dumps(d, sort_keys=True) for d in docs), "every document is still there"

@@ -208,17 +208,27 @@ def audit(session: boto3.Session, deployment: Deployment, *, on_state: Any) -> t
 
 
 def snapshot(session: boto3.Session, deployment: Deployment, accounts: list[str], *, direct: bool) -> dict[str, Any]:
-    """The relevant IAM state of `accounts` in the world format (DESIGN 3.3)."""
-    from atc_xaccount_cli.local.world import snapshot_account
+    """The relevant IAM state of `accounts` in the world format (DESIGN 3.3).
+
+    Through the automation role it reads only the named atc-* roles and policies (all it
+    may read); `--direct` reads everything with the operator's own credentials.
+    """
+    from atc_xaccount_cli.local.world import snapshot_account, snapshot_named
 
     ctx = deployment.step_context(session, f"snapshot-{uuid.uuid4().hex[:8]}")
+    names = ctx.defaults
     world: dict[str, Any] = {"accounts": {}}
     for account in accounts:
-        target = (
-            session if direct else boto3.Session(**ctx.sessions.credentials(account), region_name=deployment.region)
-        )
-        world["accounts"][account] = snapshot_account(
-            target, skip_roles={deployment.automation_role_name}, secret_prefix=None
+        if direct:
+            world["accounts"][account] = snapshot_account(
+                session, skip_roles={deployment.automation_role_name}, secret_prefix=None
+            )
+            continue
+        target = boto3.Session(**ctx.sessions.credentials(account), region_name=deployment.region)
+        world["accounts"][account] = snapshot_named(
+            target,
+            roles=[names.node_role_name, names.access_role_name],
+            policies=[names.assume_policy_name, names.access_policy_name],
         )
     return world
 

@@ -217,3 +217,40 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return int(value) if type(value).__name__ == "Decimal" else value
+
+
+def snapshot_named(session: boto3.Session, roles: list[str], policies: list[str]) -> dict[str, Any]:
+    """One account's state for the named roles and policies only (what the bootstrap role may read).
+
+    Buckets are not read (the automation role has no S3 permission, by design) and a
+    policy whose versions cannot be listed counts as one version.
+    """
+    from botocore.exceptions import ClientError
+
+    iam = session.client("iam")
+    account = session.client("sts").get_caller_identity()["Account"]
+    state: dict[str, Any] = {"roles": {}, "policies": {}, "buckets": []}
+    for name in roles:
+        try:
+            trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        except iam.exceptions.NoSuchEntityException:
+            continue
+        attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        state["roles"][name] = {"trust": trust, "attached": sorted(attached)}
+    for name in policies:
+        arn = f"arn:{session.get_partition_for_region(session.region_name or 'us-east-1')}:iam::{account}:policy/{name}"
+        try:
+            policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        except iam.exceptions.NoSuchEntityException:
+            continue
+        document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"][
+            "Document"
+        ]
+        try:
+            versions = len(iam.list_policy_versions(PolicyArn=arn)["Versions"])
+        except ClientError:
+            versions = 1
+        state["policies"][name] = {"document": document, "versions": versions}
+    for role in state["roles"].values():
+        role["attached"] = [a for a in role["attached"] if a.rsplit("/", 1)[-1] in state["policies"]]
+    return state

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, is_not_found, translate
 from atc_xaccount.documents import non_whitespace_size, same_document
-from atc_xaccount.errors import AwsOperationFailed
+from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed
 from atc_xaccount.redact import redact_external_ids
 
 #: IAM's fixed quota on a managed policy document, in non-whitespace characters.
@@ -161,10 +161,20 @@ def write_managed_policy(
     if dry_run:
         record["afterVersion"] = None
         return record
-    with aws_call("iam:CreatePolicyVersion", account):
-        created = iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True)[
-            "PolicyVersion"
-        ]
+    try:
+        with aws_call("iam:CreatePolicyVersion", account):
+            created = iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True)[
+                "PolicyVersion"
+            ]
+    except AtcXaccountError:
+        # The retired version is already gone: put its document back before failing, so a
+        # failed step leaves the policy's documents as it found them (not the version id).
+        if record["retiredVersion"] is not None:
+            with aws_call("iam:CreatePolicyVersion", account):
+                iam.create_policy_version(
+                    PolicyArn=arn, PolicyDocument=_dumps(record["retiredVersion"]["document"]), SetAsDefault=False
+                )
+        raise
     record["afterVersion"] = created["VersionId"]
     return record
 

@@ -34,20 +34,18 @@ def test_a_bad_row_is_reported_by_line_and_the_others_are_onboarded(sample_world
 def test_a_failing_onboarding_is_reported_with_its_cause(sample_world, tmp_path: Path):
     rows = [
         {"clusterId": "ok-1", "clusterManagerAccountId": CM, "s3AccountId": "222222222222"},
-        {
-            "clusterId": "no-role",
-            "clusterManagerAccountId": CM,
-            "s3AccountId": "222222222222",
-            "accessRoleName": "atc-missing-role",
-        },
+        # An S3 account without atc-s3-access-keys: preflight refuses it before any write.
+        {"clusterId": "no-role", "clusterManagerAccountId": CM, "s3AccountId": "333333333333"},
     ]
     path = tmp_path / "registrations.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
 
-    report = run_bulk(ROOT, path, sample_world)
+    world = {"accounts": {**sample_world["accounts"], "333333333333": {"roles": {}, "policies": {}, "buckets": []}}}
+    report = run_bulk(ROOT, path, world)
 
     rows_out = {r["clusterId"]: r for r in report.result.output["report"]["rows"]}
     assert rows_out["ok-1"]["status"] == "SUCCEEDED"
     assert rows_out["no-role"]["status"] == "FAILED"
     assert "PrerequisiteMissing" in rows_out["no-role"]["cause"]
-    assert "atc-missing-role" in rows_out["no-role"]["cause"]
+    cause = rows_out["no-role"]["cause"]
+    assert "atc-s3-access-keys" in cause and "333333333333" in cause
