@@ -23,6 +23,6 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = record(request, ctx, event.get("execution"))
+    result = record(request, ctx, event.get("execution"), event.get("externalIdFingerprint"))
     metrics.add_metric(name="ClusterOnboarded", unit=MetricUnit.Count, value=1)
     return result

@@ -101,12 +101,12 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         cm_iam, cm, request.node_role_name
     )
 
-    external_id, secret_changes = external_id_for_sizing(request, ctx)
+    external_id, secret_changes, secret_arn = external_id_for_sizing(request, ctx)
     merged_trust, trust_changes = merge_trust_grant(
         access_role["AssumeRolePolicyDocument"], targets.node_role_arn, external_id
     )
-    quota = iam_ops.trust_policy_size_quota(s3_iam, s3) if trust_changes else None
     trust_size = non_whitespace_size(merged_trust)
+    quota = iam_ops.trust_policy_size_quota(s3_iam, s3) if trust_changes else None
     if quota is not None:
         _check_trust_quota(merged_trust, quota, request.access_role_name, s3)
         analyzed["trust"] = _lint(
@@ -127,10 +127,26 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         )
         if needs
     ]
+    verified = None
+    if not needed:
+        # Nothing to write: what Verify would read back was just read, so check it here.
+        verified = _verification(
+            request,
+            ctx,
+            targets,
+            policy.document if policy else {},
+            True,
+            access_role["AssumeRolePolicyDocument"],
+            external_id,
+            secret_arn,
+            s3_iam,
+            attached,
+        )
     return {
         "prerequisites": "present",
-        "upToDate": not needed,
+        "upToDate": verified is not None and verified["verified"],
         "changesNeeded": needed,
+        "verified": verified,
         "assumePolicySize": policy_size,
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
@@ -139,8 +155,8 @@ def preflight(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool]:
-    """The cluster's external ID, and whether its secret must still be written.
+def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool, str | None]:
+    """(external ID, whether its secret must still be written, the secret's ARN if it exists).
 
     When no ID exists yet, one of the length that will be generated stands in: allowed
     external ID characters need no JSON escaping, so the merged policy's size depends only
@@ -148,11 +164,12 @@ def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[s
     """
     secrets = ctx.sessions.local_client("secretsmanager")
     stored = external_ids.read_external_id(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id))
+    arn = stored[0] if stored else None
     if request.external_id:
-        return request.external_id, stored is None or stored[1] != request.external_id
+        return request.external_id, stored is None or stored[1] != request.external_id, arn
     if stored:
-        return stored[1], False
-    return generate_external_id(), True
+        return stored[1], False, arn
+    return generate_external_id(), True, None
 
 
 def _lint(ctx: StepContext, doc: dict[str, Any], kind: str, owned: set[str], name: str, account: str) -> str:
@@ -293,28 +310,53 @@ def verify(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     targets = Targets.of(request, ctx.partition)
     cm_iam = ctx.sessions.client("iam", cm)
     s3_iam = ctx.sessions.client("iam", s3)
-    checks: list[dict[str, Any]] = []
-
     policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
-    identity = evaluate_identity([policy.document] if policy else [], "sts:AssumeRole", targets.access_role_arn)
-    checks.append(_check("assume policy allows sts:AssumeRole on the access role", identity.allowed, identity.reason))
     attached = targets.assume_policy_arn in iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
-    checks.append(_check(f"{request.assume_policy_name} attached to {request.node_role_name}", attached, ""))
-
     role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
-    trust = role["AssumeRolePolicyDocument"] if role else {}
     secret_arn, external_id = _stored_external_id(request, ctx)
-    admitted = evaluate_trust(trust, targets.node_role_arn, external_id)
-    checks.append(_check("trust admits the node role with the external ID", admitted.allowed, admitted.reason))
-    refused = evaluate_trust(trust, targets.node_role_arn, None)
-    checks.append(_check("trust refuses the node role without an external ID", not refused.allowed, refused.reason))
-    checks.extend(_bucket_checks(request, ctx, s3_iam))
-
-    failed = [c for c in checks if not c["ok"]]
+    result = _verification(
+        request,
+        ctx,
+        targets,
+        policy.document if policy else {},
+        attached,
+        role["AssumeRolePolicyDocument"] if role else {},
+        external_id,
+        secret_arn,
+        s3_iam,
+    )
+    failed = [c for c in result["checks"] if not c["ok"]]
     if failed:
         raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
+    return result
+
+
+def _verification(
+    request: ClusterRequest,
+    ctx: StepContext,
+    targets: Targets,
+    policy_document: dict[str, Any],
+    attached: bool,
+    trust: dict[str, Any],
+    external_id: str,
+    secret_arn: str | None,
+    s3_iam: Any,
+    access_attached: list[str] | None = None,
+) -> dict[str, Any]:
+    """Evaluate what was read: the identity side, the attachment, the trust both ways, buckets."""
+    documents = [policy_document] if policy_document else []
+    identity = evaluate_identity(documents, "sts:AssumeRole", targets.access_role_arn)
+    admitted = evaluate_trust(trust, targets.node_role_arn, external_id)
+    refused = evaluate_trust(trust, targets.node_role_arn, None)
+    checks = [
+        _check("assume policy allows sts:AssumeRole on the access role", identity.allowed, identity.reason),
+        _check(f"{request.assume_policy_name} attached to {request.node_role_name}", attached, ""),
+        _check("trust admits the node role with the external ID", admitted.allowed, admitted.reason),
+        _check("trust refuses the node role without an external ID", not refused.allowed, refused.reason),
+        *_bucket_checks(request, ctx, s3_iam, access_attached),
+    ]
     return {
-        "verified": True,
+        "verified": all(c["ok"] for c in checks),
         "checks": checks,
         "roleArn": targets.access_role_arn,
         "nodeRoleArn": targets.node_role_arn,
@@ -324,17 +366,17 @@ def verify(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     }
 
 
-def _bucket_checks(request: ClusterRequest, ctx: StepContext, s3_iam: Any) -> list[dict[str, Any]]:
+def _bucket_checks(
+    request: ClusterRequest, ctx: StepContext, s3_iam: Any, access_attached: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Does the access role's access policy cover each bucket the event names?"""
     if not request.buckets:
         return []
     s3 = request.s3_account_id
+    if access_attached is None:
+        access_attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
     access_arn = next(
-        (
-            arn
-            for arn in iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
-            if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()
-        ),
+        (arn for arn in access_attached if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()),
         None,
     )
     state = iam_ops.get_policy_state(s3_iam, s3, access_arn) if access_arn else None
@@ -365,18 +407,24 @@ def _check(name: str, ok: bool, detail: str) -> dict[str, Any]:
 # --- record ----------------------------------------------------------------------------
 
 
-def record(request: ClusterRequest, ctx: StepContext, execution: str | None) -> dict[str, Any]:
-    """Register the cluster as READY: what it was given, and which external ID is its own."""
+def record(
+    request: ClusterRequest, ctx: StepContext, execution: str | None, external_id_fingerprint: str | None = None
+) -> dict[str, Any]:
+    """Register the cluster as READY: what it was given, and which external ID is its own.
+
+    The fingerprint comes from Verify when it has it (one secret read fewer).
+    """
     targets = Targets.of(request, ctx.partition)
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
-    _, external_id = _stored_external_id(request, ctx)
+    if external_id_fingerprint is None:
+        external_id_fingerprint = fingerprint(_stored_external_id(request, ctx)[1])
     entry = {
         **{k: v for k, v in request.to_dict().items() if k != "externalId"},
         "nodeRoleArn": targets.node_role_arn,
         "accessRoleArn": targets.access_role_arn,
         "assumePolicyArn": targets.assume_policy_arn,
         "externalIdSecretName": name,
-        "externalIdFingerprint": fingerprint(external_id),
+        "externalIdFingerprint": external_id_fingerprint,
         "state": registry.READY,
         "lastExecution": execution,
     }

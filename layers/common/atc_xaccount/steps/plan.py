@@ -25,7 +25,7 @@ def plan(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     """
     dry = replace(ctx, dry_run=True)
     checks = preflight(request, dry)
-    external_id, _ = external_id_for_sizing(request, dry)
+    external_id, _, _ = external_id_for_sizing(request, dry)
     return {
         "request": {k: v for k, v in request.to_dict().items() if k != "externalId"},
         "preflight": checks,
