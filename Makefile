@@ -11,13 +11,14 @@ CHECKS := $(CHECKS_VENV)/bin
 CFN_TEMPLATES := template.yaml $(sort $(wildcard bootstrap/*.yaml bootstrap/*.yml))
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint lint-ruff lint-sam lint-cfn lint-checkov lint-mypy build clean help
+.PHONY: run test lint lint-ruff lint-sam lint-cfn lint-checkov lint-mypy build bench clean help
 
 help:
 	@echo "make run    - set up, then onboard the sample cluster on the embedded AWS emulator"
 	@echo "make test   - set up, then run the test suite"
 	@echo "make lint   - ruff, sam validate --lint, cfn-lint, checkov, mypy (the deployment checks)"
 	@echo "make build  - sam build (arm64, offline-capable)"
+	@echo "make bench  - benchmarks on the emulator: prints a table, writes bench/results.json"
 
 # The project venv: the layer's library, the CLI, moto and the test tools.
 $(BIN)/.installed: pyproject.toml
@@ -65,6 +66,10 @@ lint-checkov: $(CHECKS_VENV)/.installed
 
 lint-mypy: $(CHECKS_VENV)/.installed
 	$(CHECKS)/mypy --config-file mypy.ini
+
+# Benchmarks: figures printed and written to bench/results.json (not pass/fail).
+bench: $(BIN)/.installed $(SAM_VENV)/.installed
+	$(BIN)/python -m bench.run
 
 build: $(SAM_VENV)/.installed
 	$(SAM) build
