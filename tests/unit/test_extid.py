@@ -11,7 +11,7 @@ def test_generated_ids_are_valid_alnum_and_distinct() -> None:
     ids = {generate_external_id() for _ in range(200)}
     assert len(ids) == 200
     for value in ids:
-        assert len(value) == 48 and value.isalnum() and value.isascii()
+        assert len(value) == 32 and value.isalnum() and value.isascii()
         assert is_valid_external_id(value)
 
 

@@ -7,14 +7,21 @@ Each bridge makes moto do what AWS documents, never fakes a result:
   camelCase (`stateMachineArn`, ...). moto passes them through unchanged and botocore
   refuses them; the bridge maps them as AWS does, and maps the result back to the
   integration's documented `ExecutionArn`/`StartDate`.
+- DynamoDB writes are atomic with respect to each other. moto 5.2.5 rolls a cancelled
+  `TransactWriteItems` back by restoring a snapshot of the whole table taken when the
+  transaction started, so a lock another execution released in between comes back to
+  life, owned by a finished execution, and every waiter runs out of retries. The bridge
+  serializes moto's DynamoDB writes, as DynamoDB's own item-level atomicity would.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_sfn as sfn_task,
 )
@@ -28,8 +35,40 @@ def _pascal(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
 @contextmanager
 def bridged() -> Iterator[None]:
+    with ExitStack() as stack:
+        stack.enter_context(_sfn_start_execution_casing())
+        stack.enter_context(_atomic_dynamodb_writes())
+        yield
+
+
+@contextmanager
+def _atomic_dynamodb_writes() -> Iterator[None]:
+    guard = threading.RLock()
+    originals = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_WRITES}
+
+    def serialized(original: Any) -> Any:
+        def write(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with guard:
+                return original(self, *args, **kwargs)
+
+        return write
+
+    for name, original in originals.items():
+        setattr(DynamoDBBackend, name, serialized(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(DynamoDBBackend, name, original)
+
+
+@contextmanager
+def _sfn_start_execution_casing() -> Iterator[None]:
     cls = sfn_task.StateTaskServiceSfn
     original = cls._normalise_parameters
     original_response = cls._eval_service_task

@@ -12,7 +12,7 @@ _ALPHABET = string.ascii_letters + string.digits
 _VALID_RE = re.compile(r"[A-Za-z0-9+=,.@:/-]{2,1224}")
 
 
-def generate_external_id(length: int = 48) -> str:
+def generate_external_id(length: int = MIN_GENERATED_LENGTH) -> str:
     """Random letters and digits only: a subset of IAM's allowed set that survives copy-paste."""
     if length < MIN_GENERATED_LENGTH or length > MAX_LENGTH:
         raise ValueError(f"external ID length must be between {MIN_GENERATED_LENGTH} and {MAX_LENGTH}")
