@@ -79,7 +79,12 @@ EXPECTED: dict[str, set[Grant]] = {
     "RecordFunction": {READ_SECRET, grant("dynamodb:GetItem", REGISTRY), grant("dynamodb:PutItem", REGISTRY)},
     # Undo in the target accounts; delete a secret this execution created. The registry is
     # left alone (steps/compensate.py).
-    "CompensateFunction": {ASSUME, READ_SECRET, grant("secretsmanager:DeleteSecret", SECRETS)},
+    "CompensateFunction": {
+        ASSUME,
+        READ_SECRET,
+        grant("secretsmanager:DeleteSecret", SECRETS),
+        grant("secretsmanager:UpdateSecretVersionStage", SECRETS),  # external_ids.restore_previous
+    },
     "LoadRegistrationFunction": {grant("dynamodb:GetItem", REGISTRY)},
     # registry.get, and registry.clusters_of_cluster_manager (Query on the GSI).
     "RevokeTrustFunction": {

@@ -159,22 +159,12 @@ def test_registering_again_with_a_new_external_id_stores_and_grants_it(rotated):
     assert admits(again.world, ROTATED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: merge_trust adds the new external ID but never withdraws the cluster's previous one "
-    "(layers/common/atc_xaccount/steps/onboard.py merge_trust); the old ID keeps admitting atc-node",
-)
 def test_the_replaced_external_id_no_longer_admits_the_node_role(registered, rotated):
     again, _ = rotated
 
     assert not admits(again.world, external_id(registered.world, A))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the previous external ID stays in the grant after re-registration and deregistration only "
-    "removes the current one, so the grant outlives the last cluster",
-)
 def test_deregistering_a_cluster_whose_id_was_replaced_restores_the_accounts(rotated, sample_world):
     _, gone = rotated
 

@@ -177,11 +177,6 @@ def test_one_role_holds_many_clusters_with_32_character_ids(sample_world, quota,
     assert held >= at_least
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="generated external IDs are 48 characters (atc_xaccount/extid.py generate_external_id), so a role "
-    "holds only 29 clusters registered without an externalId under the default 2,048",
-)
 def test_one_role_holds_forty_clusters_with_generated_ids(sample_world):
     held = capacity(trust_of(sample_world), DEFAULT_QUOTA, lambda _: generate_external_id())
 

@@ -185,7 +185,9 @@ def _secrets(session: boto3.Session, prefix: str) -> dict[str, str]:
     for page in client.get_paginator("list_secrets").paginate():
         for secret in page["SecretList"]:
             if secret["Name"].startswith(f"{prefix}/"):
-                found[secret["Name"]] = client.get_secret_value(SecretId=secret["ARN"])["SecretString"]
+                found[secret["Name"]] = client.get_secret_value(SecretId=secret["ARN"], VersionStage="AWSCURRENT")[
+                    "SecretString"
+                ]
     return dict(sorted(found.items()))
 
 

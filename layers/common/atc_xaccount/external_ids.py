@@ -35,6 +35,17 @@ def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
     return found["ARN"], found["SecretString"]
 
 
+def read_version(secrets: Any, name: str, stage: str) -> tuple[str, str] | None:
+    """(version id, external ID) of the secret's version at `stage` (AWSCURRENT, AWSPREVIOUS, ...)."""
+    try:
+        found = secrets.get_secret_value(SecretId=name, VersionStage=stage)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
+    return found["VersionId"], found["SecretString"]
+
+
 def ensure_external_id(
     secrets: Any,
     *,
@@ -61,8 +72,12 @@ def ensure_external_id(
     if existing is not None:
         record["action"] = "updated"
         if not dry_run:
+            previous = read_version(secrets, name, "AWSCURRENT")
             with aws_call("secretsmanager:PutSecretValue", AUTOMATION_ACCOUNT):
-                secrets.put_secret_value(SecretId=name, SecretString=provided)
+                put = secrets.put_secret_value(SecretId=name, SecretString=provided)
+            # Version ids, not values: compensation can move AWSCURRENT back.
+            record["previousVersionId"] = previous[0] if previous else None
+            record["versionId"] = put["VersionId"]
         return record
     value = provided or generate_external_id()
     record.update(action="created", generated=provided is None)
@@ -91,3 +106,21 @@ def delete_external_id(secrets: Any, name: str, *, dry_run: bool = False) -> dic
         with aws_call("secretsmanager:DeleteSecret", AUTOMATION_ACCOUNT):
             secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
     return record
+
+
+def restore_previous(secrets: Any, name: str, record: dict[str, Any]) -> str:
+    """Undo `ensure_external_id`'s update: AWSCURRENT back on the previous version.
+
+    Only while the current version is still the one that update wrote.
+    """
+    current = read_version(secrets, name, "AWSCURRENT")
+    if current is None or current[0] != record.get("versionId") or not record.get("previousVersionId"):
+        return "skipped: the secret changed since this execution wrote it"
+    with aws_call("secretsmanager:UpdateSecretVersionStage", AUTOMATION_ACCOUNT):
+        secrets.update_secret_version_stage(
+            SecretId=name,
+            VersionStage="AWSCURRENT",
+            MoveToVersionId=record["previousVersionId"],
+            RemoveFromVersionId=record["versionId"],
+        )
+    return "restored"

@@ -36,14 +36,14 @@ def redact_external_ids(doc: Any) -> Any:
     return redacted
 
 
-def unredact(redacted: Any, source: dict[str, Any]) -> Any:
+def unredact(redacted: Any, source: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> Any:
     """Put real external IDs back into `redacted`, taking them from `source` by fingerprint.
 
     Compensation restores a trust policy from its redacted `before`: every ID it held is
-    still in the current document (a merge only adds), so the fingerprints resolve.
-    Raises KeyError when a fingerprint has no ID in `source`.
+    still in the current document, or in `extra` (an ID the write withdrew, which the
+    caller knows), so the fingerprints resolve. Raises KeyError when one does not.
     """
-    known = {fingerprint(v): v for v in _external_ids(source)}
+    known = {fingerprint(v): v for v in [*_external_ids(source), *extra]}
     restored = copy.deepcopy(redacted)
     for statement in _statements(restored):
         for operator_values in (statement.get("Condition") or {}).values():

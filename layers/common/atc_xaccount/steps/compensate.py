@@ -38,11 +38,13 @@ def compensate(
         change = changes.get(name)
         if change and change.get("applied") and change.get("action") not in (None, "unchanged"):
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
+    secrets = ctx.sessions.local_client("secretsmanager")
     if external_id_record and external_id_record.get("action") == "created":
-        result = external_ids.delete_external_id(
-            ctx.sessions.local_client("secretsmanager"), external_id_record["secretName"]
-        )
+        result = external_ids.delete_external_id(secrets, external_id_record["secretName"])
         undone.append({"change": "externalId", "result": result["action"]})
+    elif external_id_record and external_id_record.get("action") == "updated":
+        restored = external_ids.restore_previous(secrets, external_id_record["secretName"], external_id_record)
+        undone.append({"change": "externalId", "result": restored})
     return {"undone": undone, "execution": execution, "error": error}
 
 
@@ -63,7 +65,15 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
     current = role["AssumeRolePolicyDocument"]
     if not same_document(redact_external_ids(current), change["after"]):
         return "skipped: the trust policy changed since this execution wrote it"
-    before = unredact(change["before"], current)
+    withdrawn: list[str] = []
+    if change.get("externalIdWithdrawn"):
+        name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+        previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
+        withdrawn = [previous[1]] if previous else []
+    try:
+        before = unredact(change["before"], current, withdrawn)
+    except KeyError:
+        return "skipped: an external ID of the earlier policy is no longer known"
     iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=current, after=before)
     return "restored"
 

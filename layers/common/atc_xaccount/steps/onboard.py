@@ -18,7 +18,7 @@ from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_
 from atc_xaccount.model import ClusterRequest, Defaults, parse_event
 from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant
+from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
 
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
 OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
@@ -281,6 +281,9 @@ def merge_trust(request: ClusterRequest, ctx: StepContext, external_id: str | No
     before = role["AssumeRolePolicyDocument"]
     external_id = external_id or _external_id(request, ctx)
     after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
+    withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id)
+    if withdrawn is not None:
+        after, changed = remove_trust_grant(after, targets.node_role_arn, withdrawn)[0], True
     if changed:
         _check_trust_quota(after, iam_ops.trust_policy_size_quota(iam, s3), request.access_role_name, s3)
         _lint(
@@ -298,7 +301,23 @@ def merge_trust(request: ClusterRequest, ctx: StepContext, external_id: str | No
         **record,
         "principal": targets.node_role_arn,
         "externalIdAdded": external_id not in grant_external_ids(before, targets.node_role_arn),
+        "externalIdWithdrawn": withdrawn is not None,
     }
+
+
+def _replaced_external_id(
+    request: ClusterRequest, ctx: StepContext, trust: dict[str, Any], principal: str, current: str
+) -> str | None:
+    """The cluster's previous external ID (the secret's AWSPREVIOUS) while it is still granted.
+
+    An event that gives a cluster a new `externalId` replaces the old one: the old ID must
+    stop opening the role, in the same write that adds the new one.
+    """
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
+    if previous is None or previous[1] == current or previous[1] not in grant_external_ids(trust, principal):
+        return None
+    return previous[1]
 
 
 # --- verify ----------------------------------------------------------------------------
