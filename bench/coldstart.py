@@ -1,0 +1,227 @@
+"""Cold start: import + first call of each handler in a fresh interpreter, vs `import boto3`.
+
+Each probe is a new `python -c` process with a Lambda-like environment (the function's
+folder and the layer on PYTHONPATH, the template's Globals variables, tracing and metrics
+off). It times `import app` and then one `lambda_handler` call with the input the state
+machine really gave that step. AWS is the emulator's moto, reached over HTTP
+(`bench.awsserver`), so the probe process imports nothing Lambda would not.
+
+Every round onboards a fresh pair of accounts (the sample world under new account IDs and
+a new cluster ID) by running the steps' probes in workflow order, so each step's first
+call sees exactly the state it sees in a first onboarding and makes the same writes.
+Handlers that the onboarding workflow does not invoke get import-only probes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import awsserver, worlds
+
+BENCH_DIR = Path(__file__).resolve().parent
+PYCACHE = BENCH_DIR / ".pycache"
+NO_AWS_FILE = BENCH_DIR / ".no-aws-config"  # absent on purpose: Lambda has no ~/.aws files
+
+#: The probe. Reads its spec from stdin first, so only the import and the call are timed.
+PROBE = r"""
+import json, sys, time
+spec = json.loads(sys.stdin.read())
+
+
+class Context:
+    def __init__(self, name):
+        self.function_name = name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + name
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = "00000000-0000-0000-0000-000000000000"
+        self.log_group_name = "/aws/lambda/" + name
+        self.log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+
+error = None
+t0 = time.perf_counter()
+if spec["mode"] == "boto3":
+    import boto3
+    t1 = time.perf_counter()
+elif spec["mode"] == "boto3-call":
+    import boto3
+    t1 = time.perf_counter()
+    boto3.client("sts").get_caller_identity()
+else:
+    import app
+    t1 = time.perf_counter()
+    if spec.get("event") is not None:
+        try:
+            app.lambda_handler(spec["event"], Context(spec["function"]))
+        except Exception as exc:
+            error = type(exc).__name__ + ": " + str(exc)[:300]
+t2 = time.perf_counter()
+print("\nBENCH-PROBE " + json.dumps({"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "error": error}))
+"""
+
+
+@dataclass
+class Target:
+    """One probe target: a handler folder (or the boto3 baseline)."""
+
+    name: str
+    mode: str  # handler | boto3 | boto3-call
+    code_dir: Path | None = None
+    logical_id: str | None = None
+    payload: str | None = None  # recorded state input (JSON text), None: import only
+
+
+def _run_probe(target: Target, env: dict[str, str], payload: Any) -> dict[str, Any]:
+    spec = {"mode": target.mode, "function": target.logical_id or target.name, "event": payload}
+    if target.code_dir is not None:
+        env = {
+            **env,
+            "PYTHONPATH": os.pathsep.join([str(target.code_dir), env["BENCH_LAYER"]]),
+            "AWS_LAMBDA_FUNCTION_NAME": target.logical_id or target.name,
+        }
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(target.code_dir or BENCH_DIR),
+        timeout=180,
+    )
+    marker = [line for line in done.stdout.splitlines() if line.startswith("BENCH-PROBE ")]
+    if not marker:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"import_ms": None, "call_ms": None, "error": f"probe crashed: {tail[0][:300]}"}
+    return json.loads(marker[-1][len("BENCH-PROBE ") :])
+
+
+def _environment(root: Path, function_env: dict[str, str], endpoint: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_CONFIG_FILE": str(NO_AWS_FILE),
+        "AWS_SHARED_CREDENTIALS_FILE": str(NO_AWS_FILE),
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        **function_env,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "BENCH_LAYER": str(root / "layers" / "common"),
+    }
+
+
+def _function_env(emulator: Any) -> dict[str, str]:
+    """The template's Globals variables as the emulator resolved them (log level as deployed)."""
+    env = {k: os.environ[k] for k in emulator.app.environment if k in os.environ}
+    if "POWERTOOLS_LOG_LEVEL" in env:
+        env["POWERTOOLS_LOG_LEVEL"] = emulator.app.parameters.get("LogLevel", "INFO")
+    return env
+
+
+def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: int) -> dict[str, Any]:
+    """Median cold start per handler and of `import boto3`, over `rounds` fresh processes each."""
+    from atc_xaccount_cli.local.engine import Emulator
+
+    started = time.perf_counter()
+    with Emulator(root) as emulator:
+        recorded: dict[str, str] = {}
+        order: list[str] = []
+        original = emulator.dispatcher.invoke
+
+        def recording(function_ref: str, payload: Any, headers: dict[str, str]) -> bytes:
+            logical_id = function_ref.rsplit(":", 1)[-1]
+            if logical_id not in recorded:
+                recorded[logical_id] = payload.decode() if isinstance(payload, bytes) else str(payload or "{}")
+                order.append(logical_id)
+            return original(function_ref, payload, headers)
+
+        emulator.dispatcher.invoke = recording  # type: ignore[method-assign]
+        emulator.seed(world)
+        reference = emulator.follow(emulator.start(event))
+        emulator.dispatcher.invoke = original  # type: ignore[method-assign]
+
+        by_dir = {spec.code_dir.resolve(): logical for logical, spec in emulator.app.functions.items()}
+        targets = [Target("import boto3", "boto3"), Target("import boto3 + 1st STS call", "boto3-call")]
+        handlers: list[Target] = []
+        for app_py in sorted((root / "functions").glob("*/app.py")):
+            logical = by_dir.get(app_py.parent.resolve())
+            handlers.append(Target(app_py.parent.name, "handler", app_py.parent, logical, recorded.get(logical or "")))
+        # Workflow order for the steps it invokes (each round is a real onboarding), then the rest.
+        rank = {logical: i for i, logical in enumerate(order)}
+        handlers.sort(key=lambda t: (rank.get(t.logical_id or "", len(rank)), t.name))
+        targets.extend(handlers)
+
+        names = worlds.names_of(event)
+        world_text = json.dumps(world)
+        samples: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
+        operations: dict[str, list[str]] = {}
+        with awsserver.serving() as (endpoint, observed):
+            env = _environment(root, _function_env(emulator), endpoint)
+            for round_no in range(rounds + 1):  # round 0 warms the byte-code cache, not counted
+                emulator.seed(json.loads(worlds.remap_text(world_text, 71, round_no, names)))
+                for target in targets:
+                    payload = (
+                        json.loads(worlds.remap_text(target.payload, 71, round_no, names)) if target.payload else None
+                    )
+                    observed.take()
+                    sample = _run_probe(target, env, payload)
+                    calls = observed.take()
+                    if round_no == 0:
+                        operations[target.name] = calls
+                    else:
+                        samples[target.name].append(sample)
+
+    def median(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return round(statistics.median(present), 1) if present else None
+
+    results: dict[str, Any] = {}
+    for target in targets:
+        runs = samples[target.name]
+        imports = [s["import_ms"] for s in runs]
+        totals = [None if s["import_ms"] is None else s["import_ms"] + s["call_ms"] for s in runs]
+        errors = [s["error"] for s in runs if s["error"]]
+        called = target.mode == "boto3-call" or bool(target.payload)
+        if target.mode == "handler":
+            measured = "import + first call" if target.payload else "import only (not invoked by onboarding)"
+        else:
+            measured = "import only" if target.mode == "boto3" else "import + client + 1 call"
+        results[target.name] = {
+            "kind": "handler" if target.mode == "handler" else "baseline",
+            "logical_id": target.logical_id,
+            "measured": measured,
+            "import_ms": median(imports),
+            "first_call_ms": median([s["call_ms"] for s in runs]) if target.mode != "boto3" and called else None,
+            "total_ms": median(totals),
+            "total_ms_min": round(min(t for t in totals if t is not None), 1) if any(totals) else None,
+            "total_ms_max": round(max(t for t in totals if t is not None), 1) if any(totals) else None,
+            "processes": len(runs),
+            "first_call_aws_operations": operations.get(target.name, []),
+            "errors": len(errors),
+            "error": errors[0] if errors else None,
+        }
+    return {
+        "reference_status": reference.status,
+        "rounds": rounds,
+        "results": results,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
