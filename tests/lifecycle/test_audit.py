@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from atc_xaccount.redact import fingerprint
 from atc_xaccount_cli.local.run import RunReport, run_audit
 from tests.lifecycle.conftest import (
     ACCESS_ARN,
@@ -20,11 +21,15 @@ from tests.lifecycle.conftest import (
     ROOT,
     S3,
     admits,
+    deregistration,
     external_id,
     granted_ids,
     published,
+    registry_of,
+    run,
     secrets_of,
     targets,
+    trust_of,
 )
 
 Edit = Callable[[dict[str, Any]], None]
@@ -151,14 +156,21 @@ def test_a_second_audit_after_the_repair_finds_no_drift(repaired):
     assert published(second, DRIFT) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the repair generates a new external ID and merge_trust adds it beside the lost one; the lost ID "
-    "(its fingerprint is in the registry) keeps admitting atc-node and outlives deregistration",
-)
-def test_repairing_a_lost_secret_withdraws_the_lost_external_id(registered):
+def test_a_lost_secret_is_repaired_and_deregistration_still_removes_every_id(registered, sample_world):
+    lost = external_id(registered.world, FIRST)
     report = audit(drifted(registered.world, lose_secret), repair=True)
 
     assert [e.result.status for e in report.executions] == ["SUCCEEDED", "SUCCEEDED"]
-    assert admits(report.world, external_id(report.world, FIRST)), "the new ID opens the door"
-    assert granted_ids(report.world) == [external_id(report.world, FIRST)], "and only the new one"
+    new = external_id(report.world, FIRST)
+    assert new != lost and admits(report.world, new), "the repair stores and grants a new ID"
+    # The lost ID is what Cluster Manager's access key still presents: it keeps working
+    # until the operator switches the key to the new ID (as in a rotation).
+    assert admits(report.world, lost)
+    entry = registry_of(report.world)[FIRST]
+    assert entry["formerExternalIdFingerprints"] == [fingerprint(lost)]
+
+    gone = run([deregistration(FIRST)], report.world)
+
+    assert gone.result.status == "SUCCEEDED", gone.cause_message
+    assert granted_ids(gone.world) == [], "the lost ID is removed by its fingerprint"
+    assert trust_of(gone.world) == trust_of(sample_world)

@@ -4,12 +4,10 @@ equals what this execution wrote; never overwrite someone else's later change.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from atc_xaccount.steps import onboard
 from atc_xaccount.steps.compensate import compensate
@@ -31,20 +29,6 @@ HAND_EDIT = {
     "Principal": {"AWS": "arn:aws:iam::444444444444:role/auditor"},
     "Action": "sts:AssumeRole",
 }
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

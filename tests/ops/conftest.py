@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import pytest
-from moto import mock_aws
 
 from atc_xaccount.model import Defaults, parse_event
 from atc_xaccount.sessions import AccountSessions
@@ -90,21 +87,6 @@ def watch(target: Any) -> Calls:
     events = target.events if isinstance(target, boto3.Session) else target.meta.events
     events.register("before-parameter-build", calls)
     return calls
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A fresh emulated AWS per test; plain credentials are the automation account's."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
 
 
 def account_session(account: str) -> boto3.Session:

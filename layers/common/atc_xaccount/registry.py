@@ -60,12 +60,26 @@ STAMPS = ("createdAt", "updatedAt", "lastExecution")
 def put(dynamodb: Any, table: str, record: dict[str, Any]) -> dict[str, Any]:
     """Write the cluster's record (keeping `createdAt`); an identical record is not rewritten."""
     existing = get(dynamodb, table, record["clusterId"])
+    record = {**record, "formerExternalIdFingerprints": _former_fingerprints(existing, record)}
     if existing is not None and _content(existing) == _content(record):
         return {**existing, "action": "unchanged"}
     stamped = {**record, "createdAt": (existing or {}).get("createdAt") or now(), "updatedAt": now()}
     with aws_call("dynamodb:PutItem", AUTOMATION_ACCOUNT):
         dynamodb.put_item(TableName=table, Item=_to_ddb(stamped))
     return {**stamped, "action": "created" if existing is None else "updated"}
+
+
+def _former_fingerprints(existing: dict[str, Any] | None, record: dict[str, Any]) -> list[str]:
+    """Fingerprints of external IDs the cluster had before this one.
+
+    An ID can outlive its secret (a lost secret is repaired with a new ID while the old one
+    still serves the running access key); deregistration removes those too, by fingerprint.
+    """
+    former = list((existing or {}).get("formerExternalIdFingerprints") or [])
+    previous = (existing or {}).get("externalIdFingerprint")
+    if previous and previous != record.get("externalIdFingerprint") and previous not in former:
+        former.append(previous)
+    return [f for f in former if f != record.get("externalIdFingerprint")]
 
 
 def _content(record: dict[str, Any]) -> dict[str, Any]:

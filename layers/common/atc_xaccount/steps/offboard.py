@@ -14,8 +14,9 @@ from atc_xaccount import external_ids, iam_ops, registry
 from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
 from atc_xaccount.errors import RegistrationMismatch
 from atc_xaccount.model import ClusterRequest
+from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.trust import remove_trust_grant
+from atc_xaccount.trust import grant_external_ids, remove_trust_grant
 
 NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets")
 
@@ -51,32 +52,44 @@ def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
 
 
 def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
-    """Remove this cluster's external ID from the node role's grant (the grant goes when empty)."""
+    """Remove this cluster's external IDs from the node role's grant (the grant goes when empty).
+
+    Its IDs are the one in its secret and any granted ID whose fingerprint the registry
+    records as the cluster's (current or former): an ID whose secret was lost is still
+    known by its fingerprint. An ID another registered cluster also uses stays.
+    """
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
     role = iam_ops.get_role(iam, s3, request.access_role_name)
+    if role is None:
+        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "role not found"}
     stored = external_ids.read_external_id(
         ctx.sessions.local_client("secretsmanager"), external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
     )
-    if role is None or stored is None:
-        missing = "role" if role is None else "external ID secret"
-        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"{missing} not found"}
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id) or {}
-    shared = [
-        other["clusterId"]
+    own = {entry.get("externalIdFingerprint"), *(entry.get("formerExternalIdFingerprints") or [])} - {None}
+    shared = {
+        other.get("externalIdFingerprint")
         for other in _others(request, ctx)
-        if other.get("nodeRoleArn") == targets.node_role_arn
-        and other.get("accessRoleArn") == targets.access_role_arn
-        and other.get("externalIdFingerprint") == entry.get("externalIdFingerprint")
-    ]
+        if other.get("nodeRoleArn") == targets.node_role_arn and other.get("accessRoleArn") == targets.access_role_arn
+    }
     before = role["AssumeRolePolicyDocument"]
-    if shared:
-        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"external ID shared with {shared}"}
-    after, _ = remove_trust_grant(before, targets.node_role_arn, stored[1])
-    return iam_ops.write_trust_policy(
+    granted = grant_external_ids(before, targets.node_role_arn)
+    mine = {i for i in granted if fingerprint(i) in own} | ({stored[1]} if stored else set())
+    removing = sorted(i for i in mine if fingerprint(i) not in shared)
+    after = before
+    for external_id in removing:
+        after, _ = remove_trust_grant(after, targets.node_role_arn, external_id)
+    record = iam_ops.write_trust_policy(
         iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
     )
+    kept = len(mine) - len(removing)
+    return {
+        **record,
+        "removed": len(removing),
+        **({"reason": f"{kept} ID(s) shared with another cluster"} if kept else {}),
+    }
 
 
 def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
