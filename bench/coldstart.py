@@ -1,9 +1,11 @@
 """Cold start: import + first call of each handler in a fresh interpreter, vs `import boto3`.
 
 Each probe is a new `python -c` process with a Lambda-like environment (the function's
-folder and the layer on PYTHONPATH, the template's Globals variables, tracing and metrics
-off). It times `import app` and then one `lambda_handler` call with the input the state
-machine really gave that step. AWS is the emulator's moto, reached over HTTP
+folder and the layer on PYTHONPATH, the template's Globals variables, and what Lambda sets
+itself: `LAMBDA_TASK_ROOT`, and with `Tracing: Active` a sampled trace header and an X-Ray
+daemon address, so tracing and metrics are on or off exactly as deployed). It times
+`import app` and then one `lambda_handler` call with the input the state machine really
+gave that step. AWS is the emulator's moto, reached over HTTP
 (`bench.awsserver`), so the probe process imports nothing Lambda would not.
 
 Every round onboards a fresh pair of accounts (the sample world under new account IDs and
@@ -14,12 +16,15 @@ Handlers that the onboarding workflow does not invoke get import-only probes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,13 +88,15 @@ class Target:
     payload: str | None = None  # recorded state input (JSON text), None: import only
 
 
-def _run_probe(target: Target, env: dict[str, str], payload: Any) -> dict[str, Any]:
+def _run_probe(target: Target, env: dict[str, str], payload: Any, traced: bool = False) -> dict[str, Any]:
     spec = {"mode": target.mode, "function": target.logical_id or target.name, "event": payload}
     if target.code_dir is not None:
         env = {
             **env,
             "PYTHONPATH": os.pathsep.join([str(target.code_dir), env["BENCH_LAYER"]]),
             "AWS_LAMBDA_FUNCTION_NAME": target.logical_id or target.name,
+            "LAMBDA_TASK_ROOT": str(target.code_dir),
+            **(_active_tracing_env(env["BENCH_XRAY_DAEMON"]) if traced else {}),
         }
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
@@ -107,6 +114,39 @@ def _run_probe(target: Target, env: dict[str, str], payload: Any) -> dict[str, A
     return json.loads(marker[-1][len("BENCH-PROBE ") :])
 
 
+def _active_tracing_env(daemon: str) -> dict[str, str]:
+    """What Lambda sets for a function with `Tracing: Active` (the trace header of a sampled request)."""
+    host, port = daemon.rsplit(":", 1)
+    return {
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_XRAY_DAEMON_ADDRESS": daemon,
+        "_AWS_XRAY_DAEMON_ADDRESS": host,
+        "_AWS_XRAY_DAEMON_PORT": port,
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    }
+
+
+def traced_functions(root: Path) -> dict[str, bool]:
+    """Logical ID -> whether the template gives the function `Tracing: Active`."""
+    from atc_xaccount_cli.local.template import load_yaml
+
+    template = load_yaml(root / "template.yaml")
+    default = ((template.get("Globals") or {}).get("Function") or {}).get("Tracing")
+    return {
+        logical: (resource.get("Properties") or {}).get("Tracing", default) == "Active"
+        for logical, resource in (template.get("Resources") or {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+@contextlib.contextmanager
+def _xray_daemon() -> Iterator[str]:
+    """A UDP socket where the X-Ray daemon would listen; what the SDK sends there is dropped."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sink.getsockname()[1]}"
+
+
 def _environment(root: Path, function_env: dict[str, str], endpoint: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -120,11 +160,12 @@ def _environment(root: Path, function_env: dict[str, str], endpoint: str) -> dic
         "AWS_SHARED_CREDENTIALS_FILE": str(NO_AWS_FILE),
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        # Tracing and metrics as the template configures them: nothing forced off here.
         **function_env,
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         "BENCH_LAYER": str(root / "layers" / "common"),
     }
 
@@ -174,8 +215,9 @@ def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: in
         world_text = json.dumps(world)
         samples: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
         operations: dict[str, list[str]] = {}
-        with awsserver.serving() as (endpoint, observed):
-            env = _environment(root, _function_env(emulator), endpoint)
+        traced = traced_functions(root)
+        with awsserver.serving() as (endpoint, observed), _xray_daemon() as daemon:
+            env = {**_environment(root, _function_env(emulator), endpoint), "BENCH_XRAY_DAEMON": daemon}
             for round_no in range(rounds + 1):  # round 0 warms the byte-code cache, not counted
                 emulator.seed(json.loads(worlds.remap_text(world_text, 71, round_no, names)))
                 for target in targets:
@@ -183,7 +225,7 @@ def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: in
                         json.loads(worlds.remap_text(target.payload, 71, round_no, names)) if target.payload else None
                     )
                     observed.take()
-                    sample = _run_probe(target, env, payload)
+                    sample = _run_probe(target, env, payload, traced.get(target.logical_id or "", False))
                     calls = observed.take()
                     if round_no == 0:
                         operations[target.name] = calls
@@ -222,6 +264,8 @@ def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: in
     return {
         "reference_status": reference.status,
         "rounds": rounds,
+        "tracing_active": sorted(logical for logical, on in traced.items() if on),
+        "environment": {k: v for k, v in env.items() if k.startswith(("POWERTOOLS_", "AWS_LAMBDA_", "_X_AMZN"))},
         "results": results,
         "seconds": round(time.perf_counter() - started, 1),
     }

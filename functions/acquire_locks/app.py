@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
+from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
 from atc_xaccount.steps.onboard import acquire_locks
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
 from atc_xaccount.steps.offboard import forget
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from atc_xaccount.observability import Tracer
 from atc_xaccount.steps.bulk import prepare
 from atc_xaccount.steps.context import StepContext
 

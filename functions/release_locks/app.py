@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 
+from atc_xaccount.observability import Tracer
 from atc_xaccount.steps.context import StepContext
 from atc_xaccount.steps.onboard import release_locks
 

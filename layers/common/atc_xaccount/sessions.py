@@ -3,26 +3,30 @@
 Every step reaches the cluster manager and S3 accounts by assuming the automation role
 (DESIGN 2). One `AccountSessions` lives for one Lambda invocation, so each account is
 assumed at most once per step, and sessions stay well under the one-hour chaining limit.
+
+botocore is imported on the first client, not with this module: a step that makes no AWS
+call never pays for it, and Lambda's clients come from a plain botocore session (boto3
+adds only resources and S3 transfers, which no step uses, at ~20 ms more import).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import TYPE_CHECKING, Any
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from atc_xaccount.arns import role_arn
 from atc_xaccount.errors import AutomationRoleUnavailable
 
 if TYPE_CHECKING:
+    import boto3
+    import botocore.session
     from botocore.client import BaseClient
+    from botocore.config import Config
 
 #: Standard retry mode retries throttling and transient errors with backoff and jitter.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+CLIENT_RETRIES = {"mode": "standard", "max_attempts": 5}
 
 #: Short sessions: a step takes seconds, and role chaining caps sessions at one hour.
 SESSION_SECONDS = 900
@@ -33,14 +37,26 @@ _SESSION_NAME_UNSAFE = re.compile(r"[^\w+=,.@-]", re.ASCII)  # AWS allows ASCII 
 # of every invocation (warm starts), and client creation is serialized because sessions
 # are not thread-safe.
 _BASE_LOCK = threading.Lock()
-_BASE: dict[str, boto3.Session] = {}
+_BASE: dict[str, botocore.session.Session] = {}
 
 
-def shared_session(region: str) -> boto3.Session:
-    with _BASE_LOCK:
-        if region not in _BASE:
-            _BASE[region] = boto3.Session(region_name=region)
-        return _BASE[region]
+@functools.cache
+def client_config() -> Config:
+    """The configuration of every client the steps create (standard retries)."""
+    from botocore.config import Config
+
+    return Config(retries=CLIENT_RETRIES)  # type: ignore[arg-type]
+
+
+def shared_session(region: str) -> botocore.session.Session:
+    """The process's botocore session for `region`; call with `_BASE_LOCK` held."""
+    if region not in _BASE:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        session.set_config_variable("region", region)
+        _BASE[region] = session
+    return _BASE[region]
 
 
 def session_name(execution: str | None) -> str:
@@ -50,7 +66,11 @@ def session_name(execution: str | None) -> str:
 
 
 class AccountSessions:
-    """Per-invocation cache of boto3 sessions, one per target account."""
+    """Per-invocation cache of clients, one set per target account.
+
+    `base_session` (the CLI's and the tests' boto3 session) supplies the caller's
+    credentials; without it, clients come from the process's shared botocore session.
+    """
 
     def __init__(
         self,
@@ -65,7 +85,7 @@ class AccountSessions:
         self.partition = partition
         self.region = region
         self._session_name = session_name(execution)
-        self._base = base_session or shared_session(region)
+        self._base = base_session
         self._credentials: dict[str, dict[str, str]] = {}
         self._clients: dict[tuple[str, str], BaseClient] = {}
 
@@ -74,6 +94,8 @@ class AccountSessions:
 
     def credentials(self, account_id: str) -> dict[str, str]:
         """Assume the automation role in `account_id` once; reuse it afterwards."""
+        from botocore.exceptions import ClientError
+
         if account_id not in self._credentials:
             arn = self.automation_role_arn(account_id)
             sts = self.local_client("sts")
@@ -99,17 +121,27 @@ class AccountSessions:
         """A client for `service` in `account_id`, created once per invocation."""
         key = (service, account_id)
         if key not in self._clients:
-            credentials = self.credentials(account_id)
-            with _BASE_LOCK:
-                self._clients[key] = self._base.client(
-                    service, region_name=self.region, config=CLIENT_CONFIG, **credentials
-                )
+            self._clients[key] = self._new_client(service, self.credentials(account_id))
         return self._clients[key]
 
     def local_client(self, service: str) -> Any:
         """A client in the automation account itself (secrets, STS)."""
         key = (service, "")
         if key not in self._clients:
-            with _BASE_LOCK:
-                self._clients[key] = self._base.client(service, region_name=self.region, config=CLIENT_CONFIG)
+            self._clients[key] = self._new_client(service, {})
         return self._clients[key]
+
+    def _new_client(self, service: str, credentials: dict[str, str]) -> Any:
+        """A client on the caller's boto3 session, else on the process's botocore session."""
+        config = client_config()
+        with _BASE_LOCK:
+            if self._base is not None:
+                return self._base.client(service, region_name=self.region, config=config, **credentials)
+            return shared_session(self.region).create_client(
+                service,
+                region_name=self.region,
+                config=config,
+                aws_access_key_id=credentials.get("aws_access_key_id"),
+                aws_secret_access_key=credentials.get("aws_secret_access_key"),
+                aws_session_token=credentials.get("aws_session_token"),
+            )
