@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -188,12 +189,82 @@ def test_raise_on_errors() -> None:
     }
 
 
-def test_parliament_is_imported_lazily() -> None:
+ROLE = "arn:aws:iam::222222222222:role/atc-s3-access-keys"
+
+#: Documents on which our identity rules and parliament's must agree (rule code, severity in our statement).
+AGREES_WITH_PARLIAMENT = {
+    "seed-arn": ({"Version": "2012-10-17", "Statement": [ours(SEED_ARN)]}, [("INVALID_ARN", "error")]),
+    "user-not-role": (
+        {"Version": "2012-10-17", "Statement": [ours("arn:aws:iam::222222222222:user/bob")]},
+        [("RESOURCE_MISMATCH", "error")],
+    ),
+    "policy-not-role": (
+        {"Version": "2012-10-17", "Statement": [ours("arn:aws:iam::222222222222:policy/atc-s3-policy")]},
+        [("RESOURCE_MISMATCH", "error")],
+    ),
+    "role": ({"Version": "2012-10-17", "Statement": [ours(ROLE)]}, []),
+    "role-wildcards": ({"Version": "2012-10-17", "Statement": [ours("arn:aws:iam::*:role/atc-*")]}, []),
+    "no-resource": (
+        {"Version": "2012-10-17", "Statement": [{"Sid": OWNED_SID, "Effect": "Allow", "Action": "sts:AssumeRole"}]},
+        [("MALFORMED", "error")],
+    ),
+    "lowercase-effect": (
+        {"Version": "2012-10-17", "Statement": [{**ours(ROLE), "Effect": "allow"}]},
+        [("MALFORMED", "error")],
+    ),
+    "unknown-element": (
+        {"Version": "2012-10-17", "Statement": [{**ours(ROLE), "Principal2": "x"}]},
+        [("MALFORMED", "error")],
+    ),
+    "old-version": ({"Version": "2008-10-17", "Statement": [ours(ROLE)]}, [("OLD_VERSION", "warning")]),
+    "no-version": ({"Statement": [ours(ROLE)]}, [("NO_VERSION", "warning")]),
+    "sid-characters": (
+        {"Version": "2012-10-17", "Statement": [{**ours(ROLE), "Sid": "Atc-Xaccount"}]},
+        [("INVALID_SID", "warning")],
+    ),
+}
+
+
+@pytest.mark.parametrize(("doc", "expected"), AGREES_WITH_PARLIAMENT.values(), ids=AGREES_WITH_PARLIAMENT.keys())
+def test_identity_rules(doc: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    assert codes(lint_identity_policy(doc)) == expected
+
+
+@pytest.mark.parametrize(("doc", "expected"), AGREES_WITH_PARLIAMENT.values(), ids=AGREES_WITH_PARLIAMENT.keys())
+def test_identity_rules_find_what_parliament_finds(doc: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    """parliament (a CI tool here, no longer in the Lambda layer) reports the same codes."""
+    parliament = pytest.importorskip("parliament")
+    found = parliament.analyze_policy_string(json.dumps(doc), ignore_private_auditors=True).findings
+    assert sorted({f.issue for f in found}) == sorted({code for code, _ in expected})
+
+
+def test_action_must_name_a_service() -> None:
+    doc = {"Version": "2012-10-17", "Statement": [{**ours(ROLE), "Action": ["sts:AssumeRole", "AssumeRole"]}]}
+    findings = lint_identity_policy(doc)
+    assert codes(findings) == [("INVALID_ACTION", "error")]
+    assert "AssumeRole" in findings[0].message
+
+
+def test_statement_that_is_not_an_object_makes_the_document_unwritable() -> None:
+    findings = lint_identity_policy({"Version": "2012-10-17", "Statement": [ours(ROLE), "sts:AssumeRole"]})
+    assert codes(findings) == [("MALFORMED", "error")]
+
+
+def test_role_arn_check_only_for_role_actions() -> None:
+    s3 = {"Sid": "Reads", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::atc-demo/*"}
+    assert lint_identity_policy({"Version": "2012-10-17", "Statement": [s3, ours(ROLE)]}) == []
+
+
+def test_the_lambda_path_imports_no_linter_and_no_aws_sdk() -> None:
+    """Cold start: lint, sessions and the handlers' glue import neither parliament nor botocore."""
     import subprocess
     import sys
 
-    code = "import sys, atc_xaccount.lint, atc_xaccount.model, atc_xaccount.trust;print('parliament' in sys.modules)"
+    code = (
+        "import sys, atc_xaccount.lint, atc_xaccount.runtime, atc_xaccount.sessions, atc_xaccount.observability\n"
+        "print(sorted(m for m in ('parliament', 'boto3', 'botocore', 'aws_xray_sdk') if m in sys.modules))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": ":".join(sys.path)}
     )
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"

@@ -2,11 +2,15 @@
 
 We must never fail a cluster because of a statement someone else owns, so findings in
 foreign statements are warnings; findings in statements with our Sids are errors.
+
+Our own rules, pure and fast: parliament (a dev and CI tool here, tests/deploy/) cost
+~540 ms of a Lambda cold start to import, and in AWS, IAM Access Analyzer's
+`ValidatePolicy` (analyzer.py) checks actions and resources against IAM's own catalogue
+before the same writes. The rule codes are parliament's where it has the rule.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Collection
@@ -20,9 +24,18 @@ from atc_xaccount.errors import PolicyLintFailed
 
 Severity = Literal["error", "warning"]
 _SID_RE = re.compile(r"[A-Za-z0-9]*")
-# Parliament findings about the whole document that make it unwritable.
-_DOCUMENT_ERRORS = frozenset({"EXCEPTION", "MALFORMED_JSON", "MALFORMED", "INVALID_VERSION"})
 _EXTERNAL_ID_OPERATORS = frozenset({"stringequals", "stringlike", "stringequalsignorecase"})
+_POLICY_ELEMENTS = frozenset({"Version", "Statement", "Id"})
+_STATEMENT_ELEMENTS = frozenset(
+    {"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
+)
+#: `service:Action`, wildcards allowed (IAM's catalogue is Access Analyzer's job, not ours).
+_ACTION_RE = re.compile(r"\*|[a-z0-9-]+:[A-Za-z0-9*?]+")
+#: Six colon-separated parts, the last one free: arn:partition:service:region:account:resource.
+_ARN_RE = re.compile(r"arn:[a-z*?-]+:[a-z0-9*?-]+:[^:]*:[^:]*:.+")
+#: Actions whose resource is an IAM role (the assume policy's only statement).
+_ROLE_ACTIONS = re.compile(r"sts:(assumerole\w*|tagsession|setsourceidentity)", re.IGNORECASE)
+_ROLE_ARN_RE = re.compile(r"arn:[a-z*?-]+:iam::[0-9*?]*:role/.+")
 
 
 @dataclass(frozen=True)
@@ -58,44 +71,87 @@ def _duplicate_sids(doc: dict[str, Any], owned_sids: Collection[str]) -> list[Fi
     ]
 
 
-def _describe(titles: dict[str, Any], finding: Any) -> str:
-    """One readable line from a parliament finding: title, detail, offending string."""
-    title = str(titles.get(finding.issue, {}).get("title", finding.issue)).strip().rstrip(".")
-    text = str(finding.detail).strip() if finding.detail else ""
-    where = finding.location.get("string") if isinstance(finding.location, dict) else None
-    parts = [] if text.lower().startswith(title.lower()) else [title]
-    if text:
-        parts.append(text)
-    if where and str(where) not in text:
-        parts.append(str(where))
-    return ": ".join(parts)
+def _document_findings(doc: Any) -> list[Finding]:
+    """Problems with the document as a whole: unwritable ones are errors whoever owns what."""
+    if not isinstance(doc, dict):
+        return [Finding("MALFORMED", "error", "The policy is not a JSON object", None, False)]
+    problems: list[tuple[str, Severity, str]] = [
+        ("MALFORMED", "error", f"Policy contains an unknown element {key!r}")
+        for key in doc
+        if key not in _POLICY_ELEMENTS
+    ]
+    if "Statement" not in doc:
+        problems.append(("MALFORMED", "error", "Policy does not contain a Statement element"))
+    elif any(not isinstance(stmt, dict) for stmt in as_list(doc["Statement"])):
+        problems.append(("MALFORMED", "error", "Every statement must be a JSON object"))
+    version = doc.get("Version")
+    if version is None:
+        problems.append(("NO_VERSION", "warning", "Policy has no Version: policy variables do not work"))
+    elif version not in ("2012-10-17", "2008-10-17"):
+        problems.append(("INVALID_VERSION", "error", f"Unknown Version {version!r}: it must be 2012-10-17"))
+    elif version != "2012-10-17":
+        problems.append(("OLD_VERSION", "warning", f"Version {version}: policy variables do not work"))
+    return [Finding(code, severity, message, None, False) for code, severity, message in problems]
+
+
+def _one_of(stmt: dict[str, Any], element: str, label: str) -> list[tuple[str, str]]:
+    """Exactly one of `element` and `NotElement`."""
+    present = [key for key in (element, f"Not{element}") if key in stmt]
+    if len(present) == 1:
+        return []
+    which = "both" if present else "neither"
+    return [("MALFORMED", f"{label} contains {which} {element} {'and' if present else 'nor'} Not{element}")]
+
+
+def _resource_problems(stmt: dict[str, Any], label: str) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    resources = as_list(stmt.get("Resource", stmt.get("NotResource")))
+    for resource in resources:
+        if resource != "*" and (not isinstance(resource, str) or _ARN_RE.fullmatch(resource) is None):
+            problems.append(
+                ("INVALID_ARN", f"{label}: not an ARN (arn:partition:service:region:account:resource): {resource}")
+            )
+    actions = as_list(stmt.get("Action"))
+    if problems or "Resource" not in stmt or not actions:
+        return problems
+    if all(isinstance(a, str) and _ROLE_ACTIONS.fullmatch(a) for a in actions):
+        problems.extend(
+            ("RESOURCE_MISMATCH", f"{label}: {', '.join(actions)} applies to IAM roles, not to {resource}")
+            for resource in resources
+            if resource != "*" and _ROLE_ARN_RE.fullmatch(resource) is None
+        )
+    return problems
+
+
+def _lint_identity_statement(index: int, stmt: dict[str, Any], owned_sids: Collection[str]) -> list[Finding]:
+    sid = _sid_of(stmt)
+    owned = sid is not None and sid in owned_sids
+    label = f"statement {sid or f'#{index}'}"
+    problems = [
+        ("MALFORMED", f"{label} contains an unknown element {k!r}") for k in stmt if k not in _STATEMENT_ELEMENTS
+    ]
+    if sid is not None and _SID_RE.fullmatch(sid) is None:
+        problems.append(("INVALID_SID", f"Sid {sid!r} may only contain A-Z a-z 0-9"))
+    if stmt.get("Effect") not in ("Allow", "Deny"):
+        problems.append(("MALFORMED", f"{label}: Effect must be Allow or Deny, not {stmt.get('Effect')!r}"))
+    problems += _one_of(stmt, "Action", label) + _one_of(stmt, "Resource", label)
+    problems.extend(
+        ("INVALID_ACTION", f"{label}: not an action (service:Action): {action}")
+        for action in as_list(stmt.get("Action", stmt.get("NotAction")))
+        if not isinstance(action, str) or _ACTION_RE.fullmatch(action) is None
+    )
+    problems += _resource_problems(stmt, label)
+    return [Finding(code, _severity(owned), message, sid, owned) for code, message in problems]
 
 
 def lint_identity_policy(doc: dict[str, Any], owned_sids: Collection[str] | None = None) -> list[Finding]:
-    """Parliament's checks; `owned_sids` defaults to the assume policy's Sid.
-
-    Parliament is imported here, not at module level: it is slow to import and most
-    Lambda invocations never lint.
-    """
-    from parliament import analyze_policy_string
-    from parliament import config as titles
-
+    """Grammar of an identity policy; `owned_sids` defaults to the assume policy's Sid."""
     owned = {OWNED_SID} if owned_sids is None else set(owned_sids)
-    policy = analyze_policy_string(json.dumps(doc), ignore_private_auditors=True)
-    findings: list[Finding] = []
-    in_statements = {id(f) for stmt in policy.statements for f in stmt.findings}
-    for finding in policy.findings:
-        # Statement findings are added below; duplicates by _duplicate_sids, which knows owners.
-        if id(finding) in in_statements or finding.issue == "DUPLICATE_SID":
-            continue
-        severity: Severity = "error" if finding.issue in _DOCUMENT_ERRORS else "warning"
-        findings.append(Finding(finding.issue, severity, _describe(titles, finding), None, False))
-    for stmt in policy.statements:
-        sid = stmt.sid if isinstance(stmt.sid, str) else None
-        is_owned = sid is not None and sid in owned
-        findings.extend(
-            Finding(f.issue, _severity(is_owned), _describe(titles, f), sid, is_owned) for f in stmt.findings
-        )
+    findings = _document_findings(doc)
+    if any(f.severity == "error" for f in findings):
+        return findings
+    for index, stmt in enumerate(statements(doc)):
+        findings.extend(_lint_identity_statement(index, stmt, owned))
     return findings + _duplicate_sids(doc, owned)
 
 
