@@ -229,6 +229,8 @@ def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any)
         bucket = emulator.buckets["BulkBucket"]
         key = f"uploads/{bulk_file.name}"
         emulator.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+        if options.get("on_start"):  # e.g. the bench's progress log
+            options["on_start"](emulator)
         started = time.monotonic()
         with emulator.counting() as ledger:
             result = emulator.follow(
@@ -236,6 +238,8 @@ def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any)
             )
             calls = ledger.summary()
         seconds = time.monotonic() - started
+        if options.get("on_finish"):  # e.g. the bench reads the child executions before the emulator goes
+            options["on_finish"](emulator, result)
         after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT} | _bulk_accounts(body)))
         report = ExecutionReport(str(bulk_file), BULK, "bulk file", result, ledger.summary(result.name))
     return RunReport([report], after, calls, seconds=seconds)
