@@ -7,6 +7,9 @@ reuses it. Counted as the emulator counts (`atc_xaccount_cli.local.dispatch`): e
 a step makes, `sts:AssumeRole` as a read, `Get*`/`List*` as reads, anything else a write;
 the state machine's own integrations (events:PutEvents) are not step calls on either side.
 
+When the event names `buckets`, reading the access policy that must grant them is part of
+the job (DESIGN 3.1: they are what verification checks): +2 reads on either run.
+
 Not counted, on purpose: reading back what a successful write just returned (the write's
 success is the proof), and `iam:GetAccountAuthorizationDetails`, which could fold several
 reads into one but returns every role and policy of the account, page after page.
@@ -18,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from atc_xaccount.documents import non_whitespace_size
+from atc_xaccount.extid import MIN_GENERATED_LENGTH
 from atc_xaccount.trust import merge_trust_grant
 
 #: The trust-policy quota every account has at least (it can only be raised).
 DEFAULT_TRUST_POLICY_SIZE_QUOTA = 2048
 
 #: Length of a generated external ID (atc_xaccount.extid.generate_external_id default).
-GENERATED_ID_LENGTH = 48
+GENERATED_ID_LENGTH = MIN_GENERATED_LENGTH
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ def first_run(world: dict[str, Any], detail: dict[str, Any]) -> list[Call]:
         Call("iam:GetRole", False, f"{access} exists, and its trust policy to merge into"),
         Call("iam:ListAttachedRolePolicies", False, f"atc-s3-policy is attached to {access} (prerequisite)"),
     ]
+    calls += _bucket_reads(detail)
     role = _role(world, s3, access)
     if role is not None:
         merged, _ = merge_trust_grant(
@@ -86,6 +91,22 @@ def first_run(world: dict[str, Any], detail: dict[str, Any]) -> list[Call]:
     return calls
 
 
+def _bucket_reads(detail: dict[str, Any]) -> list[Call]:
+    """The event names buckets: the access policy must be read to know it grants them.
+
+    DESIGN 3.1: `buckets` are what the verify step (and the proof of access) check. Its
+    ARN is known from the prerequisite read (`ListAttachedRolePolicies`) or, on a re-run,
+    from its name; IAM has no call that returns a managed policy's document in one go.
+    """
+    if not detail.get("buckets"):
+        return []
+    name = detail.get("accessPolicyName", "atc-s3-policy")
+    return [
+        Call("iam:GetPolicy", False, f"{name} default version id (the event names buckets)"),
+        Call("iam:GetPolicyVersion", False, f"{name} document: does it grant each bucket the event names?"),
+    ]
+
+
 def rerun(detail: dict[str, Any]) -> list[Call]:
     """Minimum for the same event once everything is in place: the reads that prove it."""
     cm, s3 = detail["clusterManagerAccountId"], detail["s3AccountId"]
@@ -102,6 +123,7 @@ def rerun(detail: dict[str, Any]) -> list[Call]:
         Call("iam:GetPolicyVersion", False, f"{policy_name} document names the access role"),
         Call("iam:ListAttachedRolePolicies", False, f"{node} exists and has {policy_name} attached"),
         Call("iam:GetRole", False, f"{access} trust policy already grants the node role this external ID"),
+        *_bucket_reads(detail),
     ]
 
 

@@ -25,7 +25,13 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
     result = compensate(
-        request, ctx, event.get("changes") or {}, event.get("externalId"), event.get("execution"), event.get("error")
+        request,
+        ctx,
+        event.get("changes") or {},
+        event.get("externalId"),
+        event.get("execution"),
+        event.get("error"),
+        event.get("preflight"),
     )
     metrics.add_metric(name="ExecutionCompensated", unit=MetricUnit.Count, value=1)
     return result

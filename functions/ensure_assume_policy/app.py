@@ -1,4 +1,4 @@
-"""Ensure atc-s3-assume-role allows sts:AssumeRole on the S3 account's access role."""
+"""Ensure atc-s3-assume-role allows sts:AssumeRole on the access role, and is attached to the node role."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import count_change, step_input
-from atc_xaccount.steps.onboard import ensure_assume_policy
+from atc_xaccount.steps.onboard import grant_assume_policy
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,6 +23,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = ensure_assume_policy(request, ctx)
-    count_change(metrics, result, "AssumePolicyWrites")
+    result = grant_assume_policy(request, ctx, event["plan"])
+    count_change(metrics, result["assumePolicy"], "AssumePolicyWrites")
+    count_change(metrics, result["attach"], "PolicyAttachments")
     return result

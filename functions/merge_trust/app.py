@@ -23,6 +23,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = merge_trust(request, ctx)
+    result = merge_trust(request, ctx, plan=event.get("plan"))
     count_change(metrics, result, "TrustPolicyWrites")
+    count_change(metrics, result.get("externalId") or {}, "ExternalIdStored")
     return result

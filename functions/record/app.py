@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
-from atc_xaccount.steps.onboard import record
+from atc_xaccount.steps.onboard import left_hashes, record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -24,6 +24,9 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = record(request, ctx, event.get("execution"), event.get("externalIdFingerprint"))
+    preflight = event.get("preflight") or {}
+    held = sorted({*(event.get("locks") or {}).get("keys", []), *(preflight.get("locks") or {}).get("keys", [])})
+    hashes = left_hashes(preflight.get("seen"), event.get("changes"))
+    result = record(request, ctx, event.get("execution"), event.get("externalIdFingerprint"), held, hashes)
     metrics.add_metric(name="ClusterOnboarded", unit=MetricUnit.Count, value=1)
     return result

@@ -25,5 +25,6 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     execution = event["execution"]
     logger.append_keys(execution=execution)
-    held = (event.get("locks") or {}).get("keys", [])
+    # The slow path's locks (AcquireLocks) and those preflight took itself.
+    held = sorted({*(event.get("locks") or {}).get("keys", []), *(event.get("preflightLocks") or {}).get("keys", [])})
     return release_locks(StepContext.from_env(os.environ, execution), held, owner=execution)

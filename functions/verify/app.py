@@ -24,6 +24,6 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = verify(request, ctx)
+    result = verify(request, ctx, event["preflight"], event.get("changes") or {})
     metrics.add_metric(name="ClusterVerified", unit=MetricUnit.Count, value=1)
     return result

@@ -28,9 +28,8 @@ ACCESS_ARN = f"arn:aws:iam::{S3}:role/atc-s3-access-keys"
 SUCCESS_PATH = [
     "Validate",
     "Preflight",
-    "ResolveExternalId",
+    "Route",
     "EnsureAssumePolicy",
-    "AttachPolicy",
     "MergeTrust",
     "Verify",
     "PublishReady",
@@ -190,6 +189,11 @@ def world_file(tmp_path: Path, world: Any) -> Path:
             id="versions-9",
         ),
         pytest.param({"account": {}}, ['{"accounts"'], id="wrong-top-level-key"),
+        pytest.param(
+            {"accounts": {S3: {"quotas": {"AssumeRolePolicySizeQuota": 400}}}},
+            [f"accounts.{S3}.quotas.AssumeRolePolicySizeQuota", "400", "2,048", "only be raised"],
+            id="trust-quota-below-iam-default",
+        ),
     ],
 )
 def test_malformed_world_file_names_the_field(tmp_path, capsys, world, names):

@@ -13,9 +13,7 @@ from tests.cli.conftest import ROOT
 FUNCTIONS = {
     "ValidateFunction",
     "PreflightFunction",
-    "ResolveExternalIdFunction",
     "EnsureAssumePolicyFunction",
-    "AttachPolicyFunction",
     "MergeTrustFunction",
     "VerifyFunction",
 }
@@ -37,7 +35,7 @@ def deployed_resolver(app: SamApp) -> Resolver:
     )
 
 
-def test_template_declares_the_seven_step_functions_with_real_code(app):
+def test_template_declares_the_onboarding_step_functions_with_real_code(app):
     assert FUNCTIONS <= set(app.functions)
     for spec in app.functions.values():
         assert spec.handler == "app.lambda_handler"

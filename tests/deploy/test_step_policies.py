@@ -36,7 +36,7 @@ ANY = "*"
 #: The EventBridge rule Step Functions manages for its .sync integration with Step Functions.
 SYNC_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
 
-#: locks.acquire: TransactWriteItems of Put items, which IAM authorizes as PutItem per item.
+#: locks.acquire*: TransactWriteItems of Update items, which IAM authorizes as UpdateItem per item.
 IN_TRANSACTION = {"ForAnyValue:StringEquals": {"dynamodb:EnclosingOperation": ["TransactWriteItems"]}}
 #: external_ids.ensure_external_id tags the new secret with the cluster id, nothing else.
 CLUSTER_TAG_ONLY = {"ForAllValues:StringEquals": {"aws:TagKeys": ["atc-xaccount:cluster-id"]}}
@@ -55,28 +55,39 @@ VALIDATE = grant("access-analyzer:ValidatePolicy", ANY)  # analyzer.validate; no
 EXPECTED: dict[str, set[Grant]] = {
     # model.parse_event only.
     "ValidateFunction": set(),
-    # iam_ops reads in both accounts; the stored ID sizes the trust grant; lint before writing.
-    "PreflightFunction": {ASSUME, READ_SECRET, VALIDATE},
-    # external_ids.ensure_external_id: read, then create (with the cluster tag) or put.
-    "ResolveExternalIdFunction": {
+    # iam_ops reads in both accounts; the stored ID sizes the trust grant; lint before writing;
+    # locks.acquire_if_unchanged (TransactWriteItems of Update items, authorized per item);
+    # registry.get when everything is in place (is the registry up to date too?).
+    "PreflightFunction": {
+        ASSUME,
         READ_SECRET,
+        VALIDATE,
+        grant("dynamodb:UpdateItem", LOCKS, IN_TRANSACTION),
+        grant("dynamodb:GetItem", REGISTRY),
+    },
+    # The policy and its attachment, from preflight's plan (lint again only on a retry's re-read).
+    "EnsureAssumePolicyFunction": {ASSUME, VALIDATE},
+    # external_ids.create_external_id / ensure_external_id (create with the cluster tag, or
+    # read and put), then the trust merge.
+    "MergeTrustFunction": {
+        ASSUME,
+        READ_SECRET,
+        VALIDATE,
         grant("secretsmanager:CreateSecret", SECRETS),
         grant("secretsmanager:PutSecretValue", SECRETS),
         grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
     },
-    "EnsureAssumePolicyFunction": {ASSUME, VALIDATE},
-    "AttachPolicyFunction": {ASSUME},
-    "MergeTrustFunction": {ASSUME, READ_SECRET, VALIDATE},
-    "VerifyFunction": {ASSUME, READ_SECRET},
+    # Pure evaluation of the documents the write steps left: no AWS call.
+    "VerifyFunction": set(),
     # locks.acquire, and locks._first_holder to name who holds a busy lock.
     "AcquireLocksFunction": {
-        grant("dynamodb:PutItem", LOCKS, IN_TRANSACTION),
+        grant("dynamodb:UpdateItem", LOCKS, IN_TRANSACTION),
         grant("dynamodb:GetItem", LOCKS),
     },
-    # locks.release: a conditional DeleteItem per key.
-    "ReleaseLocksFunction": {grant("dynamodb:DeleteItem", LOCKS)},
-    # The stored ID's fingerprint goes into the record; registry.put reads, then writes.
-    "RecordFunction": {READ_SECRET, grant("dynamodb:GetItem", REGISTRY), grant("dynamodb:PutItem", REGISTRY)},
+    # locks.release: one transaction of conditional Update items, or UpdateItem per key.
+    "ReleaseLocksFunction": {grant("dynamodb:UpdateItem", LOCKS)},
+    # registry.update_item and the lock release, in one transaction (or one by one).
+    "RecordFunction": {grant("dynamodb:UpdateItem", REGISTRY), grant("dynamodb:UpdateItem", LOCKS)},
     # Undo in the target accounts; delete a secret this execution created. The registry is
     # left alone (steps/compensate.py).
     "CompensateFunction": {
@@ -204,9 +215,7 @@ def test_only_steps_that_reach_target_accounts_may_assume_the_automation_role():
     assert reaching == {
         "PreflightFunction",
         "EnsureAssumePolicyFunction",
-        "AttachPolicyFunction",
         "MergeTrustFunction",
-        "VerifyFunction",
         "CompensateFunction",
         "RevokeTrustFunction",
         "RevokePolicyFunction",
@@ -241,7 +250,7 @@ def test_a_broader_resource_is_caught(template):
 
 def test_a_dropped_condition_is_caught(template):
     del _inline(template, "AcquireLocksFunction")["Condition"]
-    assert any("AcquireLocksFunction: grants ('dynamodb:PutItem'" in v for v in violations(template))
+    assert any("AcquireLocksFunction: grants ('dynamodb:UpdateItem'" in v for v in violations(template))
 
 
 @pytest.mark.parametrize(
@@ -261,7 +270,7 @@ def test_a_widened_shared_managed_policy_is_caught_in_every_step_using_it(templa
     policy = template["Resources"]["ExternalIdSecretsReadPolicy"]["Properties"]["PolicyDocument"]
     policy["Statement"][0]["Action"] = ["secretsmanager:GetSecretValue", "secretsmanager:ListSecrets"]
     users = {fn for fn, grants in EXPECTED.items() if READ_SECRET in grants} - {
-        "ResolveExternalIdFunction",
+        "MergeTrustFunction",
         "CompensateFunction",
         "ForgetFunction",
     }

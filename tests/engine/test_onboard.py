@@ -136,12 +136,23 @@ def test_access_policy_not_attached_fails_before_any_write(registered_event, sam
 
 def test_trust_policy_over_its_quota_fails_before_any_write(registered_event, sample_world):
     world = copy.deepcopy(sample_world)
-    world["accounts"][S3]["quotas"] = {"AssumeRolePolicySizeQuota": 400}
+    # A partner grant with a long external ID leaves less room than the new grant needs.
+    trust = world["accounts"][S3]["roles"]["atc-s3-access-keys"]["trust"]
+    trust["Statement"].append(
+        {
+            "Sid": "BigPartner",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "p" * 1500}},
+        }
+    )
+    world["accounts"][S3]["quotas"] = {"AssumeRolePolicySizeQuota": 2048}
     report = onboard(registered_event, world)
 
     assert report.result.error == "QuotaExceeded"
     assert "AssumeRolePolicySizeQuota" in report.cause_message and S3 in report.cause_message
-    assert "atc-s3-access-keys" in report.cause_message
+    assert "atc-s3-access-keys" in report.cause_message and "2048" in report.cause_message
     assert report.calls["writes"] == 0
     del world["accounts"][S3]["quotas"]
     assert without_secrets(report.world) == world["accounts"]

@@ -1,14 +1,17 @@
 """Every permission of the bootstrap role is needed: take one away and the workflow fails.
 
 Each case removes one action of one statement from the role in both target accounts and
-runs the scenario that first needs it: a fresh onboarding, the offboarding of an onboarded
+runs the scenario that first needs it: a fresh onboarding, one where the assume policy
+exists already, one whose merged trust policy is over the 2,048 characters every account
+allows (so the account's raised quota must be read), the offboarding of an onboarded
 cluster, an onboarding that must version a policy holding five versions already, or the
-rollback of an onboarding whose trust write fails (an injected ServiceFailure). The same scenario with the whole role
-is the control.
+rollback of an onboarding whose trust write fails (an injected ServiceFailure). The same
+scenario with the whole role is the control.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -29,11 +32,11 @@ from tests.leastpriv.conftest import (
 #: (statement Sid, action, scenario that needs it, account whose resource it is about)
 GRANTS = [
     ("ReadNodeRole", "iam:GetRole", "onboard", "cm"),
-    ("ReadNodeRole", "iam:ListAttachedRolePolicies", "onboard", "cm"),
+    ("ReadNodeRole", "iam:ListAttachedRolePolicies", "existing-policy", "cm"),
     ("AttachAssumePolicyToNodeRole", "iam:AttachRolePolicy", "onboard", "cm"),
     ("AttachAssumePolicyToNodeRole", "iam:DetachRolePolicy", "offboard", "cm"),
     ("ReadAssumePolicy", "iam:GetPolicy", "onboard", "cm"),
-    ("ReadAssumePolicy", "iam:GetPolicyVersion", "onboard", "cm"),
+    ("ReadAssumePolicy", "iam:GetPolicyVersion", "existing-policy", "cm"),
     ("ReadAssumePolicy", "iam:ListPolicyVersions", "offboard", "cm"),
     ("WriteAssumePolicy", "iam:CreatePolicy", "onboard", "cm"),
     ("WriteAssumePolicy", "iam:CreatePolicyVersion", "rotate", "cm"),
@@ -45,7 +48,7 @@ GRANTS = [
     ("ReadAccessRoleAttachments", "iam:ListAttachedRolePolicies", "onboard", "s3"),
     ("ReadAccessPolicy", "iam:GetPolicy", "onboard", "s3"),
     ("ReadAccessPolicy", "iam:GetPolicyVersion", "onboard", "s3"),
-    ("ReadTrustPolicySizeQuota", "iam:GetAccountSummary", "onboard", "s3"),
+    ("ReadTrustPolicySizeQuota", "iam:GetAccountSummary", "big-trust", "s3"),
 ]
 
 #: The rollback scenario: the trust write fails after the policy was versioned, so the
@@ -57,9 +60,30 @@ def _world(lab: Lab, case: Case, scenario: str) -> None:
     base = load("sample-world.json")
     if scenario == "rotate":
         base = with_assume_policy(base, versions=5)
-    elif scenario == "rollback":
+    elif scenario in ("rollback", "existing-policy"):
         base = with_assume_policy(base, versions=1)
+    elif scenario == "big-trust":
+        base = with_big_trust(base)
     lab.seed(case, base)
+
+
+def with_big_trust(world: dict[str, Any]) -> dict[str, Any]:
+    """A partner grant with a long external ID: the merged trust policy is over 2,048 characters."""
+    world = copy.deepcopy(world)
+    for state in world["accounts"].values():
+        role = (state.get("roles") or {}).get("atc-s3-access-keys")
+        if role is not None:
+            role["trust"]["Statement"].append(
+                {
+                    "Sid": "BigPartner",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"sts:ExternalId": "p" * 1500}},
+                }
+            )
+            state["quotas"] = {"AssumeRolePolicySizeQuota": 4096}
+    return world
 
 
 def _run(lab: Lab, case: Case, scenario: str, mutation: authz.Mutation | None) -> Any:
@@ -88,7 +112,7 @@ def test_the_table_is_exactly_what_the_template_grants():
     assert sorted((sid, action) for sid, action, _, _ in GRANTS) == sorted(bootstrap_role().grants())
 
 
-@pytest.mark.parametrize("scenario", ["onboard", "offboard", "rotate"])
+@pytest.mark.parametrize("scenario", ["onboard", "existing-policy", "big-trust", "offboard", "rotate"])
 def test_control_the_whole_role_runs_each_scenario(lab: Lab, scenario):
     case = lab.case()
     result = _run(lab, case, scenario, None)

@@ -15,7 +15,7 @@ from tests.lifecycle.conftest import ROOT, admits, external_id, granted_ids, reg
 
 SAMPLE_WORLD = ROOT / "events" / "sample-world.json"
 CLUSTERS = ("cli-cluster-a", "cli-cluster-b")
-ATTACH_FAULT = {"step": "AttachPolicyFunction", "call": "iam:AttachRolePolicy", "kind": "fail"}
+ATTACH_FAULT = {"step": "EnsureAssumePolicyFunction", "call": "iam:AttachRolePolicy", "kind": "fail"}
 
 
 def cli(*argv: str | Path) -> tuple[int, str]:

@@ -56,9 +56,31 @@ def without_quotas(world: dict[str, Any]) -> dict[str, Any]:
     return {a: {k: v for k, v in s.items() if k != "quotas"} for a, s in world["accounts"].items()}
 
 
+def padded(world: dict[str, Any], size: int) -> dict[str, Any]:
+    """The world with a partner grant padding the access role's trust policy to `size` characters.
+
+    Quotas below IAM's default of 2,048 do not exist (it can only be raised), so the
+    races for the last room happen above it.
+    """
+    world = copy.deepcopy(world)
+    trust = world["accounts"][S3]["roles"]["atc-s3-access-keys"]["trust"]
+    pad = {
+        "Sid": "PaddingPartner",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": ""}},
+    }
+    trust["Statement"].append(pad)
+    pad["Condition"]["StringEquals"]["sts:ExternalId"] = "p" * (size - non_whitespace_size(trust))
+    assert non_whitespace_size(trust) == size
+    return world
+
+
 def test_trust_policy_one_character_short_fails_naming_the_quota_with_zero_writes(sample_world):
-    room = non_whitespace_size(with_grant(trust_of(sample_world), generate_external_id()))
-    world = with_trust_quota(sample_world, room - 1)
+    big = padded(sample_world, 2000)
+    room = non_whitespace_size(with_grant(trust_of(big), generate_external_id()))
+    world = with_trust_quota(big, room - 1)
 
     report = run([registration(FIRST)], world)
 
@@ -75,9 +97,10 @@ def test_trust_policy_one_character_short_fails_naming_the_quota_with_zero_write
 
 
 def test_two_registrations_racing_for_the_last_room_grant_one_and_refuse_the_other(sample_world):
-    room = non_whitespace_size(with_grant(trust_of(sample_world), generate_external_id()))
+    big = padded(sample_world, 2000)
+    room = non_whitespace_size(with_grant(trust_of(big), generate_external_id()))
 
-    report = run([registration("racer-a"), registration("racer-b")], with_trust_quota(sample_world, room))
+    report = run([registration("racer-a"), registration("racer-b")], with_trust_quota(big, room))
 
     outcomes = sorted((e.result.status, e.result.error) for e in report.executions)
     assert outcomes == [("FAILED", "QuotaExceeded"), ("SUCCEEDED", None)]

@@ -25,19 +25,22 @@ from tests.lifecycle.conftest import (
 
 SECOND = "demo-cluster-2"
 
-#: (fault, the call named in the cause, IAM writes of the run: the failed call counts, and every undo)
+#: (fault, the call named in the cause, IAM writes of the run: the failed call counts, and every
+#: undo; whether the external ID's secret was created — MergeTrust stores it right before its write)
 AFTER_EACH_STEP = [
     pytest.param(
         "EnsureAssumePolicy/iam:CreatePolicy=fail",
         "iam:CreatePolicy",
         {"iam:CreatePolicy": 1},
+        0,
         id="EnsureAssumePolicy",
     ),
     pytest.param(
-        "AttachPolicy/iam:AttachRolePolicy=fail",
+        "EnsureAssumePolicy/iam:AttachRolePolicy=fail",
         "iam:AttachRolePolicy",
         {"iam:CreatePolicy": 1, "iam:AttachRolePolicy": 1, "iam:DeletePolicy": 1},
-        id="AttachPolicy",
+        0,
+        id="EnsureAssumePolicy-attach",
     ),
     pytest.param(
         "MergeTrust/iam:UpdateAssumeRolePolicy=fail",
@@ -49,11 +52,12 @@ AFTER_EACH_STEP = [
             "iam:DetachRolePolicy": 1,
             "iam:DeletePolicy": 1,
         },
+        1,
         id="MergeTrust",
     ),
     pytest.param(
-        "Verify/iam:GetRole=fail",
-        "iam:GetRole",
+        "Record/dynamodb:TransactWriteItems=fail",
+        "dynamodb:TransactWriteItems",
         {
             "iam:CreatePolicy": 1,
             "iam:AttachRolePolicy": 1,
@@ -61,18 +65,7 @@ AFTER_EACH_STEP = [
             "iam:DetachRolePolicy": 1,
             "iam:DeletePolicy": 1,
         },
-        id="Verify",
-    ),
-    pytest.param(
-        "Record/dynamodb:PutItem=fail",
-        "dynamodb:PutItem",
-        {
-            "iam:CreatePolicy": 1,
-            "iam:AttachRolePolicy": 1,
-            "iam:UpdateAssumeRolePolicy": 2,
-            "iam:DetachRolePolicy": 1,
-            "iam:DeletePolicy": 1,
-        },
+        1,
         id="Record",
     ),
 ]
@@ -85,15 +78,15 @@ def assert_failed_with_original_cause(report: RunReport, call: str) -> None:
     assert "ServiceFailure" in report.cause_message
 
 
-@pytest.mark.parametrize(("fault", "call", "writes"), AFTER_EACH_STEP)
-def test_failure_after_each_step_restores_the_accounts_exactly(sample_world, fault, call, writes):
+@pytest.mark.parametrize(("fault", "call", "writes", "secrets_created"), AFTER_EACH_STEP)
+def test_failure_after_each_step_restores_the_accounts_exactly(sample_world, fault, call, writes, secrets_created):
     report = run([registration(FIRST)], sample_world, faults=[fault])
 
     assert_failed_with_original_cause(report, call)
     assert [f["call"] for f in report.faults] == [call], "the fault hit once, where it was aimed"
     assert iam_writes(report.calls) == writes, "every write this execution made was undone"
     assert targets(report.world) == sample_world["accounts"]
-    assert report.calls["by_operation"].get("secretsmanager:CreateSecret") == 1
+    assert report.calls["by_operation"].get("secretsmanager:CreateSecret", 0) == secrets_created
     assert secrets_of(report.world) == {}, "the external ID secret this execution created is gone"
     assert registry_of(report.world) == {}
     failed = published(report, FAILED)
@@ -125,8 +118,8 @@ def test_failed_new_policy_version_keeps_all_five_versions(sample_world):
 
 @pytest.fixture(scope="module")
 def over_existing(registered: RunReport) -> dict[str, RunReport]:
-    """Failures at Verify (after every write) on a world where demo-cluster-1 is registered."""
-    fault = ["Verify/iam:GetRole=fail"]
+    """Failures at Record (after every write) on a world where demo-cluster-1 is registered."""
+    fault = ["Record/dynamodb:TransactWriteItems=fail"]
     return {
         "second cluster": run([registration(SECOND)], registered.world, faults=fault),
         "new external id": run(
@@ -138,7 +131,7 @@ def over_existing(registered: RunReport) -> dict[str, RunReport]:
 def test_failed_second_cluster_leaves_the_first_clusters_grant_untouched(registered, over_existing):
     report = over_existing["second cluster"]
 
-    assert_failed_with_original_cause(report, "iam:GetRole")
+    assert_failed_with_original_cause(report, "dynamodb:TransactWriteItems")
     assert iam_writes(report.calls) == {"iam:UpdateAssumeRolePolicy": 2}, "its grant was written, then undone"
     assert targets(report.world) == targets(registered.world)
     assert admits(report.world, external_id(registered.world, FIRST))
@@ -150,7 +143,7 @@ def test_failed_second_cluster_leaves_the_first_clusters_grant_untouched(registe
 def test_failed_change_of_external_id_restores_the_trust_policy(registered, over_existing):
     report = over_existing["new external id"]
 
-    assert_failed_with_original_cause(report, "iam:GetRole")
+    assert_failed_with_original_cause(report, "dynamodb:TransactWriteItems")
     assert targets(report.world) == targets(registered.world)
     assert registry_of(report.world) == registry_of(registered.world)
 

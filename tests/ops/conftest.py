@@ -18,6 +18,7 @@ AUTOMATION = "123456789012"
 CM, S3 = "111111111111", "222222222222"
 AUTOMATION_ROLE = "atc-xaccount-automation"
 SECRET_PREFIX = "atc-xaccount"
+REGISTRY_TABLE = "atc-xaccount-registry"
 
 NODE_ARN = f"arn:aws:iam::{CM}:role/atc-node"
 ACCESS_ARN = f"arn:aws:iam::{S3}:role/atc-s3-access-keys"
@@ -131,7 +132,16 @@ def create_automation_role(account: str) -> None:
 def seed_documented_prerequisites(
     *, node_role: bool = True, access_role: bool = True, access_policy_attached: bool = True
 ) -> None:
-    """The state the manual procedure assumes: atc-node, and atc-s3-access-keys with atc-s3-policy."""
+    """The state the manual procedure assumes: atc-node, and atc-s3-access-keys with atc-s3-policy.
+
+    Plus the automation account's cluster registry, which preflight reads when nothing is to change.
+    """
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=REGISTRY_TABLE,
+        KeySchema=[{"AttributeName": "clusterId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "clusterId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     for account in {CM, S3}:
         create_automation_role(account)
     cm_iam, s3_iam = iam_in(CM), iam_in(S3)
@@ -163,4 +173,10 @@ def step_context(base: boto3.Session, *, dry_run: bool = False) -> StepContext:
         execution="ops-test",
         base_session=base,
     )
-    return StepContext(sessions=sessions, secret_prefix=SECRET_PREFIX, defaults=Defaults(), dry_run=dry_run)
+    return StepContext(
+        sessions=sessions,
+        secret_prefix=SECRET_PREFIX,
+        defaults=Defaults(),
+        registry_table=REGISTRY_TABLE,
+        dry_run=dry_run,
+    )

@@ -13,14 +13,18 @@ import boto3
 import pytest
 from moto.iam.models import iam_backends
 
+from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import PrerequisiteMissing, QuotaExceeded
 from atc_xaccount.evaluate import evaluate_trust
+from atc_xaccount.extid import MIN_GENERATED_LENGTH
 from atc_xaccount.steps import onboard as steps
+from atc_xaccount.trust import merge_trust_grant
 from tests.ops.conftest import (
     ACCESS_ARN,
     ACCESS_POLICY,
     ASSUME_POLICY_ARN,
     CM,
+    EC2_TRUST,
     NODE_ARN,
     REGION,
     S3,
@@ -86,9 +90,36 @@ def test_preflight_names_the_missing_prerequisite_and_writes_nothing(base, world
     assert_nothing_written(calls)
 
 
+def padded_trust(size: int) -> dict[str, Any]:
+    """EC2's statement and a partner's grant whose external ID pads the policy to `size` characters."""
+    partner = {
+        "Sid": "Partner",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"sts:ExternalId": ""}},
+    }
+    trust = {"Version": "2012-10-17", "Statement": [*EC2_TRUST["Statement"], partner]}
+    partner["Condition"]["StringEquals"]["sts:ExternalId"] = "p" * (size - non_whitespace_size(trust))
+    assert non_whitespace_size(trust) == size
+    return trust
+
+
+def grant_size(external_id_length: int) -> int:
+    """How many characters the node role's grant adds with an ID of that length."""
+    trust = padded_trust(1000)
+    return non_whitespace_size(merge_trust_grant(trust, NODE_ARN, "x" * external_id_length)[0]) - 1000
+
+
+def raise_trust_quota(quota: int) -> None:
+    """A raised quota (Service Quotas): IAM's default of 2,048 can only go up."""
+    iam_backends[S3]["aws"].account_summary._assume_role_policy_size_quota = quota
+
+
 def test_preflight_refuses_a_trust_policy_that_would_exceed_the_quota(base):
     seed_documented_prerequisites()
-    iam_backends[S3]["aws"].account_summary._assume_role_policy_size_quota = 300
+    iam_in(S3).update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(padded_trust(2080)))
+    raise_trust_quota(2100)
     calls = watch(base)
 
     with pytest.raises(QuotaExceeded) as info:
@@ -96,34 +127,57 @@ def test_preflight_refuses_a_trust_policy_that_would_exceed_the_quota(base):
 
     error = info.value
     assert error.account == S3
-    assert error.limit == 300
-    assert error.size > 300
+    assert error.limit == 2100
+    assert error.size > 2100
     assert "AssumeRolePolicySizeQuota" in error.quota
     assert "atc-s3-access-keys" in error.resource
     message = str(error)
-    for part in ("AssumeRolePolicySizeQuota", "atc-s3-access-keys", S3, "300", "Service Quotas"):
+    for part in ("AssumeRolePolicySizeQuota", "atc-s3-access-keys", S3, "2100", "Service Quotas"):
         assert part in message
     assert_nothing_written(calls)
+    assert "GetAccountSummary" in calls.operations, "over 2,048 characters the account's quota is read"
+
+
+def test_preflight_reads_no_quota_for_a_policy_every_account_allows(base):
+    seed_documented_prerequisites()
+    calls = watch(base)
+
+    result = steps.preflight(request_for(), step_context(base))
+
+    assert result["trustPolicySize"] <= 2048 and result["trustPolicyQuota"] == 2048
+    assert "GetAccountSummary" not in calls.operations
 
 
 def test_preflight_sizes_the_grant_with_the_external_id_it_will_use(base):
     """A generated ID fits where a long operator-chosen one would cross the quota."""
     seed_documented_prerequisites()
-    iam_backends[S3]["aws"].account_summary._assume_role_policy_size_quota = 1000
+    size = 2100 - grant_size(MIN_GENERATED_LENGTH)
+    iam_in(S3).update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(padded_trust(size)))
+    raise_trust_quota(2100)
 
-    assert steps.preflight(request_for(), step_context(base))["trustPolicySize"] <= 1000
+    assert steps.preflight(request_for(), step_context(base))["trustPolicySize"] == 2100
     with pytest.raises(QuotaExceeded) as info:
         steps.preflight(request_for(externalId="a" * 900), step_context(base))
-    assert info.value.size > 1000
+    assert info.value.size > 2100
 
 
 def run_changes(base: boto3.Session, request: Any) -> dict[str, Any]:
-    """The writing part of the workflow, in ASL order, each step with fresh sessions."""
-    results = {"preflight": steps.preflight(request, step_context(base))}
-    results["externalId"] = steps.resolve_external_id(request, step_context(base))
-    for name in ("ensure_assume_policy", "attach_policy", "merge_trust", "verify"):
-        results[name] = getattr(steps, name)(request, step_context(base))
-    return results
+    """The writing part of the workflow, in ASL order, each step with fresh sessions.
+
+    Every step runs even when preflight finds nothing to do (the state machine would stop
+    there): each must then be a no-op on its own.
+    """
+    pre = steps.preflight(request, step_context(base))
+    granted = steps.grant_assume_policy(request, step_context(base), pre["plan"])
+    trust = steps.merge_trust(request, step_context(base), plan=pre["plan"])
+    return {
+        "preflight": pre,
+        "externalId": trust["externalId"],
+        "ensure_assume_policy": granted["assumePolicy"],
+        "attach_policy": granted["attach"],
+        "merge_trust": trust,
+        "verify": steps.verify(request, step_context(base), pre, {"clusterManager": granted, "trust": trust}),
+    }
 
 
 def test_the_changes_converge_and_a_second_pass_writes_nothing(base):
@@ -132,7 +186,7 @@ def test_the_changes_converge_and_a_second_pass_writes_nothing(base):
 
     first = run_changes(base, request_for())
 
-    assert first_calls.writes == ["CreateSecret", "CreatePolicy", "AttachRolePolicy", "UpdateAssumeRolePolicy"]
+    assert first_calls.writes == ["CreatePolicy", "AttachRolePolicy", "CreateSecret", "UpdateAssumeRolePolicy"]
     assert first["verify"]["verified"] is True
     assert (first["verify"]["roleArn"], first["verify"]["nodeRoleArn"]) == (ACCESS_ARN, NODE_ARN)
     external_id = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
@@ -188,4 +242,4 @@ def test_same_account_for_cluster_manager_and_buckets_gets_the_same_three_change
 
     assert result["verify"]["verified"] is True
     assert result["verify"]["roleArn"] == f"arn:aws:iam::{CM}:role/atc-s3-access-keys"
-    assert calls.writes == ["CreateSecret", "CreatePolicy", "AttachRolePolicy", "UpdateAssumeRolePolicy"]
+    assert calls.writes == ["CreatePolicy", "AttachRolePolicy", "CreateSecret", "UpdateAssumeRolePolicy"]

@@ -2,7 +2,7 @@
 
 A spec is `[Step/]service:Operation=kind[:probability[:limit]]`, e.g.
 `iam:UpdateAssumeRolePolicy=throttle:0.3`, `iam:AttachRolePolicy=fail:1`,
-`Verify/iam:GetRole=fail`, `iam:writes=throttle:0.3`. `Operation` may be a glob, or
+`MergeTrust/iam:GetRole=fail`, `iam:writes=throttle:0.3`. `Operation` may be a glob, or
 `writes` for every call of that service that changes state. Each kind raises the error
 AWS itself returns, so the workflow's Retry/Catch handle it exactly as in AWS.
 """

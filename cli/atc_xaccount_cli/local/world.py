@@ -67,9 +67,14 @@ def validate_world(world: Any) -> None:
             if not isinstance(value, str):
                 raise WorldError(f"{where}.secrets.{name}: must be the secret's string value")
         for name, value in (state.get("quotas") or {}).items():
-            if name != "AssumeRolePolicySizeQuota" or type(value) is not int or not 1 <= value <= 10240:
+            if name != "AssumeRolePolicySizeQuota" or type(value) is not int:
                 raise WorldError(
                     f"{where}.quotas.{name}: only AssumeRolePolicySizeQuota, a whole number of characters, is known"
+                )
+            if not 2048 <= value <= 10240:
+                raise WorldError(
+                    f"{where}.quotas.AssumeRolePolicySizeQuota: {value} is not a quota an account can have "
+                    "(IAM's default is 2,048 characters, and it can only be raised)"
                 )
         for cluster, entry in (state.get("registry") or {}).items():
             if not isinstance(entry, dict) or entry.get("clusterId", cluster) != cluster:
@@ -195,30 +200,28 @@ def seed_registry(dynamodb: Any, table: str, entries: dict[str, Any]) -> None:
     """The automation account's cluster registry, as the world file holds it."""
     from boto3.dynamodb.types import TypeSerializer
 
+    from atc_xaccount.registry import SEEN
+
     serializer = TypeSerializer()
     for cluster, entry in entries.items():
         item = {"clusterId": cluster, **entry}
+        # As registry.put writes it: every fingerprint the cluster had, the current one included.
+        seen = {*(entry.get("formerExternalIdFingerprints") or []), entry.get("externalIdFingerprint")} - {None}
+        if seen:
+            item[SEEN] = seen
         dynamodb.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in item.items()})
 
 
 def snapshot_registry(dynamodb: Any, table: str) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeDeserializer
+    """The registry as the product reads it (`registry.from_item`), so a world round-trips."""
+    from atc_xaccount.registry import from_item
 
-    deserializer = TypeDeserializer()
     entries: dict[str, Any] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            entry = {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
+            entry = from_item(item)
             entries[entry["clusterId"]] = entry
     return dict(sorted(entries.items()))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return int(value) if type(value).__name__ == "Decimal" else value
 
 
 def snapshot_named(session: boto3.Session, roles: list[str], policies: list[str]) -> dict[str, Any]:

@@ -79,23 +79,32 @@ def ensure_external_id(
             record["previousVersionId"] = previous[0] if previous else None
             record["versionId"] = put["VersionId"]
         return record
-    value = provided or generate_external_id()
     record.update(action="created", generated=provided is None)
     if not dry_run:
-        try:
-            created = secrets.create_secret(
-                Name=name,
-                SecretString=value,
-                Description=f"External ID guarding the S3 access role grant of ATC cluster {cluster_id}",
-                Tags=[{"Key": CLUSTER_TAG, "Value": cluster_id}],
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ResourceExistsException":
-                raise translate(exc, "secretsmanager:CreateSecret", AUTOMATION_ACCOUNT) from exc
+        created = create_external_id(
+            secrets, name=name, cluster_id=cluster_id, value=provided or generate_external_id()
+        )
+        if created is None:
             # A duplicate delivery created it first: its ID is the cluster's ID.
             return ensure_external_id(secrets, name=name, cluster_id=cluster_id, provided=provided)
-        record["secretArn"] = created["ARN"]
+        record["secretArn"] = created["secretArn"]
     return record
+
+
+def create_external_id(secrets: Any, *, name: str, cluster_id: str, value: str) -> dict[str, Any] | None:
+    """Store a new cluster's ID without looking first; None when a secret already exists."""
+    try:
+        created = secrets.create_secret(
+            Name=name,
+            SecretString=value,
+            Description=f"External ID guarding the S3 access role grant of ATC cluster {cluster_id}",
+            Tags=[{"Key": CLUSTER_TAG, "Value": cluster_id}],
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ResourceExistsException":
+            return None
+        raise translate(exc, "secretsmanager:CreateSecret", AUTOMATION_ACCOUNT) from exc
+    return {"secretName": name, "secretArn": created["ARN"], "generated": True, "action": "created", "applied": True}
 
 
 def delete_external_id(secrets: Any, name: str, *, dry_run: bool = False) -> dict[str, Any]:

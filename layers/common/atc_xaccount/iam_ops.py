@@ -101,6 +101,16 @@ def get_policy_state(iam: Any, account: str, arn: str, *, with_versions: bool = 
     return PolicyState(arn, default, document, versions, int(policy.get("AttachmentCount", 0)))
 
 
+def with_versions(iam: Any, account: str, policy: PolicyState) -> PolicyState:
+    """The same policy state with its version list (needed only before adding a version)."""
+    with aws_call("iam:ListPolicyVersions", account):
+        listed = iam.list_policy_versions(PolicyArn=policy.arn)["Versions"]
+    versions = tuple(
+        PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
+    )
+    return PolicyState(policy.arn, policy.default_version, policy.document, versions, policy.attachment_count)
+
+
 def trust_policy_size_quota(iam: Any, account: str) -> int:
     """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
     with aws_call("iam:GetAccountSummary", account):
@@ -200,6 +210,29 @@ def ensure_attached(
         "action": "unchanged" if attached else "attached",
     }
     if not attached and not dry_run:
+        with aws_call("iam:AttachRolePolicy", account):
+            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+    return record
+
+
+def attach(
+    iam: Any, account: str, *, role_name: str, policy_arn: str, needed: bool, dry_run: bool = False
+) -> dict[str, Any]:
+    """Attach without reading first, when a read under the lock said it is not attached.
+
+    IAM's AttachRolePolicy succeeds on a policy that is already attached, so a retried
+    invocation is safe.
+    """
+    record = {
+        "account": account,
+        "roleName": role_name,
+        "policyArn": policy_arn,
+        "before": not needed,
+        "after": True,
+        "applied": not dry_run,
+        "action": "attached" if needed else "unchanged",
+    }
+    if needed and not dry_run:
         with aws_call("iam:AttachRolePolicy", account):
             iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
     return record

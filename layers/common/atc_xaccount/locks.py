@@ -2,23 +2,36 @@
 
 `UpdateAssumeRolePolicy` and `CreatePolicyVersion` have no revision check, so two
 executions doing read-modify-write on the same document lose one update. Executions
-take the locks of every resource they will change, atomically (all or none), before
-their preflight; a lease bounds how long a crashed execution can block the others.
+take the locks of every resource they will change, atomically (all or none), and a lease
+bounds how long a crashed execution can block the others.
+
+A lock item outlives its holder: releasing it records `docHash`, the hash of the document
+as the holder left it. That lets preflight read first and lock afterwards without reading
+again (`acquire_if_unchanged`): if the hash it read is the one the last holder left, no
+execution of this project has written since. Anything else (a holder, an expired lease,
+a document someone changed by hand, a release that could not say what it left) makes
+that fast path give up, and the workflow takes the locks the slow way and reads again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import aws_call
+from atc_xaccount.aws_errors import aws_call, error_code, translate
 from atc_xaccount.errors import ResourceLocked
 
 AUTOMATION_ACCOUNT = "automation"
 #: Long enough for one execution's steps (with retries), short enough to recover from a crash.
 DEFAULT_LEASE_SECONDS = 900
+#: `docHash` of a lock whose holder could not say what it left (failure, offboarding).
+UNKNOWN = "unknown"
+#: `docHash` of a managed policy that does not exist.
+ABSENT = "absent"
 
 
 def trust_lock_key(s3_account: str, access_role_name: str) -> str:
@@ -29,60 +42,134 @@ def policy_lock_key(cm_account: str, assume_policy_name: str) -> str:
     return f"policy#{cm_account}#{assume_policy_name.lower()}"
 
 
+def document_hash(document: Any) -> str:
+    """A short, stable hash of a policy document (key order and whitespace do not matter)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def policy_hash(default_version: str | None, document: Any) -> str:
+    """Hash of a managed policy's state: its default version and that version's document."""
+    if default_version is None:
+        return ABSENT
+    return document_hash({"version": default_version, "document": document})
+
+
+def _take(table: str, key: str, owner: str, expires: int, condition: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"lockKey": {"S": key}},
+            "UpdateExpression": "SET #o = :owner, expiresAt = :expires",
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}, ":expires": {"N": str(expires)}, **values},
+        }
+    }
+
+
 def acquire(
     dynamodb: Any, table: str, keys: list[str], owner: str, *, lease_seconds: int = DEFAULT_LEASE_SECONDS
 ) -> dict[str, Any]:
-    """Take every lock in `keys` for `owner`, or none; re-entrant for the same owner."""
+    """Take every lock in `keys` for `owner`, or none; re-entrant; an expired lease is taken over."""
     now = int(time.time())
+    held = sorted(set(keys))
+    condition = "attribute_not_exists(#o) OR expiresAt < :now OR #o = :owner"
+    items = [_take(table, key, owner, now + lease_seconds, condition, {":now": {"N": str(now)}}) for key in held]
+    try:
+        dynamodb.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if error_code(exc) == "TransactionCanceledException":
+            busy = _first_holder(dynamodb, table, held, owner)
+            raise ResourceLocked(busy[0], busy[1]) from exc
+        raise translate(exc, "dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT) from exc
+    return {"keys": held, "owner": owner, "expiresAt": now + lease_seconds}
+
+
+def acquire_if_unchanged(
+    dynamodb: Any, table: str, seen: dict[str, str], owner: str, *, lease_seconds: int = DEFAULT_LEASE_SECONDS
+) -> dict[str, Any] | None:
+    """Take the locks only if nobody holds them and each document is as its last holder left it.
+
+    `seen` maps each lock key to the hash of the document just read. None means "not
+    taken, for whatever reason": the caller takes the slow path (`acquire`, then read again).
+    """
+    now = int(time.time())
+    condition = "attribute_not_exists(lockKey) OR (attribute_not_exists(#o) AND docHash = :seen)"
     items = [
-        {
-            "Put": {
-                "TableName": table,
-                "Item": {
-                    "lockKey": {"S": key},
-                    "owner": {"S": owner},
-                    "expiresAt": {"N": str(now + lease_seconds)},
-                },
-                "ConditionExpression": "attribute_not_exists(lockKey) OR expiresAt < :now OR #o = :owner",
-                "ExpressionAttributeNames": {"#o": "owner"},
-                "ExpressionAttributeValues": {":now": {"N": str(now)}, ":owner": {"S": owner}},
-            }
-        }
-        for key in sorted(set(keys))
+        _take(table, key, owner, now + lease_seconds, condition, {":seen": {"S": seen[key]}}) for key in sorted(seen)
     ]
     try:
         dynamodb.transact_write_items(TransactItems=items)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
-            busy = _first_holder(dynamodb, table, sorted(set(keys)), owner)
-            raise ResourceLocked(busy[0], busy[1]) from exc
-        raise
-    return {"keys": sorted(set(keys)), "owner": owner, "expiresAt": now + lease_seconds}
+        if error_code(exc) == "TransactionCanceledException":
+            return None
+        raise translate(exc, "dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT) from exc
+    return {"keys": sorted(seen), "owner": owner, "expiresAt": now + lease_seconds}
 
 
 def _first_holder(dynamodb: Any, table: str, keys: list[str], owner: str) -> tuple[str, str | None]:
     for key in keys:
         with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
             item = dynamodb.get_item(TableName=table, Key={"lockKey": {"S": key}}).get("Item")
-        if item and item["owner"]["S"] != owner:
+        if item and "owner" in item and item["owner"]["S"] != owner:
             return key, item["owner"]["S"]
     return keys[0], None
 
 
-def release(dynamodb: Any, table: str, keys: list[str], owner: str) -> dict[str, Any]:
-    """Drop the locks this owner holds; a lock taken over after lease expiry is left alone."""
+def release_items(
+    table: str, keys: list[str], owner: str, hashes: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Transaction items that release `owner`'s locks and record what each holder left."""
+    return [
+        {
+            "Update": {
+                "TableName": table,
+                "Key": {"lockKey": {"S": key}},
+                "UpdateExpression": "SET docHash = :h REMOVE #o, expiresAt",
+                "ConditionExpression": "#o = :owner",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":owner": {"S": owner}, ":h": {"S": (hashes or {}).get(key, UNKNOWN)}},
+            }
+        }
+        for key in sorted(set(keys))
+    ]
+
+
+def release(
+    dynamodb: Any,
+    table: str,
+    keys: list[str],
+    owner: str,
+    *,
+    hashes: dict[str, str] | None = None,
+    also: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Drop the locks this owner holds, in one transaction with `also` (e.g. the registry write).
+
+    Without `hashes` a lock records UNKNOWN: the next execution reads the document again.
+    A lock taken over after lease expiry is left alone; `also` is then written on its own.
+    """
+    items = release_items(table, keys, owner, hashes)
+    if not items and not also:
+        return {"released": [], "owner": owner}
+    try:
+        dynamodb.transact_write_items(TransactItems=[*(also or []), *items])
+        return {"released": sorted(set(keys)), "owner": owner}
+    except ClientError as exc:
+        if error_code(exc) != "TransactionCanceledException" or not items:
+            raise translate(exc, "dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT) from exc
+    # Some lock is no longer ours: write the rest one by one, skipping what is not.
+    for item in also or []:
+        with aws_call("dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT):
+            dynamodb.transact_write_items(TransactItems=[item])
     released = []
-    for key in sorted(set(keys)):
+    for item in items:
+        update = item["Update"]
         try:
-            dynamodb.delete_item(
-                TableName=table,
-                Key={"lockKey": {"S": key}},
-                ConditionExpression="attribute_not_exists(lockKey) OR #o = :owner",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":owner": {"S": owner}},
-            )
-            released.append(key)
+            dynamodb.update_item(**update)
+            released.append(update["Key"]["lockKey"]["S"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "dynamodb:UpdateItem", AUTOMATION_ACCOUNT) from exc
     return {"released": released, "owner": owner}

@@ -33,7 +33,9 @@ def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Decimals from DynamoDB back to ints, so records stay JSON."""
+    """Decimals from DynamoDB back to ints and sets to sorted lists, so records stay JSON."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -47,10 +49,66 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+#: Every fingerprint a cluster's external ID ever had (a string set: `ADD` needs no read).
+SEEN = "externalIdFingerprintsSeen"
+
+
 def get(dynamodb: Any, table: str, cluster_id: str) -> dict[str, Any] | None:
     with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
         item = dynamodb.get_item(TableName=table, Key={"clusterId": {"S": cluster_id}}, ConsistentRead=True).get("Item")
-    return _from_ddb(item) if item else None
+    return from_item(item) if item else None
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A registry item as the rest of the code reads it: plain JSON values, former IDs folded in."""
+    return _normalized(_from_ddb(item))
+
+
+def _normalized(entry: dict[str, Any]) -> dict[str, Any]:
+    """Fold the seen-fingerprints set into `formerExternalIdFingerprints` (all but the current)."""
+    seen = entry.pop(SEEN, None) or []
+    current = entry.get("externalIdFingerprint")
+    former = list(entry.get("formerExternalIdFingerprints") or [])
+    former += [f for f in seen if f not in former]
+    if seen or "formerExternalIdFingerprints" in entry:
+        entry["formerExternalIdFingerprints"] = [f for f in former if f != current]
+    return entry
+
+
+def differs(existing: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    """Would writing `record` change what the registry says (stamps aside)?"""
+    if existing is None:
+        return True
+    return any(existing.get(k) != v for k, v in record.items() if k not in STAMPS and v is not None)
+
+
+def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A transaction item that upserts `record` without reading it first.
+
+    `createdAt` is kept; the current fingerprint joins the set of every fingerprint the
+    cluster had, so an ID it had before (a lost secret's) stays known as its own.
+    """
+    fields = {k: v for k, v in record.items() if k not in ("clusterId", *STAMPS) and v is not None}
+    names = {f"#f{i}": k for i, k in enumerate(fields)}
+    values = {f":v{i}": _serializer.serialize(v) for i, v in enumerate(fields.values())}
+    sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
+    names.update({"#c": "createdAt", "#u": "updatedAt", "#e": "lastExecution", "#seen": SEEN})
+    values.update({":now": {"S": now()}, ":e": {"S": str(record.get("lastExecution") or "")}})
+    sets += ["#c = if_not_exists(#c, :now)", "#u = :now", "#e = :e"]
+    names["#r"] = "lastError"
+    expression = "SET " + ", ".join(sets) + " REMOVE #r"
+    if record.get("externalIdFingerprint"):
+        values[":fp"] = {"SS": [record["externalIdFingerprint"]]}
+        expression += " ADD #seen :fp"
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"clusterId": {"S": record["clusterId"]}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
 
 
 #: Bookkeeping fields: a record that differs only in these is not rewritten.
@@ -64,8 +122,9 @@ def put(dynamodb: Any, table: str, record: dict[str, Any]) -> dict[str, Any]:
     if existing is not None and _content(existing) == _content(record):
         return {**existing, "action": "unchanged"}
     stamped = {**record, "createdAt": (existing or {}).get("createdAt") or now(), "updatedAt": now()}
+    seen = {*record["formerExternalIdFingerprints"], record.get("externalIdFingerprint")} - {None}
     with aws_call("dynamodb:PutItem", AUTOMATION_ACCOUNT):
-        dynamodb.put_item(TableName=table, Item=_to_ddb(stamped))
+        dynamodb.put_item(TableName=table, Item=_to_ddb({**stamped, SEEN: seen or None}))
     return {**stamped, "action": "created" if existing is None else "updated"}
 
 

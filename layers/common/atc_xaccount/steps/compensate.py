@@ -24,28 +24,45 @@ def compensate(
     external_id_record: dict[str, Any] | None,
     execution: str | None,
     error: str | None,
+    preflight: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Reverse trust, attachment, policy, secret — in that order.
 
     The registry is left alone: a cluster registered before keeps its earlier access.
+    `changes` holds the records of the steps that finished (the cluster manager account's
+    under `clusterManager`); a secret the trust step created before failing is known from
+    preflight's plan (no secret existed) and deleted too.
     """
+    flat = {**(changes.get("clusterManager") or {}), **{k: v for k, v in changes.items() if k != "clusterManager"}}
+    external_id_record = external_id_record or (flat.get("trust") or {}).get("externalId")
     undone: list[dict[str, Any]] = []
     for name, undo in (
         ("trust", _undo_trust),
         ("attach", _undo_attach),
         ("assumePolicy", _undo_policy),
     ):
-        change = changes.get(name)
+        change = flat.get(name)
         if change and change.get("applied") and change.get("action") not in (None, "unchanged"):
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
     secrets = ctx.sessions.local_client("secretsmanager")
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    plan = (preflight or {}).get("plan") or {}
     if external_id_record and external_id_record.get("action") == "created":
         result = external_ids.delete_external_id(secrets, external_id_record["secretName"])
         undone.append({"change": "externalId", "result": result["action"]})
     elif external_id_record and external_id_record.get("action") == "updated":
         restored = external_ids.restore_previous(secrets, external_id_record["secretName"], external_id_record)
         undone.append({"change": "externalId", "result": restored})
+    elif external_id_record is None and "trust" not in flat and plan.get("externalId", {}).get("stored") is False:
+        # The trust step stores the ID right before its write; it failed, so any secret is this execution's.
+        result = external_ids.delete_external_id(secrets, name)
+        undone.append({"change": "externalId", "result": result["action"]})
     return {"undone": undone, "execution": execution, "error": error}
+
+
+def undo_policy_change(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
+    """Undo one assume-policy write (a step that failed after it, inside the same invocation)."""
+    return _attempt(_undo_policy, request, ctx, change)
 
 
 def _attempt(undo: Any, request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
