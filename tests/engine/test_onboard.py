@@ -265,3 +265,16 @@ def test_existing_policy_with_five_versions_is_rotated_keeping_foreign_statement
         "iam:CreatePolicyVersion": 1,
         "iam:UpdateAssumeRolePolicy": 1,
     }
+
+
+def test_a_bucket_the_access_policy_does_not_grant_fails_before_any_write(registered_event, sample_world):
+    """atc-s3-policy is the S3 account's to change, not ours: refuse, name the bucket, write nothing."""
+    event = with_detail(registered_event, buckets=["atc-demo-transfers", "someone-elses-bucket"])
+    report = onboard(event, sample_world, prove=False)
+
+    assert report.result.status == "FAILED"
+    assert report.result.error == "VerificationFailed"
+    assert "someone-elses-bucket" in report.cause_message and S3 in report.cause_message
+    assert "atc-demo-transfers" not in report.cause_message, "only the bucket that is not granted is named"
+    assert report.calls["writes"] == 0
+    assert without_secrets(report.world) == sample_world["accounts"]

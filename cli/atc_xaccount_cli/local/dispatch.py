@@ -9,6 +9,7 @@ here too, by operation, separately from the calls the state machine itself makes
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
 import json
 import sys
@@ -99,17 +100,22 @@ class Dispatcher:
         self.functions = functions
         self.ledger = ledger
         self.before_call: BeforeCall | None = None
-        self._local = threading.local()
+        # Context variables, not thread-locals: a step that runs independent reads in worker
+        # threads (with the caller's context copied) still has its calls counted as its own.
+        self._step: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"step-{id(self)}", default=None)
+        self._execution: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"execution-{id(self)}", default=None
+        )
         self._modules: dict[str, ModuleType] = {}
         self._import_lock = threading.Lock()
 
     @property
     def current_step(self) -> str | None:
-        return getattr(self._local, "step", None)
+        return self._step.get()
 
     @property
     def current_execution(self) -> str | None:
-        return getattr(self._local, "execution", None)
+        return self._execution.get()
 
     def handler_for(self, logical_id: str) -> Callable[..., Any]:
         spec = self.functions[logical_id]
@@ -132,8 +138,8 @@ class Dispatcher:
         event = json.loads(payload or "{}")
         request_id = str(uuid.uuid4())
         context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
-        self._local.step = logical_id
-        self._local.execution = event.get("execution") if isinstance(event, dict) else None
+        step_token = self._step.set(logical_id)
+        execution_token = self._execution.set(event.get("execution") if isinstance(event, dict) else None)
         try:
             result = self.handler_for(logical_id)(event, context)
         except Exception as exc:  # noqa: BLE001 - becomes Lambda's function error, as in AWS
@@ -147,8 +153,8 @@ class Dispatcher:
                 }
             ).encode()
         finally:
-            self._local.step = None
-            self._local.execution = None
+            self._step.reset(step_token)
+            self._execution.reset(execution_token)
         return json.dumps(result).encode()
 
     @contextmanager

@@ -7,10 +7,10 @@ still need the same access role in the same assume policy.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, error_code, translate
@@ -20,16 +20,24 @@ BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
 
 READY, FAILED, REVOKED = "READY", "FAILED", "REVOKED"
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+@functools.cache
+def _types() -> tuple[Any, Any]:
+    """boto3's DynamoDB (de)serializers, imported on first use: importing boto3 costs ~100 ms
+    of cold start, which handlers that never touch the registry should not pay."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 
 
 def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+    serializer = _types()[0]
+    return {k: serializer.serialize(v) for k, v in item.items() if v is not None}
 
 
 def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    deserializer = _types()[1]
+    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -90,7 +98,7 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
     """
     fields = {k: v for k, v in record.items() if k not in ("clusterId", *STAMPS) and v is not None}
     names = {f"#f{i}": k for i, k in enumerate(fields)}
-    values = {f":v{i}": _serializer.serialize(v) for i, v in enumerate(fields.values())}
+    values = {f":v{i}": _types()[0].serialize(v) for i, v in enumerate(fields.values())}
     sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
     names.update({"#c": "createdAt", "#u": "updatedAt", "#e": "lastExecution", "#seen": SEEN})
     values.update({":now": {"S": now()}, ":e": {"S": str(record.get("lastExecution") or "")}})

@@ -88,12 +88,24 @@ class AccountSessions:
         self._base = base_session
         self._credentials: dict[str, dict[str, str]] = {}
         self._clients: dict[tuple[str, str], BaseClient] = {}
+        # A step may read several accounts at once: one lock per credential and per client,
+        # so each account is still assumed once and each client created once.
+        self._locks_guard = threading.Lock()
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}
+
+    def _lock(self, *key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     def automation_role_arn(self, account_id: str) -> str:
         return role_arn(self.partition, account_id, self.automation_role_name)
 
     def credentials(self, account_id: str) -> dict[str, str]:
         """Assume the automation role in `account_id` once; reuse it afterwards."""
+        with self._lock("credentials", account_id):
+            return self._assumed(account_id)
+
+    def _assumed(self, account_id: str) -> dict[str, str]:
         from botocore.exceptions import ClientError
 
         if account_id not in self._credentials:
@@ -120,15 +132,17 @@ class AccountSessions:
     def client(self, service: str, account_id: str) -> Any:
         """A client for `service` in `account_id`, created once per invocation."""
         key = (service, account_id)
-        if key not in self._clients:
-            self._clients[key] = self._new_client(service, self.credentials(account_id))
+        with self._lock("client", service, account_id):
+            if key not in self._clients:
+                self._clients[key] = self._new_client(service, self.credentials(account_id))
         return self._clients[key]
 
     def local_client(self, service: str) -> Any:
         """A client in the automation account itself (secrets, STS)."""
         key = (service, "")
-        if key not in self._clients:
-            self._clients[key] = self._new_client(service, {})
+        with self._lock("client", service, ""):
+            if key not in self._clients:
+                self._clients[key] = self._new_client(service, {})
         return self._clients[key]
 
     def _new_client(self, service: str, credentials: dict[str, str]) -> Any:

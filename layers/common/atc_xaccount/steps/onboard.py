@@ -6,6 +6,7 @@ dict. Each step is idempotent and returns what it changed (before/after).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
@@ -89,20 +90,33 @@ def preflight(
     """
     cm, s3 = request.cluster_manager_account_id, request.s3_account_id
     targets = Targets.of(request, ctx.partition)
-    cm_iam = ctx.sessions.client("iam", cm)
-    s3_iam = ctx.sessions.client("iam", s3)
 
-    external_id, secret_changes, secret_arn, stored_id = _sizing(request, ctx)
+    def cluster_manager_side() -> tuple[Any, Any, bool]:
+        cm_iam = ctx.sessions.client("iam", cm)
+        policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
+        return cm_iam, policy, _node_role_needs_attach(request, cm_iam, policy, targets)
+
+    def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+        s3_iam = ctx.sessions.client("iam", s3)
+        access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
+        if access_role is None:
+            raise PrerequisiteMissing("role", request.access_role_name, s3)
+        attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
+        if not any(arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower() for arn in attached):
+            raise PrerequisiteMissing(
+                f"policy attached to role {request.access_role_name}", request.access_policy_name, s3
+            )
+        return s3_iam, access_role, _bucket_checks(request, ctx, s3_iam, attached)
+
+    # The three sides do not depend on each other: their round trips overlap.
+    sizing, cm_side, s3_result = _concurrently(lambda: _sizing(request, ctx), cluster_manager_side, s3_side)
+    external_id, secret_changes, secret_arn, stored_id = sizing
+    cm_iam, policy, attach_needed = cm_side
+    s3_iam, access_role, bucket_checks = s3_result
     replacing = stored_id is not None and secret_changes
-    policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
-    attach_needed = _node_role_needs_attach(request, cm_iam, policy, targets)
-    access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
-    if access_role is None:
-        raise PrerequisiteMissing("role", request.access_role_name, s3)
-    attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
-    if not any(arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower() for arn in attached):
-        raise PrerequisiteMissing(f"policy attached to role {request.access_role_name}", request.access_policy_name, s3)
-    bucket_checks = _bucket_checks(request, ctx, s3_iam, attached)
+    if not all(c["ok"] for c in bucket_checks):
+        # The access policy is the S3 account's, not ours to widen: refuse before any write.
+        raise VerificationFailed(s3, [c for c in bucket_checks if not c["ok"]])
 
     desired_policy, policy_changes = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
     policy_size = _check_policy_quota(desired_policy, request.assume_policy_name, cm)
@@ -176,10 +190,14 @@ def preflight(
             secret_arn,
             bucket_checks,
         )
+        failed = [c for c in verified["checks"] if not c["ok"]]
+        if failed:
+            # Our three changes are in place, yet access would not work (a foreign Deny, say):
+            # nothing this workflow may write fixes it.
+            raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
         result["verified"] = verified
-        result["upToDate"] = verified["verified"]
-        if result["upToDate"]:
-            result["recordNeeded"] = locked or _record_needed(request, ctx, owner, verified["externalIdFingerprint"])
+        result["upToDate"] = True
+        result["recordNeeded"] = locked or _record_needed(request, ctx, owner, verified["externalIdFingerprint"])
     seen = {
         locks.trust_lock_key(s3, request.access_role_name): locks.document_hash(trust),
         locks.policy_lock_key(cm, request.assume_policy_name): locks.policy_hash(
@@ -194,6 +212,20 @@ def preflight(
         if taken is not None:
             result["locked"], result["locks"] = True, taken
     return result
+
+
+def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent reads at once and return their results in order.
+
+    The first failure, in the order given, is raised once all have finished. Each call runs
+    in a copy of the caller's context variables (what the caller set stays visible).
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="preflight") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+    return [future.result() for future in futures]
 
 
 def _node_role_needs_attach(request: ClusterRequest, cm_iam: Any, policy: Any, targets: Targets) -> bool:
