@@ -113,7 +113,7 @@ class Printer:
         for document, status in checked.items():
             self.line(f"IAM Access Analyzer on the new {document} document: {status}")
         if any(str(s).startswith("unavailable") for s in checked.values()):
-            self.line("  (the offline lint ran instead: parliament and atc-xaccount's trust-policy rules)")
+            self.line("  (the offline lint ran instead: atc-xaccount's own rules, with parliament's finding codes)")
 
     def _documents(self, execution: ExecutionReport, world: dict[str, Any]) -> None:
         request = execution.result.output["request"]
