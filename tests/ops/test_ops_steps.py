@@ -243,3 +243,23 @@ def test_same_account_for_cluster_manager_and_buckets_gets_the_same_three_change
     assert result["verify"]["verified"] is True
     assert result["verify"]["roleArn"] == f"arn:aws:iam::{CM}:role/atc-s3-access-keys"
     assert calls.writes == ["CreatePolicy", "AttachRolePolicy", "CreateSecret", "UpdateAssumeRolePolicy"]
+
+
+def test_a_removed_grant_comes_back_with_the_stored_id_read_once(base):
+    seed_documented_prerequisites()
+    run_changes(base, request_for())
+    s3_iam = iam_in(S3)
+    stored = boto3.client("secretsmanager", region_name=REGION).get_secret_value(
+        SecretId="atc-xaccount/demo-cluster-1/external-id"
+    )["SecretString"]
+    s3_iam.update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(EC2_TRUST))
+
+    pre = steps.preflight(request_for(), step_context(base))
+    calls = watch(base)
+    trust = steps.merge_trust(request_for(), step_context(base), plan=pre["plan"])
+
+    assert pre["changesNeeded"] == ["trust"]
+    assert trust["action"] == "updated" and trust["externalId"]["action"] == "unchanged"
+    assert calls.operations.count("GetSecretValue") == 1, calls.operations
+    document = s3_iam.get_role(RoleName="atc-s3-access-keys")["Role"]["AssumeRolePolicyDocument"]
+    assert evaluate_trust(document, NODE_ARN, stored).allowed

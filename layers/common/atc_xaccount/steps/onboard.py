@@ -24,6 +24,7 @@ from atc_xaccount.extid import generate_external_id
 from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.model import ClusterRequest, Defaults, parse_event
 from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.compensate import undo_policy_change
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
 
@@ -439,8 +440,6 @@ def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[st
     except AtcXaccountError:
         # The step is all or nothing: its record never reaches Compensate when it fails.
         if policy.get("applied") and policy.get("action") != "unchanged":
-            from atc_xaccount.steps.compensate import undo_policy_change
-
             undo_policy_change(request, ctx, policy)
         raise
     return {
@@ -513,6 +512,13 @@ def _ensure_external_id(request: ClusterRequest, ctx: StepContext, known: dict[s
         created = external_ids.create_external_id(secrets, name=name, cluster_id=request.cluster_id, value=value)
         if created is not None:
             return {**created, "generated": request.external_id is None}, value
+    if known["stored"] and not known["replacing"]:
+        # The stored ID stays the cluster's (e.g. a grant being restored): one read.
+        arn, value = _stored_external_id(request, ctx)
+        if request.external_id in (None, value):
+            unchanged = {"secretName": name, "secretArn": arn, "generated": False, "action": "unchanged"}
+            return {**unchanged, "applied": not ctx.dry_run}, value
+    # Anything else (a new ID replacing the stored one, a secret created meanwhile): the full path.
     record = external_ids.ensure_external_id(
         secrets, name=name, cluster_id=request.cluster_id, provided=request.external_id, dry_run=ctx.dry_run
     )
