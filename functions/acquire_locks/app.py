@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
-from atc_xaccount.steps.onboard import acquire_locks
+from atc_xaccount.steps.locking import acquire_locks
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

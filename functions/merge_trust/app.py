@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import count_change, step_input
-from atc_xaccount.steps.onboard import merge_trust
+from atc_xaccount.steps.converge import merge_trust
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
-from atc_xaccount.steps.onboard import left_hashes, record
+from atc_xaccount.steps.record import left_hashes, record
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

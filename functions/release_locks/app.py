@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.steps.context import StepContext
-from atc_xaccount.steps.onboard import release_locks
+from atc_xaccount.steps.locking import release_locks
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

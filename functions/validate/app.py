@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from atc_xaccount.model import Defaults
 from atc_xaccount.observability import Tracer
-from atc_xaccount.steps.onboard import REGISTERED, validate
+from atc_xaccount.steps.validate import REGISTERED, validate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

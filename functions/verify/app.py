@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
-from atc_xaccount.steps.onboard import verify
+from atc_xaccount.steps.verify import verify
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

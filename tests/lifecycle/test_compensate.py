@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from atc_xaccount.steps import onboard
+from atc_xaccount.steps import converge
 from atc_xaccount.steps.compensate import compensate
 from tests.ops.conftest import (
     ASSUME_POLICY_ARN,
@@ -37,11 +37,11 @@ def written(aws: None) -> dict[str, Any]:
     seed_documented_prerequisites()
     ctx = step_context(boto3.Session(region_name=REGION))
     request = request_for()
-    external_id = onboard.resolve_external_id(request, ctx)
+    external_id = converge.resolve_external_id(request, ctx)
     changes = {
-        "assumePolicy": onboard.ensure_assume_policy(request, ctx),
-        "attach": onboard.attach_policy(request, ctx),
-        "trust": onboard.merge_trust(request, ctx),
+        "assumePolicy": converge.ensure_assume_policy(request, ctx),
+        "attach": converge.attach_policy(request, ctx),
+        "trust": converge.merge_trust(request, ctx),
     }
     return {"ctx": ctx, "request": request, "externalId": external_id, "changes": changes}
 

@@ -17,7 +17,7 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import PrerequisiteMissing, QuotaExceeded
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.extid import MIN_GENERATED_LENGTH
-from atc_xaccount.steps import onboard as steps
+from atc_xaccount.steps import converge, preflight, verify
 from atc_xaccount.trust import merge_trust_grant
 from tests.ops.conftest import (
     ACCESS_ARN,
@@ -54,7 +54,7 @@ def test_preflight_passes_on_the_documented_prerequisites(base):
     seed_documented_prerequisites()
     calls = watch(base)
 
-    result = steps.preflight(request_for(), step_context(base))
+    result = preflight.preflight(request_for(), step_context(base))
 
     assert result["prerequisites"] == "present"
     assert result["upToDate"] is False
@@ -82,7 +82,7 @@ def test_preflight_names_the_missing_prerequisite_and_writes_nothing(base, world
     calls = watch(base)
 
     with pytest.raises(PrerequisiteMissing) as info:
-        steps.preflight(request_for(), step_context(base))
+        preflight.preflight(request_for(), step_context(base))
 
     error = info.value
     assert (error.resource_type, error.name, error.account) == (resource_type, name, account)
@@ -123,7 +123,7 @@ def test_preflight_refuses_a_trust_policy_that_would_exceed_the_quota(base):
     calls = watch(base)
 
     with pytest.raises(QuotaExceeded) as info:
-        steps.preflight(request_for(), step_context(base))
+        preflight.preflight(request_for(), step_context(base))
 
     error = info.value
     assert error.account == S3
@@ -142,7 +142,7 @@ def test_preflight_reads_no_quota_for_a_policy_every_account_allows(base):
     seed_documented_prerequisites()
     calls = watch(base)
 
-    result = steps.preflight(request_for(), step_context(base))
+    result = preflight.preflight(request_for(), step_context(base))
 
     assert result["trustPolicySize"] <= 2048 and result["trustPolicyQuota"] == 2048
     assert "GetAccountSummary" not in calls.operations
@@ -155,9 +155,9 @@ def test_preflight_sizes_the_grant_with_the_external_id_it_will_use(base):
     iam_in(S3).update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(padded_trust(size)))
     raise_trust_quota(2100)
 
-    assert steps.preflight(request_for(), step_context(base))["trustPolicySize"] == 2100
+    assert preflight.preflight(request_for(), step_context(base))["trustPolicySize"] == 2100
     with pytest.raises(QuotaExceeded) as info:
-        steps.preflight(request_for(externalId="a" * 900), step_context(base))
+        preflight.preflight(request_for(externalId="a" * 900), step_context(base))
     assert info.value.size > 2100
 
 
@@ -167,16 +167,16 @@ def run_changes(base: boto3.Session, request: Any) -> dict[str, Any]:
     Every step runs even when preflight finds nothing to do (the state machine would stop
     there): each must then be a no-op on its own.
     """
-    pre = steps.preflight(request, step_context(base))
-    granted = steps.grant_assume_policy(request, step_context(base), pre["plan"])
-    trust = steps.merge_trust(request, step_context(base), plan=pre["plan"])
+    pre = preflight.preflight(request, step_context(base))
+    granted = converge.grant_assume_policy(request, step_context(base), pre["plan"])
+    trust = converge.merge_trust(request, step_context(base), plan=pre["plan"])
     return {
         "preflight": pre,
         "externalId": trust["externalId"],
         "ensure_assume_policy": granted["assumePolicy"],
         "attach_policy": granted["attach"],
         "merge_trust": trust,
-        "verify": steps.verify(request, step_context(base), pre, {"clusterManager": granted, "trust": trust}),
+        "verify": verify.verify(request, step_context(base), pre, {"clusterManager": granted, "trust": trust}),
     }
 
 
@@ -211,14 +211,14 @@ def test_the_changes_converge_and_a_second_pass_writes_nothing(base):
 
 def test_dry_run_steps_write_nothing_but_report_the_changes(base):
     seed_documented_prerequisites()
-    steps.resolve_external_id(request_for(), step_context(base))  # the ID merge_trust reads
+    converge.resolve_external_id(request_for(), step_context(base))  # the ID merge_trust reads
     calls = watch(base)
     ctx = step_context(base, dry_run=True)
 
     actions = [
-        steps.ensure_assume_policy(request_for(), ctx)["action"],
-        steps.attach_policy(request_for(), ctx)["action"],
-        steps.merge_trust(request_for(), ctx)["action"],
+        converge.ensure_assume_policy(request_for(), ctx)["action"],
+        converge.attach_policy(request_for(), ctx)["action"],
+        converge.merge_trust(request_for(), ctx)["action"],
     ]
 
     assert actions == ["created", "attached", "updated"]
@@ -254,9 +254,9 @@ def test_a_removed_grant_comes_back_with_the_stored_id_read_once(base):
     )["SecretString"]
     s3_iam.update_assume_role_policy(RoleName="atc-s3-access-keys", PolicyDocument=json.dumps(EC2_TRUST))
 
-    pre = steps.preflight(request_for(), step_context(base))
+    pre = preflight.preflight(request_for(), step_context(base))
     calls = watch(base)
-    trust = steps.merge_trust(request_for(), step_context(base), plan=pre["plan"])
+    trust = converge.merge_trust(request_for(), step_context(base), plan=pre["plan"])
 
     assert pre["changesNeeded"] == ["trust"]
     assert trust["action"] == "updated" and trust["externalId"]["action"] == "unchanged"

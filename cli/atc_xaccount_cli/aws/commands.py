@@ -22,8 +22,8 @@ from atc_xaccount.errors import AtcXaccountError
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import redact_external_ids
 from atc_xaccount.steps import rotate
-from atc_xaccount.steps.onboard import DEREGISTERED, REGISTERED, validate
 from atc_xaccount.steps.plan import plan
+from atc_xaccount.steps.validate import DEREGISTERED, REGISTERED, validate
 from atc_xaccount_cli.aws.deployment import Deployment
 from atc_xaccount_cli.executions import ExecutionResult, describe, follow_execution
 

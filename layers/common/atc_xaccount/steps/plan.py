@@ -7,14 +7,8 @@ from typing import Any
 
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext
-from atc_xaccount.steps.onboard import (
-    attach_policy,
-    ensure_assume_policy,
-    external_id_for_sizing,
-    merge_trust,
-    preflight,
-    resolve_external_id,
-)
+from atc_xaccount.steps.converge import attach_policy, ensure_assume_policy, merge_trust, resolve_external_id
+from atc_xaccount.steps.preflight import external_id_for_sizing, preflight
 
 
 def plan(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:

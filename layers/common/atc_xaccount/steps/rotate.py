@@ -18,7 +18,8 @@ from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.onboard import lock_keys, merge_trust
+from atc_xaccount.steps.converge import merge_trust
+from atc_xaccount.steps.locking import lock_keys
 from atc_xaccount.trust import remove_trust_grant
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"

@@ -1,0 +1,223 @@
+"""The three changes: the assume policy, its attachment to the node role, the trust grant.
+
+Each step reads (or takes preflight's plan read under the lock), decides with the pure
+policy functions and writes only on a difference; each returns its change record
+(before/after) for Verify, Record and compensation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atc_xaccount import analyzer, external_ids, iam_ops, locks
+from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
+from atc_xaccount.documents import non_whitespace_size
+from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, PrerequisiteMissing
+from atc_xaccount.extid import generate_external_id
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.checks import check_policy_quota, check_trust_quota, lint, policy_state_from_plan, trust_quota
+from atc_xaccount.steps.compensate import undo_policy_change
+from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
+
+
+def resolve_external_id(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Store (or reuse) the cluster's external ID; only its secret's name and ARN travel on."""
+    record = external_ids.ensure_external_id(
+        ctx.sessions.local_client("secretsmanager"),
+        name=external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+        cluster_id=request.cluster_id,
+        provided=request.external_id,
+        dry_run=ctx.dry_run,
+    )
+    return record
+
+
+def _stored_external_id(request: ClusterRequest, ctx: StepContext) -> tuple[str, str]:
+    """(secret ARN, external ID) of the cluster; the secret is the only copy of the ID."""
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    stored = external_ids.read_external_id(ctx.sessions.local_client("secretsmanager"), name)
+    if stored is None:
+        raise PrerequisiteMissing("secret", name, "automation")
+    return stored
+
+
+def _external_id(request: ClusterRequest, ctx: StepContext) -> str:
+    return _stored_external_id(request, ctx)[1]
+
+
+def ensure_assume_policy(
+    request: ClusterRequest, ctx: StepContext, plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Create `atc-s3-assume-role`, or add the access role ARN as a new default version.
+
+    With preflight's `plan` (read under the lock) nothing is read again.
+    """
+    cm = request.cluster_manager_account_id
+    targets = Targets.of(request, ctx.partition)
+    iam = ctx.sessions.client("iam", cm)
+    if plan is None:
+        current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
+    else:
+        current = policy_state_from_plan(plan["policy"])
+    desired, changed = merge_assume_policy(current.document if current else None, targets.access_role_arn)
+    if changed:
+        check_policy_quota(desired, request.assume_policy_name, cm)
+        if plan is None:  # preflight linted this very document under the same lock
+            lint(ctx, desired, analyzer.IDENTITY, {OWNED_SID}, request.assume_policy_name, cm)
+    try:
+        return iam_ops.write_managed_policy(
+            iam,
+            cm,
+            name=request.assume_policy_name,
+            arn=targets.assume_policy_arn,
+            current=current,
+            desired=desired,
+            dry_run=ctx.dry_run,
+        )
+    except AwsOperationFailed as exc:
+        if plan is None or exc.code != "EntityAlreadyExists":
+            raise
+        # A retried invocation whose first attempt created it: decide again from what IAM holds.
+        return ensure_assume_policy(request, ctx)
+
+
+def attach_policy(request: ClusterRequest, ctx: StepContext, needed: bool | None = None) -> dict[str, Any]:
+    """Attach `atc-s3-assume-role` to the node role (already attached: no write).
+
+    `needed` is preflight's answer; attaching is idempotent in IAM, so it needs no re-read.
+    """
+    cm = request.cluster_manager_account_id
+    targets = Targets.of(request, ctx.partition)
+    if needed is None:
+        return iam_ops.ensure_attached(
+            ctx.sessions.client("iam", cm),
+            cm,
+            role_name=request.node_role_name,
+            policy_arn=targets.assume_policy_arn,
+            dry_run=ctx.dry_run,
+        )
+    return iam_ops.attach(
+        ctx.sessions.client("iam", cm) if needed and not ctx.dry_run else None,
+        cm,
+        role_name=request.node_role_name,
+        policy_arn=targets.assume_policy_arn,
+        needed=needed,
+        dry_run=ctx.dry_run,
+    )
+
+
+def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]) -> dict[str, Any]:
+    """The cluster manager account's two changes, in order: the policy, then its attachment.
+
+    One step for both: each step assumes into its account, and these two share one.
+    Returns both change records and the hash of the policy as this step leaves it.
+    """
+    policy = ensure_assume_policy(request, ctx, plan)
+    try:
+        attach = attach_policy(request, ctx, plan["attachNeeded"])
+    except AtcXaccountError:
+        # The step is all or nothing: its record never reaches Compensate when it fails.
+        if policy.get("applied") and policy.get("action") != "unchanged":
+            undo_policy_change(request, ctx, policy)
+        raise
+    return {
+        "assumePolicy": policy,
+        "attach": attach,
+        "hash": locks.policy_hash(policy.get("afterVersion"), policy["after"]),
+    }
+
+
+def merge_trust(
+    request: ClusterRequest, ctx: StepContext, external_id: str | None = None, plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge the node role's external-ID grant into the access role's trust policy.
+
+    `external_id` overrides the stored one (a plan before the ID exists, a rotation).
+    With preflight's `plan` this step also stores the cluster's external ID (the secret is
+    written right before the grant that uses it, and read no more than once).
+    """
+    s3 = request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+    id_record = None
+    if plan is not None and external_id is None:
+        id_record, external_id = _ensure_external_id(request, ctx, plan["externalId"])
+    iam = ctx.sessions.client("iam", s3)
+    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    if role is None:
+        raise PrerequisiteMissing("role", request.access_role_name, s3)
+    before = role["AssumeRolePolicyDocument"]
+    external_id = external_id or _external_id(request, ctx)
+    after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
+    withdrawn = None
+    if plan is None or plan["externalId"]["replacing"]:
+        withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id)
+    if withdrawn is not None:
+        after, changed = remove_trust_grant(after, targets.node_role_arn, withdrawn)[0], True
+    if changed:
+        size = non_whitespace_size(after)
+        check_trust_quota(after, trust_quota(iam, s3, size), request.access_role_name, s3)
+        if plan is None:  # preflight linted the same grant, of the same length, under the same lock
+            lint(
+                ctx,
+                after,
+                analyzer.TRUST,
+                {grant_sid(targets.node_role_arn)},
+                f"trust policy of {request.access_role_name}",
+                s3,
+            )
+    record = iam_ops.write_trust_policy(
+        iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
+    )
+    result = {
+        **record,
+        "principal": targets.node_role_arn,
+        "externalIdAdded": external_id not in grant_external_ids(before, targets.node_role_arn),
+        "externalIdWithdrawn": withdrawn is not None,
+        "externalIdFingerprint": fingerprint(external_id),
+        "hash": locks.document_hash(after),
+    }
+    if id_record is not None:
+        result["externalId"] = id_record
+    return result
+
+
+def _ensure_external_id(request: ClusterRequest, ctx: StepContext, known: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(secret record, the ID) from what preflight found, without reading what it just read."""
+    secrets = ctx.sessions.local_client("secretsmanager")
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    if not known["stored"] and not ctx.dry_run:
+        value = request.external_id or generate_external_id()
+        created = external_ids.create_external_id(secrets, name=name, cluster_id=request.cluster_id, value=value)
+        if created is not None:
+            return {**created, "generated": request.external_id is None}, value
+    if known["stored"] and not known["replacing"]:
+        # The stored ID stays the cluster's (e.g. a grant being restored): one read.
+        arn, value = _stored_external_id(request, ctx)
+        if request.external_id in (None, value):
+            unchanged = {"secretName": name, "secretArn": arn, "generated": False, "action": "unchanged"}
+            return {**unchanged, "applied": not ctx.dry_run}, value
+    # Anything else (a new ID replacing the stored one, a secret created meanwhile): the full path.
+    record = external_ids.ensure_external_id(
+        secrets, name=name, cluster_id=request.cluster_id, provided=request.external_id, dry_run=ctx.dry_run
+    )
+    if request.external_id:
+        return record, request.external_id
+    arn, value = _stored_external_id(request, ctx)
+    return {**record, "secretArn": arn}, value
+
+
+def _replaced_external_id(
+    request: ClusterRequest, ctx: StepContext, trust: dict[str, Any], principal: str, current: str
+) -> str | None:
+    """The cluster's previous external ID (the secret's AWSPREVIOUS) while it is still granted.
+
+    An event that gives a cluster a new `externalId` replaces the old one: the old ID must
+    stop opening the role, in the same write that adds the new one.
+    """
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
+    if previous is None or previous[1] == current or previous[1] not in grant_external_ids(trust, principal):
+        return None
+    return previous[1]

@@ -1,0 +1,236 @@
+"""Preflight: prove both accounts' prerequisites and quotas before the first write.
+
+It reads each thing once, decides with the pure policy functions what the converge steps
+must change (the `plan`), and, when nothing must change, verifies right away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
+from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
+from atc_xaccount.documents import non_whitespace_size
+from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, VerificationFailed
+from atc_xaccount.extid import generate_external_id
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.checks import check_policy_quota, check_trust_quota, lint, trust_quota
+from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.record import registration_entry
+from atc_xaccount.steps.verify import check_buckets, verification
+from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
+
+
+def preflight(
+    request: ClusterRequest, ctx: StepContext, owner: str | None = None, locked: bool = False
+) -> dict[str, Any]:
+    """Prove every prerequisite and quota holds before the first write; say what must change.
+
+    Reads each thing once, in the order that lets a re-delivered event stop early, and
+    hands the converge steps what they need (`plan`) so they do not read it again. When
+    something must change it takes the locks of both resources at once, if they are as
+    their last holder left them (`locks.acquire_if_unchanged`); `locked` says whether it
+    did. `locked=True` on input means the locks are already held (the slow path).
+    `upToDate` lets the state machine skip locking and writing (zero write calls).
+    """
+    cm, s3 = request.cluster_manager_account_id, request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+
+    def cluster_manager_side() -> tuple[Any, Any, bool]:
+        cm_iam = ctx.sessions.client("iam", cm)
+        policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
+        return cm_iam, policy, _node_role_needs_attach(request, cm_iam, policy, targets)
+
+    def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+        s3_iam = ctx.sessions.client("iam", s3)
+        access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
+        if access_role is None:
+            raise PrerequisiteMissing("role", request.access_role_name, s3)
+        attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
+        if not any(arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower() for arn in attached):
+            raise PrerequisiteMissing(
+                f"policy attached to role {request.access_role_name}", request.access_policy_name, s3
+            )
+        return s3_iam, access_role, check_buckets(request, ctx, s3_iam, attached)
+
+    # The three sides do not depend on each other: their round trips overlap.
+    sizing, cm_side, s3_result = _concurrently(lambda: _sizing(request, ctx), cluster_manager_side, s3_side)
+    external_id, secret_changes, secret_arn, stored_id = sizing
+    cm_iam, policy, attach_needed = cm_side
+    s3_iam, access_role, bucket_checks = s3_result
+    replacing = stored_id is not None and secret_changes
+    if not all(c["ok"] for c in bucket_checks):
+        # The access policy is the S3 account's, not ours to widen: refuse before any write.
+        raise VerificationFailed(s3, [c for c in bucket_checks if not c["ok"]])
+
+    desired_policy, policy_changes = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
+    policy_size = check_policy_quota(desired_policy, request.assume_policy_name, cm)
+    analyzed: dict[str, str] = {}
+    if policy_changes:
+        analyzed["assumePolicy"] = lint(
+            ctx, desired_policy, analyzer.IDENTITY, {OWNED_SID}, request.assume_policy_name, cm
+        )
+        if policy is not None:
+            policy = iam_ops.with_versions(cm_iam, cm, policy)
+
+    trust = access_role["AssumeRolePolicyDocument"]
+    merged_trust, trust_changes = merge_trust_grant(trust, targets.node_role_arn, external_id)
+    if stored_id is not None and replacing and stored_id in grant_external_ids(merged_trust, targets.node_role_arn):
+        # The event gives the cluster a new ID: the stored one stops opening the role in the same write.
+        merged_trust, trust_changes = remove_trust_grant(merged_trust, targets.node_role_arn, stored_id)[0], True
+    trust_size = non_whitespace_size(merged_trust)
+    quota = None
+    if trust_changes:
+        quota = trust_quota(s3_iam, s3, trust_size)
+        check_trust_quota(merged_trust, quota, request.access_role_name, s3)
+        analyzed["trust"] = lint(
+            ctx,
+            merged_trust,
+            analyzer.TRUST,
+            {grant_sid(targets.node_role_arn)},
+            f"trust policy of {request.access_role_name}",
+            s3,
+        )
+    needed = [
+        name
+        for name, needs in (
+            ("externalId", secret_changes),
+            ("assumePolicy", policy_changes),
+            ("attach", attach_needed),
+            ("trust", trust_changes),
+        )
+        if needs
+    ]
+    result: dict[str, Any] = {
+        "prerequisites": "present",
+        "upToDate": False,
+        "changesNeeded": needed,
+        "verified": None,
+        "recordNeeded": True,
+        "locked": False,
+        "locks": {"keys": [], "owner": owner},
+        "bucketChecks": bucket_checks,
+        "assumePolicySize": policy_size,
+        "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
+        "trustPolicySize": trust_size,
+        "trustPolicyQuota": quota,
+        "accessAnalyzer": analyzed,
+        "plan": {
+            "policy": _policy_plan(policy),
+            "attachNeeded": attach_needed,
+            "externalId": {"stored": secret_arn is not None, "replacing": replacing},
+        },
+    }
+    if not needed:
+        # Nothing to write: what Verify would evaluate was just read, so check it here.
+        verified = verification(
+            request,
+            ctx,
+            targets,
+            policy.document if policy else {},
+            True,
+            trust,
+            fingerprint(external_id),
+            external_id,
+            secret_arn,
+            bucket_checks,
+        )
+        failed = [c for c in verified["checks"] if not c["ok"]]
+        if failed:
+            # Our three changes are in place, yet access would not work (a foreign Deny, say):
+            # nothing this workflow may write fixes it.
+            raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
+        result["verified"] = verified
+        result["upToDate"] = True
+        result["recordNeeded"] = locked or _record_needed(request, ctx, owner, verified["externalIdFingerprint"])
+    seen = {
+        locks.trust_lock_key(s3, request.access_role_name): locks.document_hash(trust),
+        locks.policy_lock_key(cm, request.assume_policy_name): locks.policy_hash(
+            policy.default_version if policy else None, policy.document if policy else None
+        ),
+    }
+    result["seen"] = seen
+    if locked:
+        result["locked"], result["locks"] = True, {"keys": sorted(seen), "owner": owner}
+    elif not result["upToDate"] and not ctx.dry_run and owner:
+        taken = locks.acquire_if_unchanged(ctx.sessions.local_client("dynamodb"), ctx.locks_table, seen, owner)
+        if taken is not None:
+            result["locked"], result["locks"] = True, taken
+    return result
+
+
+def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent reads at once and return their results in order.
+
+    The first failure, in the order given, is raised once all have finished. Each call runs
+    in a copy of the caller's context variables (what the caller set stays visible).
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="preflight") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call) for call in calls]
+    return [future.result() for future in futures]
+
+
+def _node_role_needs_attach(request: ClusterRequest, cm_iam: Any, policy: Any, targets: Targets) -> bool:
+    """Whether the assume policy must still be attached; proves the node role exists either way.
+
+    A policy that does not exist is attached nowhere, so only the role's existence is read.
+    """
+    cm = request.cluster_manager_account_id
+    if policy is None:
+        if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
+            raise PrerequisiteMissing("role", request.node_role_name, cm)
+        return True
+    try:
+        return targets.assume_policy_arn not in iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
+    except AwsOperationFailed as exc:
+        if exc.code == "NoSuchEntity":
+            raise PrerequisiteMissing("role", request.node_role_name, cm) from exc
+        raise
+
+
+def _policy_plan(policy: Any) -> dict[str, Any] | None:
+    """The assume policy as read under (or before taking) the lock, for EnsureAssumePolicy."""
+    if policy is None:
+        return None
+    return {
+        "arn": policy.arn,
+        "defaultVersion": policy.default_version,
+        "document": policy.document,
+        "versions": [
+            {"versionId": v.version_id, "isDefault": v.is_default, "created": v.created} for v in policy.versions
+        ],
+        "attachmentCount": policy.attachment_count,
+    }
+
+
+def _record_needed(request: ClusterRequest, ctx: StepContext, execution: str | None, fp: str) -> bool:
+    existing = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
+    return registry.differs(existing, registration_entry(request, ctx, execution, fp))
+
+
+def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool, str | None]:
+    """(external ID, whether its secret must still be written, the secret's ARN if it exists).
+
+    When no ID exists yet, one of the length that will be generated stands in: allowed
+    external ID characters need no JSON escaping, so the merged policy's size depends only
+    on the ID's length, and preflight can check the quota before the ID exists.
+    """
+    external_id, changes, arn, _ = _sizing(request, ctx)
+    return external_id, changes, arn
+
+
+def _sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool, str | None, str | None]:
+    """`external_id_for_sizing` plus the stored ID (the one a new `externalId` replaces)."""
+    secrets = ctx.sessions.local_client("secretsmanager")
+    stored = external_ids.read_external_id(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id))
+    arn, value = (stored[0], stored[1]) if stored else (None, None)
+    if request.external_id:
+        return request.external_id, value != request.external_id, arn, value
+    if value is not None:
+        return value, False, arn, value
+    return generate_external_id(), True, None, None

@@ -1,0 +1,64 @@
+"""Record: register the cluster as READY and release its locks in one transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atc_xaccount import external_ids, locks, registry
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps.context import StepContext, Targets
+
+
+def registration_entry(
+    request: ClusterRequest, ctx: StepContext, execution: str | None, external_id_fingerprint: str
+) -> dict[str, Any]:
+    """The registry record of a cluster whose access is in place (state READY)."""
+    targets = Targets.of(request, ctx.partition)
+    return {
+        **{k: v for k, v in request.to_dict().items() if k != "externalId"},
+        "nodeRoleArn": targets.node_role_arn,
+        "accessRoleArn": targets.access_role_arn,
+        "assumePolicyArn": targets.assume_policy_arn,
+        "externalIdSecretName": external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+        "externalIdFingerprint": external_id_fingerprint,
+        "state": registry.READY,
+        "lastExecution": execution,
+    }
+
+
+def left_hashes(seen: dict[str, str] | None, changes: dict[str, Any] | None) -> dict[str, str]:
+    """What each locked document is as this execution leaves it: written, or as preflight read it."""
+    hashes = dict(seen or {})
+    written = {"trust#": (changes or {}).get("trust"), "policy#": (changes or {}).get("clusterManager")}
+    for key in hashes:
+        change = next((c for prefix, c in written.items() if key.startswith(prefix)), None)
+        if change and change.get("hash"):
+            hashes[key] = change["hash"]
+    return hashes
+
+
+def record(
+    request: ClusterRequest,
+    ctx: StepContext,
+    execution: str | None,
+    external_id_fingerprint: str,
+    held: list[str] | None = None,
+    hashes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Register the cluster as READY and release its locks, in one DynamoDB transaction.
+
+    Each released lock records the hash of the document as this execution left it, so
+    the next execution can lock without reading again. The fingerprint comes from Verify.
+    """
+    entry = registration_entry(request, ctx, execution, external_id_fingerprint)
+    if ctx.dry_run:
+        return entry
+    released = locks.release(
+        ctx.sessions.local_client("dynamodb"),
+        ctx.locks_table,
+        held or [],
+        execution or "",
+        hashes=hashes,
+        also=[registry.update_item(ctx.registry_table, entry)],
+    )
+    return {**entry, "action": "recorded", "released": released["released"]}
