@@ -77,8 +77,9 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("secretsmanager:PutSecretValue", SECRETS),
         grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
     },
-    # Pure evaluation of the documents the write steps left: no AWS call.
-    "VerifyFunction": set(),
+    # Evaluation of the documents the write steps left, for the external ID in the
+    # cluster's secret (external_ids.require_external_id): no IAM call.
+    "VerifyFunction": {READ_SECRET},
     # locks.acquire, and locks._first_holder to name who holds a busy lock.
     "AcquireLocksFunction": {
         grant("dynamodb:UpdateItem", LOCKS, IN_TRANSACTION),

@@ -95,10 +95,22 @@ def audits(registered) -> dict[str, RunReport]:
     return {name: audit(drifted(registered.world, *edits)) for name, edits in DRIFTS.items()}
 
 
+def restrict_assume_policy_statement(accounts: dict[str, Any]) -> None:
+    """A hand edit of our statement: still our Sid, no longer our shape."""
+    statement = accounts[CM]["policies"]["atc-s3-assume-role"]["document"]["Statement"][0]
+    statement["Condition"] = {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+
+
 @pytest.fixture(scope="module")
 def repaired(registered) -> RunReport:
-    """The audit with repair on, over a deleted policy and a replaced node role."""
-    return audit(drifted(registered.world, delete_policy, replace_node_role), repair=True)
+    """The audit with repair on, over a deleted policy and a removed trust grant."""
+    return audit(drifted(registered.world, delete_policy, remove_trust_grant), repair=True)
+
+
+@pytest.fixture(scope="module")
+def refused(registered) -> RunReport:
+    """The audit with repair on, over drift only a human may resolve."""
+    return audit(drifted(registered.world, replace_node_role, restrict_assume_policy_statement), repair=True)
 
 
 @pytest.mark.parametrize(
@@ -110,12 +122,22 @@ def repaired(registered) -> RunReport:
         ),
         pytest.param("repair", "AssumePolicyMissing", CM, ASSUME_POLICY_ARN, "does not exist", id="policy-deleted"),
         pytest.param("resource+grant", "TrustGrantMissing", S3, ACCESS_ARN, "no longer admits", id="grant-removed"),
-        pytest.param("repair", "NodeRoleReplaced", S3, ACCESS_ARN, UNIQUE_ID, id="node-role-replaced"),
+        pytest.param("refused", "NodeRoleReplaced", S3, ACCESS_ARN, UNIQUE_ID, id="node-role-replaced"),
+        pytest.param(
+            "refused",
+            "AssumePolicyStatementModified",
+            CM,
+            ASSUME_POLICY_ARN,
+            "Condition",
+            id="assume-statement-modified",
+        ),
         pytest.param("detached+secret", "ExternalIdSecretMissing", None, None, "secret", id="secret-missing"),
     ],
 )
-def test_each_kind_of_drift_is_detected_with_specifics(audits, repaired, run_name, kind, account, resource, detail):
-    report = repaired if run_name == "repair" else audits[run_name]
+def test_each_kind_of_drift_is_detected_with_specifics(
+    audits, repaired, refused, run_name, kind, account, resource, detail
+):
+    report = {"repair": repaired, "refused": refused}.get(run_name) or audits[run_name]
     found = drift_of(report)
 
     assert report.result.status == "SUCCEEDED", report.cause_message
@@ -146,6 +168,31 @@ def test_repair_re_runs_onboarding_and_restores_the_accounts_exactly(registered,
     assert repaired.result.output["clusters"][0]["repaired"] is True
     assert targets(repaired.world) == targets(registered.world)
     assert secrets_of(repaired.world) == secrets_of(registered.world), "the cluster keeps its external ID"
+
+
+def test_repair_never_rewrites_what_a_human_must_decide(registered, refused):
+    assert [(e.machine, e.result.status) for e in refused.executions] == [("AuditStateMachine", "SUCCEEDED")]
+    assert refused.result.output["clusters"][0]["repaired"] is False
+    assert refused.calls["writes"] == 0
+    expected = drifted(registered.world, replace_node_role, restrict_assume_policy_statement)
+    assert targets(refused.world) == targets(expected)
+    assert {d["kind"]: d["repairable"] for d in drift_of(refused).values()} == {
+        "NodeRoleReplaced": False,
+        "AssumePolicyStatementModified": False,
+    }
+
+
+def test_a_hand_edited_grant_is_its_own_kind_of_drift(registered):
+    def restrict_grant(accounts: dict[str, Any]) -> None:
+        grant = accounts[S3]["roles"]["atc-s3-access-keys"]["trust"]["Statement"][-1]
+        grant["Condition"]["IpAddress"] = {"aws:SourceIp": "10.0.0.0/8"}
+
+    report = audit(drifted(registered.world, restrict_grant), repair=True)
+    found = drift_of(report)
+    assert set(found) == {"GrantModified"}
+    assert "IpAddress aws:SourceIp" in found["GrantModified"]["detail"]
+    assert [e.machine for e in report.executions] == ["AuditStateMachine"], "never repaired"
+    assert targets(report.world) == targets(drifted(registered.world, restrict_grant))
 
 
 def test_a_second_audit_after_the_repair_finds_no_drift(repaired):

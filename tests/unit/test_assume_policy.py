@@ -56,12 +56,6 @@ def doc(*stmts: Any) -> dict[str, Any]:
             doc(FOREIGN, ours(ACCESS_ROLE)),
             id="single-dict-statement",
         ),
-        pytest.param(
-            doc({**ours(ROLE_B), "Effect": "Deny"}),
-            ACCESS_ROLE,
-            doc(ours(ACCESS_ROLE, ROLE_B)),
-            id="edited-statement-repaired",
-        ),
     ],
 )
 def test_merge_assume_policy(before: dict[str, Any] | None, arn: str, after: dict[str, Any]) -> None:

@@ -34,6 +34,8 @@ ASL_NAMES = {
     "VerificationFailed",
     "ResourceLocked",
     "RegistrationMismatch",
+    "OwnedStatementModified",
+    "WouldWidenAccess",
 }
 
 

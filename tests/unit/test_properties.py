@@ -17,9 +17,11 @@ from atc_xaccount.assume_policy import (
 from atc_xaccount.documents import same_document, statements
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.trust import (
+    admits_nobody_statement,
     grant_external_ids,
     grant_sid,
     grant_statement,
+    is_admits_nobody,
     merge_trust_grant,
     remove_trust_grant,
 )
@@ -96,7 +98,7 @@ def trust_case(draw: st.DrawFn) -> tuple[dict[str, Any], str, str, str]:
 
 def _others(doc: dict[str, Any], principal: str) -> list[dict[str, Any]]:
     sid = grant_sid(principal)
-    return [s for s in statements(doc) if s.get("Sid") != sid]
+    return [s for s in statements(doc) if s.get("Sid") != sid and not is_admits_nobody(s)]
 
 
 def _as_list_form(doc: dict[str, Any]) -> dict[str, Any]:
@@ -137,10 +139,13 @@ def test_remove_after_add_restores(case: tuple[Any, str, str, str]) -> None:
     removed, changed = remove_trust_grant(merged, principal, ext)
     assert changed is True
     assert _others(removed, principal) == _others(doc, principal)
-    if not already:
+    if not already and statements(doc):
         assert same_document(removed, doc)
-    if not had_grant:
+    if not had_grant and statements(doc):
         assert removed == _as_list_form(doc)
+    if not statements(doc):
+        # IAM refuses `Statement: []`: the grant we added gives way to the admits-nobody statement.
+        assert statements(removed) == [admits_nobody_statement()]
 
 
 @SETTINGS

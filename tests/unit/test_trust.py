@@ -19,6 +19,7 @@ from policy_samples import (
 )
 
 from atc_xaccount.trust import (
+    admits_nobody_statement,
     grant_external_ids,
     grant_sid,
     grant_statement,
@@ -142,20 +143,6 @@ def test_grant_sid_differs_when_name_loses_characters() -> None:
             doc(grant(NODE_SID, NODE, [EXT, EXT2]), ec2_statement()),
             id="our-statement-keeps-its-position",
         ),
-        pytest.param(
-            doc(ec2_statement(), grant(NODE_SID, PARTNER, EXT)),
-            NODE,
-            EXT2,
-            doc(ec2_statement(), grant(NODE_SID, NODE, [EXT, EXT2])),
-            id="edited-principal-repaired-ids-kept",
-        ),
-        pytest.param(
-            doc(grant(NODE_SID, NODE, EXT), ec2_statement(), grant(NODE_SID, NODE, EXT2)),
-            NODE,
-            EXT,
-            doc(grant(NODE_SID, NODE, [EXT, EXT2]), ec2_statement()),
-            id="duplicate-owned-statements-consolidated",
-        ),
     ],
 )
 def test_merge_trust_grant(before: dict[str, Any], principal: str, ext: str, after: dict[str, Any]) -> None:
@@ -239,8 +226,8 @@ def test_merge_does_not_adopt_foreign_grant_for_same_principal() -> None:
             {"Version": "2012-10-17", "Statement": grant(NODE_SID, NODE, EXT)},
             NODE,
             EXT,
-            doc(),
-            id="single-dict-to-empty",
+            doc(admits_nobody_statement()),
+            id="single-dict-to-admits-nobody",
         ),
     ],
 )

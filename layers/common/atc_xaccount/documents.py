@@ -12,6 +12,18 @@ _ACTION_FIELDS = ("Action", "NotAction")
 _PRINCIPAL_FIELDS = ("Principal", "NotPrincipal")
 
 
+class StatementShapeError(ValueError):
+    """A statement with one of our Sids whose shape is not what we write (pure-layer error).
+
+    Steps turn it into `OwnedStatementModified` with the account and resource named.
+    """
+
+    def __init__(self, sid: str, differences: list[str]) -> None:
+        super().__init__(f"statement {sid}: {'; '.join(differences)}")
+        self.sid = sid
+        self.differences = differences
+
+
 def as_list(x: object) -> list[Any]:
     """IAM accepts a single value or a list almost everywhere; code wants lists."""
     if x is None:
@@ -145,3 +157,18 @@ def replace_sid_statements(doc: dict[str, Any], sid: str, statement: dict[str, A
         kept.append(copy.deepcopy(statement))
     result["Statement"] = kept
     return result
+
+
+def same_statement(a: Any, b: Any) -> bool:
+    """Semantic equality of two statements (the comparison `same_document` makes per statement)."""
+    return bool(_canonical_statement(a) == _canonical_statement(b))
+
+
+def statements_with_sid(doc: dict[str, Any] | None, sid: str) -> list[dict[str, Any]]:
+    return [s for s in statements(doc) if s.get("Sid") == sid]
+
+
+def single_action(stmt: dict[str, Any], action: str) -> bool:
+    """`Action` is exactly `action` (string or one-element list; IAM action names ignore case)."""
+    actions = as_list(stmt.get("Action"))
+    return len(actions) == 1 and isinstance(actions[0], str) and actions[0].lower() == action.lower()

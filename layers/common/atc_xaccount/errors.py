@@ -180,3 +180,33 @@ class RegistrationMismatch(AtcXaccountError):
         self.field = field
         self.registered = registered
         self.given = given
+
+
+class OwnedStatementModified(AtcXaccountError):
+    """A statement carries our Sid but not our whole shape: someone edited it, a human decides.
+
+    We never rewrite it (that could turn a Deny into an Allow, drop a condition, or steal a
+    partner's grant); onboarding stops before any write and the audit reports it.
+    """
+
+    def __init__(self, account: str | None, resource: str, sid: str, differences: Sequence[str]) -> None:
+        where = f" in account {account}" if account else ""
+        super().__init__(
+            f"statement {sid} of {resource}{where} carries this project's Sid but not the shape it writes "
+            f"({'; '.join(differences)}); it was changed by hand, so nothing was written: review it, then "
+            "remove the statement or give it another Sid",
+            account=account,
+        )
+        self.resource = resource
+        self.sid = sid
+        self.differences = list(differences)
+
+
+class WouldWidenAccess(AtcXaccountError):
+    """The document about to be written grants more than this change adds, or drops a Deny."""
+
+    def __init__(self, account: str | None, resource: str, violations: Sequence[str]) -> None:
+        where = f" in account {account}" if account else ""
+        super().__init__(f"refusing to write {resource}{where}: it would {'; '.join(violations)}", account=account)
+        self.resource = resource
+        self.violations = list(violations)

@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, error_code, is_not_found, translate
+from atc_xaccount.errors import PrerequisiteMissing
 from atc_xaccount.extid import generate_external_id
 
 AUTOMATION_ACCOUNT = "automation"
@@ -33,6 +34,14 @@ def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
             return None
         raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
     return found["ARN"], found["SecretString"]
+
+
+def require_external_id(secrets: Any, name: str) -> tuple[str, str]:
+    """(secret ARN, external ID); a missing secret is a missing prerequisite, named."""
+    stored = read_external_id(secrets, name)
+    if stored is None:
+        raise PrerequisiteMissing("secret", name, "automation")
+    return stored
 
 
 def read_version(secrets: Any, name: str, stage: str) -> tuple[str, str] | None:

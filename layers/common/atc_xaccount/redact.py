@@ -15,25 +15,67 @@ REDACTED_PREFIX = "redacted:sha256:"
 EXTERNAL_ID_KEY = "sts:externalid"
 
 
+REDACTED_CASELESS_PREFIX = "redacted:sha256i:"
+
+
 def fingerprint(external_id: str) -> str:
     return REDACTED_PREFIX + hashlib.sha256(external_id.encode()).hexdigest()[:16]
 
 
-def redact_external_ids(doc: Any) -> Any:
-    """A deep copy of the policy with every `sts:ExternalId` condition value fingerprinted."""
-    redacted = copy.deepcopy(doc)
-    statements = redacted.get("Statement", []) if isinstance(redacted, dict) else []
-    for statement in statements if isinstance(statements, list) else [statements]:
-        conditions = statement.get("Condition") if isinstance(statement, dict) else None
-        for operator_values in (conditions or {}).values():
+def caseless_fingerprint(external_id: str) -> str:
+    """The fingerprint under an `…IgnoreCase` operator: equal for IDs equal but for case."""
+    return REDACTED_CASELESS_PREFIX + hashlib.sha256(external_id.lower().encode()).hexdigest()[:16]
+
+
+def _redacts(operator: str, value: object) -> bool:
+    """Which condition values hide an ID: not `Null` flags, not wildcard patterns.
+
+    External IDs cannot contain `*` or `?`, so a pattern is never somebody's ID; keeping
+    patterns and `Null` lets a redacted document be evaluated exactly (see `reveal`).
+    """
+    if operator.lower().split(":")[-1].startswith("null"):
+        return False
+    return not (isinstance(value, str) and ("*" in value or "?" in value))
+
+
+def _hide(operator: str, value: object) -> object:
+    if not _redacts(operator, value):
+        return value
+    if "ignorecase" in operator.lower():
+        return caseless_fingerprint(str(value))
+    return fingerprint(str(value))
+
+
+def _map_external_id_values(doc: Any, change: Any) -> Any:
+    """A deep copy with `change(operator, value)` applied to every sts:ExternalId value."""
+    result = copy.deepcopy(doc)
+    for statement in _statements(result):
+        conditions = statement.get("Condition")
+        for operator, operator_values in (conditions if isinstance(conditions, dict) else {}).items():
             if not isinstance(operator_values, dict):
                 continue
             for key, value in operator_values.items():
                 if key.lower() == EXTERNAL_ID_KEY:
                     operator_values[key] = (
-                        [fingerprint(str(v)) for v in value] if isinstance(value, list) else fingerprint(str(value))
+                        [change(operator, v) for v in value] if isinstance(value, list) else change(operator, value)
                     )
-    return redacted
+    return result
+
+
+def redact_external_ids(doc: Any) -> Any:
+    """A deep copy of the policy with every external ID in a condition fingerprinted."""
+    return _map_external_id_values(doc, _hide)
+
+
+def reveal(redacted: Any, external_id: str) -> Any:
+    """`redacted` with `external_id`'s fingerprints turned back into the ID itself.
+
+    Evaluating the result for `external_id` gives exactly the answer the unredacted
+    document gives: the other IDs stay fingerprints, which equal neither this ID nor a
+    pattern it could match, and `Null` flags and wildcard patterns were never redacted.
+    """
+    known = {fingerprint(external_id): external_id, caseless_fingerprint(external_id): external_id}
+    return _map_external_id_values(redacted, lambda _op, v: known.get(v, v) if isinstance(v, str) else v)
 
 
 def unredact(redacted: Any, source: dict[str, Any], extra: list[str] | tuple[str, ...] = ()) -> Any:
@@ -43,7 +85,8 @@ def unredact(redacted: Any, source: dict[str, Any], extra: list[str] | tuple[str
     still in the current document, or in `extra` (an ID the write withdrew, which the
     caller knows), so the fingerprints resolve. Raises KeyError when one does not.
     """
-    known = {fingerprint(v): v for v in [*_external_ids(source), *extra]}
+    values = [*_external_ids(source), *extra]
+    known = {caseless_fingerprint(v): v for v in values} | {fingerprint(v): v for v in values}
     restored = copy.deepcopy(redacted)
     for statement in _statements(restored):
         for operator_values in (statement.get("Condition") or {}).values():
@@ -51,7 +94,9 @@ def unredact(redacted: Any, source: dict[str, Any], extra: list[str] | tuple[str
                 continue
             for key, value in operator_values.items():
                 if key.lower() == EXTERNAL_ID_KEY:
-                    operator_values[key] = [known[v] for v in value] if isinstance(value, list) else known[value]
+                    operator_values[key] = (
+                        [_known(known, v) for v in value] if isinstance(value, list) else _known(known, value)
+                    )
     return restored
 
 
@@ -69,3 +114,10 @@ def _external_ids(doc: dict[str, Any]) -> list[str]:
                     if key.lower() == EXTERNAL_ID_KEY:
                         found.extend(str(v) for v in (value if isinstance(value, list) else [value]))
     return found
+
+
+def _known(known: dict[str, str], value: Any) -> Any:
+    """The ID behind a fingerprint; values that were never redacted come back as they are."""
+    if isinstance(value, str) and value.startswith((REDACTED_PREFIX, REDACTED_CASELESS_PREFIX)):
+        return known[value]
+    return value

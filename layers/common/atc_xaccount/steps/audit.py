@@ -11,13 +11,24 @@ import re
 from typing import Any
 
 from atc_xaccount import external_ids, iam_ops, registry
-from atc_xaccount.assume_policy import owned_resources
+from atc_xaccount.assume_policy import OWNED_SID, owned_resources, ownership_problems
 from atc_xaccount.documents import as_list, statements
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.trust import grant_sid
+from atc_xaccount.trust import grant_problems, grant_sid
 
+#: Drift that re-running onboarding may repair; hand-edited statements and a recreated node
+#: role are reported for a human to decide.
+REPAIRABLE = frozenset(
+    {
+        "AssumePolicyMissing",
+        "AssumePolicyResourceMissing",
+        "AssumePolicyDetached",
+        "TrustGrantMissing",
+        "ExternalIdSecretMissing",
+    }
+)
 UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
 REQUEST_FIELDS = (
     "clusterId",
@@ -45,13 +56,18 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     drift: list[dict[str, Any]] = []
 
     def found(kind: str, account: str, resource: str, detail: str) -> None:
-        drift.append({"kind": kind, "account": account, "resource": resource, "detail": detail})
+        drift.append(
+            {"kind": kind, "account": account, "resource": resource, "detail": detail, "repairable": kind in REPAIRABLE}
+        )
 
     if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
         found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")
     policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
     if policy is None:
         found("AssumePolicyMissing", cm, targets.assume_policy_arn, "the assume policy does not exist")
+    elif ownership_problems(policy.document):
+        detail = f"statement {OWNED_SID}: {'; '.join(ownership_problems(policy.document))}"
+        found("AssumePolicyStatementModified", cm, targets.assume_policy_arn, detail)
     elif targets.access_role_arn not in owned_resources(policy.document):
         found("AssumePolicyResourceMissing", cm, targets.assume_policy_arn, f"{targets.access_role_arn} not allowed")
     if policy is not None and targets.assume_policy_arn not in _attached(cm_iam, cm, request.node_role_name):
@@ -75,9 +91,24 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
                 targets.access_role_arn,
                 f"the grant names unique ID {replaced}: {request.node_role_name} was deleted and recreated",
             )
+        elif grant_problems(trust, targets.node_role_arn):
+            detail = f"statement {grant_sid(targets.node_role_arn)}: "
+            found(
+                "GrantModified",
+                s3,
+                targets.access_role_arn,
+                detail + "; ".join(grant_problems(trust, targets.node_role_arn)),
+            )
         elif not evaluate_trust(trust, targets.node_role_arn, stored[1]).allowed:
             found("TrustGrantMissing", s3, targets.access_role_arn, "the trust policy no longer admits the node role")
-    return {"clusterId": request.cluster_id, "drift": drift, "drifted": bool(drift), "request": request.to_dict()}
+    return {
+        "clusterId": request.cluster_id,
+        "drift": drift,
+        "drifted": bool(drift),
+        # A statement edited by hand is a human's decision: --repair never rewrites it.
+        "repairable": bool(drift) and all(d["repairable"] for d in drift),
+        "request": request.to_dict(),
+    }
 
 
 def _attached(iam: Any, account: str, role_name: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Guards every write passes: the size quotas and the policy lint (offline + Access Analyzer).
+"""Guards every write passes: ownership, never-widen, size quotas, policy lint.
 
 Preflight runs them on the documents it would write; the converge steps run them again
 only when they had to decide without preflight's plan.
@@ -6,13 +6,18 @@ only when they had to decide without preflight's plan.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from atc_xaccount import analyzer, iam_ops
-from atc_xaccount.documents import non_whitespace_size
-from atc_xaccount.errors import QuotaExceeded
+from atc_xaccount.assume_policy import OWNED_SID, statement_problems
+from atc_xaccount.documents import StatementShapeError, non_whitespace_size
+from atc_xaccount.errors import OwnedStatementModified, QuotaExceeded, WouldWidenAccess
 from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.steps.context import StepContext
+from atc_xaccount.trust import grant_shape_problems, grant_sid, is_admits_nobody
+from atc_xaccount.widening import Pair, identity_violations, trust_violations
 
 TRUST_QUOTA_NAME = "IAM role trust policy length (AssumeRolePolicySizeQuota / ACLSizePerRole)"
 TRUST_QUOTA_HOW = (
@@ -67,3 +72,48 @@ def check_trust_quota(doc: dict[str, Any], quota: int, role_name: str, account: 
     if size > quota:
         raise QuotaExceeded(TRUST_QUOTA_NAME, f"role {role_name}", account, size, quota, TRUST_QUOTA_HOW)
     return size
+
+
+@contextmanager
+def owned_statements(account: str, resource: str) -> Iterator[None]:
+    """Name the account and resource when a statement carries our Sid in a foreign shape."""
+    try:
+        yield
+    except StatementShapeError as exc:
+        raise OwnedStatementModified(account, resource, exc.sid, exc.differences) from exc
+
+
+def trust_resource(role_name: str) -> str:
+    return f"the trust policy of role {role_name}"
+
+
+def guard_trust(
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    principal_arn: str,
+    may_admit: Collection[Pair],
+    account: str,
+    role_name: str,
+) -> None:
+    """Refuse a trust write that admits more than `may_admit` adds, or weakens a Deny."""
+    sid = grant_sid(principal_arn)
+
+    def ours(stmt: dict[str, Any]) -> bool:
+        return is_admits_nobody(stmt) or (stmt.get("Sid") == sid and not grant_shape_problems(stmt, principal_arn))
+
+    violations = trust_violations(before, after, may_admit=may_admit, ours=ours)
+    if violations:
+        raise WouldWidenAccess(account, trust_resource(role_name), violations)
+
+
+def guard_assume_policy(
+    before: dict[str, Any] | None, after: dict[str, Any], may_allow: Collection[str], account: str, name: str
+) -> None:
+    """Refuse an assume-policy write that allows more than `may_allow` adds, or weakens a Deny."""
+
+    def ours(stmt: dict[str, Any]) -> bool:
+        return stmt.get("Sid") == OWNED_SID and not statement_problems(stmt)
+
+    violations = identity_violations(before, after, may_allow=may_allow, ours=ours)
+    if violations:
+        raise WouldWidenAccess(account, f"policy {name}", violations)

@@ -16,7 +16,17 @@ from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, Prerequisi
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint
-from atc_xaccount.steps.checks import check_policy_quota, check_trust_quota, lint, policy_state_from_plan, trust_quota
+from atc_xaccount.steps.checks import (
+    check_policy_quota,
+    check_trust_quota,
+    guard_assume_policy,
+    guard_trust,
+    lint,
+    owned_statements,
+    policy_state_from_plan,
+    trust_quota,
+    trust_resource,
+)
 from atc_xaccount.steps.compensate import undo_policy_change
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
@@ -37,10 +47,7 @@ def resolve_external_id(request: ClusterRequest, ctx: StepContext) -> dict[str, 
 def _stored_external_id(request: ClusterRequest, ctx: StepContext) -> tuple[str, str]:
     """(secret ARN, external ID) of the cluster; the secret is the only copy of the ID."""
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
-    stored = external_ids.read_external_id(ctx.sessions.local_client("secretsmanager"), name)
-    if stored is None:
-        raise PrerequisiteMissing("secret", name, "automation")
-    return stored
+    return external_ids.require_external_id(ctx.sessions.local_client("secretsmanager"), name)
 
 
 def _external_id(request: ClusterRequest, ctx: StepContext) -> str:
@@ -61,8 +68,12 @@ def ensure_assume_policy(
         current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
     else:
         current = policy_state_from_plan(plan["policy"])
-    desired, changed = merge_assume_policy(current.document if current else None, targets.access_role_arn)
+    with owned_statements(cm, f"policy {request.assume_policy_name}"):
+        desired, changed = merge_assume_policy(current.document if current else None, targets.access_role_arn)
     if changed:
+        guard_assume_policy(
+            current.document if current else None, desired, {targets.access_role_arn}, cm, request.assume_policy_name
+        )
         check_policy_quota(desired, request.assume_policy_name, cm)
         if plan is None:  # preflight linted this very document under the same lock
             lint(ctx, desired, analyzer.IDENTITY, {OWNED_SID}, request.assume_policy_name, cm)
@@ -149,13 +160,17 @@ def merge_trust(
         raise PrerequisiteMissing("role", request.access_role_name, s3)
     before = role["AssumeRolePolicyDocument"]
     external_id = external_id or _external_id(request, ctx)
-    after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
-    withdrawn = None
-    if plan is None or plan["externalId"]["replacing"]:
-        withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id)
-    if withdrawn is not None:
-        after, changed = remove_trust_grant(after, targets.node_role_arn, withdrawn)[0], True
+    with owned_statements(s3, trust_resource(request.access_role_name)):
+        after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
+        withdrawn = None
+        if plan is None or plan["externalId"]["replacing"]:
+            withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id)
+        if withdrawn is not None:
+            after, changed = remove_trust_grant(after, targets.node_role_arn, withdrawn)[0], True
     if changed:
+        guard_trust(
+            before, after, targets.node_role_arn, {(targets.node_role_arn, external_id)}, s3, request.access_role_name
+        )
         size = non_whitespace_size(after)
         check_trust_quota(after, trust_quota(iam, s3, size), request.access_role_name, s3)
         if plan is None:  # preflight linted the same grant, of the same length, under the same lock

@@ -12,11 +12,12 @@ from typing import Any
 
 from atc_xaccount import external_ids, iam_ops, registry
 from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
-from atc_xaccount.errors import RegistrationMismatch
+from atc_xaccount.errors import OwnedStatementModified, RegistrationMismatch
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.checks import guard_assume_policy, guard_trust, owned_statements, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.trust import grant_external_ids, remove_trust_grant
+from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, remove_trust_grant
 
 NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets")
 
@@ -75,12 +76,19 @@ def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         if other.get("nodeRoleArn") == targets.node_role_arn and other.get("accessRoleArn") == targets.access_role_arn
     }
     before = role["AssumeRolePolicyDocument"]
+    resource = trust_resource(request.access_role_name)
+    problems = grant_problems(before, targets.node_role_arn)
+    if problems:
+        # Only IDs of a statement we wrote are ever removed; an edited one is a human's call.
+        raise OwnedStatementModified(s3, resource, grant_sid(targets.node_role_arn), problems)
     granted = grant_external_ids(before, targets.node_role_arn)
     mine = {i for i in granted if fingerprint(i) in own} | ({stored[1]} if stored else set())
     removing = sorted(i for i in mine if fingerprint(i) not in shared)
     after = before
-    for external_id in removing:
-        after, _ = remove_trust_grant(after, targets.node_role_arn, external_id)
+    with owned_statements(s3, resource):
+        for external_id in removing:
+            after, _ = remove_trust_grant(after, targets.node_role_arn, external_id)
+    guard_trust(before, after, targets.node_role_arn, set(), s3, request.access_role_name)
     record = iam_ops.write_trust_policy(
         iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
     )
@@ -112,10 +120,12 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
-    desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)
+    with owned_statements(cm, f"policy {request.assume_policy_name}"):
+        desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)
     if not changed:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "role not in the policy"}
     if not is_effectively_empty(desired):
+        guard_assume_policy(current.document, desired, set(), cm, request.assume_policy_name)
         return iam_ops.write_managed_policy(
             iam,
             cm,

@@ -15,8 +15,16 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import fingerprint
-from atc_xaccount.steps.checks import check_policy_quota, check_trust_quota, lint, trust_quota
+from atc_xaccount.steps.checks import (
+    check_policy_quota,
+    check_trust_quota,
+    guard_assume_policy,
+    guard_trust,
+    lint,
+    owned_statements,
+    trust_quota,
+    trust_resource,
+)
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.steps.record import registration_entry
 from atc_xaccount.steps.verify import check_buckets, verification
@@ -65,7 +73,19 @@ def preflight(
         # The access policy is the S3 account's, not ours to widen: refuse before any write.
         raise VerificationFailed(s3, [c for c in bucket_checks if not c["ok"]])
 
-    desired_policy, policy_changes = merge_assume_policy(policy.document if policy else None, targets.access_role_arn)
+    policy_name = f"policy {request.assume_policy_name}"
+    with owned_statements(cm, policy_name):
+        desired_policy, policy_changes = merge_assume_policy(
+            policy.document if policy else None, targets.access_role_arn
+        )
+    if policy_changes:
+        guard_assume_policy(
+            policy.document if policy else None,
+            desired_policy,
+            {targets.access_role_arn},
+            cm,
+            request.assume_policy_name,
+        )
     policy_size = check_policy_quota(desired_policy, request.assume_policy_name, cm)
     analyzed: dict[str, str] = {}
     if policy_changes:
@@ -76,10 +96,20 @@ def preflight(
             policy = iam_ops.with_versions(cm_iam, cm, policy)
 
     trust = access_role["AssumeRolePolicyDocument"]
-    merged_trust, trust_changes = merge_trust_grant(trust, targets.node_role_arn, external_id)
-    if stored_id is not None and replacing and stored_id in grant_external_ids(merged_trust, targets.node_role_arn):
-        # The event gives the cluster a new ID: the stored one stops opening the role in the same write.
-        merged_trust, trust_changes = remove_trust_grant(merged_trust, targets.node_role_arn, stored_id)[0], True
+    with owned_statements(s3, trust_resource(request.access_role_name)):
+        merged_trust, trust_changes = merge_trust_grant(trust, targets.node_role_arn, external_id)
+        if stored_id is not None and replacing and stored_id in grant_external_ids(merged_trust, targets.node_role_arn):
+            # The event gives the cluster a new ID: the stored one stops opening the role in the same write.
+            merged_trust, trust_changes = remove_trust_grant(merged_trust, targets.node_role_arn, stored_id)[0], True
+    if trust_changes:
+        guard_trust(
+            trust,
+            merged_trust,
+            targets.node_role_arn,
+            {(targets.node_role_arn, external_id)},
+            s3,
+            request.access_role_name,
+        )
     trust_size = non_whitespace_size(merged_trust)
     quota = None
     if trust_changes:
@@ -123,25 +153,16 @@ def preflight(
             "externalId": {"stored": secret_arn is not None, "replacing": replacing},
         },
     }
+    # The documents as they will be once the changes are made (as they are, when none are
+    # needed), evaluated exactly as Verify evaluates what IAM accepted: access that a
+    # foreign Deny would neutralize fails here, before any write, naming the Deny.
+    verified = verification(
+        request, ctx, targets, desired_policy, True, merged_trust, external_id, secret_arn, bucket_checks
+    )
+    failed = [c for c in verified["checks"] if not c["ok"]]
+    if failed:
+        raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
     if not needed:
-        # Nothing to write: what Verify would evaluate was just read, so check it here.
-        verified = verification(
-            request,
-            ctx,
-            targets,
-            policy.document if policy else {},
-            True,
-            trust,
-            fingerprint(external_id),
-            external_id,
-            secret_arn,
-            bucket_checks,
-        )
-        failed = [c for c in verified["checks"] if not c["ok"]]
-        if failed:
-            # Our three changes are in place, yet access would not work (a foreign Deny, say):
-            # nothing this workflow may write fixes it.
-            raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
         result["verified"] = verified
         result["upToDate"] = True
         result["recordNeeded"] = locked or _record_needed(request, ctx, owner, verified["externalIdFingerprint"])

@@ -17,6 +17,7 @@ from atc_xaccount.errors import PrerequisiteMissing
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint
+from atc_xaccount.steps.checks import guard_trust, owned_statements, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.steps.converge import merge_trust
 from atc_xaccount.steps.locking import lock_keys
@@ -105,7 +106,9 @@ def finish(cluster_id: str, ctx: StepContext, owner: str) -> dict[str, Any]:
         if role is None:
             raise PrerequisiteMissing("role", request.access_role_name, s3)
         before = role["AssumeRolePolicyDocument"]
-        after, _ = remove_trust_grant(before, targets.node_role_arn, current[1])
+        with owned_statements(s3, trust_resource(request.access_role_name)):
+            after, _ = remove_trust_grant(before, targets.node_role_arn, current[1])
+        guard_trust(before, after, targets.node_role_arn, set(), s3, request.access_role_name)
         trust = iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=before, after=after)
     finally:
         locks.release(dynamodb, ctx.locks_table, lock_keys(request), owner)

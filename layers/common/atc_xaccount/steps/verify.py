@@ -1,4 +1,4 @@
-"""Verify: would the node role get in, and to what? Evaluated on the documents, no AWS call."""
+"""Verify: would the node role get in, and to what? Evaluated on the documents IAM accepted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from atc_xaccount import external_ids, iam_ops
 from atc_xaccount.errors import VerificationFailed
 from atc_xaccount.evaluate import evaluate_identity, evaluate_trust
 from atc_xaccount.model import ClusterRequest
+from atc_xaccount.redact import fingerprint, reveal
 from atc_xaccount.steps.context import StepContext, Targets
 
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
@@ -19,9 +20,10 @@ def verify(
 ) -> dict[str, Any]:
     """Evaluate the documents both accounts now hold: would the node role get in, and to what?
 
-    The documents are the ones IAM accepted in this execution's writes (or preflight read,
-    where nothing changed), under the locks: no read-back, no AWS call. The trust policy
-    travels redacted, so it is evaluated with the ID's fingerprint, which is what it holds.
+    The documents are the ones IAM accepted in this execution's writes, under the locks:
+    no read-back of IAM. The trust policy travels redacted; the cluster's external ID is
+    read from its secret (one call) and only its own fingerprints are revealed, so the
+    evaluation is exactly the one preflight made on the unredacted documents.
     """
     targets = Targets.of(request, ctx.partition)
     plan = preflight_result["plan"]
@@ -33,16 +35,21 @@ def verify(
     fp = trust.get("externalIdFingerprint")
     if not fp:
         raise VerificationFailed(request.s3_account_id, [check("the trust step ran", False, "no trust change record")])
+    secret_arn, external_id = external_ids.require_external_id(
+        ctx.sessions.local_client("secretsmanager"), external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    )
+    if fingerprint(external_id) != fp:
+        detail = "the cluster's secret holds another external ID than the one the trust step granted"
+        raise VerificationFailed(request.s3_account_id, [check("the granted external ID is stored", False, detail)])
     result = verification(
         request,
         ctx,
         targets,
         policy_document,
         attached,
-        trust["after"],
-        fp,
-        fp,
-        (trust.get("externalId") or {}).get("secretArn"),
+        reveal(trust["after"], external_id),
+        external_id,
+        secret_arn,
         preflight_result.get("bucketChecks") or [],
     )
     failed = [c for c in result["checks"] if not c["ok"]]
@@ -61,19 +68,19 @@ def verification(
     policy_document: dict[str, Any],
     attached: bool,
     trust: dict[str, Any],
-    external_id_fingerprint: str,
-    presented: str,
+    external_id: str,
     secret_arn: str | None,
     bucket_checks: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """Evaluate the identity side, the attachment, the trust both ways, and the buckets.
 
-    `presented` is the external ID as `trust` holds it: the ID itself, or its fingerprint
-    in a redacted document.
+    The one evaluation of both paths: preflight calls it on the documents it is about to
+    write (or that need no change), Verify on the documents IAM accepted. Every Deny
+    counts; the failing check names the statements that decided it.
     """
     documents = [policy_document] if policy_document else []
     identity = evaluate_identity(documents, "sts:AssumeRole", targets.access_role_arn)
-    admitted = evaluate_trust(trust, targets.node_role_arn, presented)
+    admitted = evaluate_trust(trust, targets.node_role_arn, external_id)
     refused = evaluate_trust(trust, targets.node_role_arn, None)
     checks = [
         check("assume policy allows sts:AssumeRole on the access role", identity.allowed, identity.reason),
@@ -89,7 +96,7 @@ def verification(
         "nodeRoleArn": targets.node_role_arn,
         "externalIdSecret": external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
         "externalIdSecretArn": secret_arn,
-        "externalIdFingerprint": external_id_fingerprint,
+        "externalIdFingerprint": fingerprint(external_id),
     }
 
 
