@@ -368,7 +368,8 @@ class _Judge:
         if action == "sts:GetCallerIdentity":
             return  # AWS allows it to every principal, whatever the policies say
         partition = caller.partition
-        target = _resource_of(action, response.data, response.current_account, partition, resource)
+        data = _json_body(response) if action.startswith("kms:") else response.data
+        target = _resource_of(action, data, response.current_account, partition, resource)
         request.check_action_permitted(target)
         if self.authz.evaluate_conditions:
             self._judge_conditions(caller, action, target, response.data)
@@ -384,6 +385,9 @@ class _Judge:
         policy_arn = _param(data, "PolicyArn")
         if action in POLICY_ARN_ACTIONS and policy_arn:
             context["iam:PolicyARN"] = policy_arn
+        owner = _resource_account(target, account)
+        if owner:
+            context["aws:ResourceAccount"] = owner
         decision = evaluate_identity(
             role_documents(account, partition, self.role_name), action, target, context=context
         )
@@ -409,6 +413,42 @@ def _as_dict(document: Any) -> dict[str, Any]:
     return json.loads(document) if isinstance(document, str) else dict(document)
 
 
+def _resource_account(target: str, account: str) -> str | None:
+    """aws:ResourceAccount: the bucket owner for S3 (moto knows it), the caller's own for IAM and KMS."""
+    if ":s3:::" not in target:
+        own = target.startswith("arn:") and (":iam::" in target or ":kms:" in target)
+        return account if own else None
+    from moto.s3.models import s3_backends
+
+    bucket = target.split(":::", 1)[1].split("/", 1)[0]
+    owner = s3_backends.bucket_accounts.get(bucket)
+    return str(owner[1]) if owner else None
+
+
+def _json_body(response: Any) -> dict[str, Any]:
+    """The parameters of a JSON-protocol request (moto's `data` holds the raw body as a key)."""
+    try:
+        body = json.loads(response.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _key_arn(key_id: str | None, account: str) -> str | None:
+    """The ARN of the key a KMS request names (moto authorizes KMS against `*`, AWS against the key)."""
+    from moto.kms.exceptions import NotFoundException as KeyNotFound
+    from moto.kms.models import kms_backends
+
+    if not key_id:
+        return None
+    for backend in kms_backends[account].values():
+        try:
+            return str(backend.describe_key(backend.any_id_to_key_id(key_id)).arn)
+        except KeyNotFound:
+            continue
+    return None
+
+
 def _param(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if isinstance(value, list):
@@ -418,6 +458,8 @@ def _param(data: dict[str, Any], name: str) -> str | None:
 
 def _resource_of(action: str, data: dict[str, Any], account: str, partition: str, default: str) -> str:
     """The ARN IAM authorizes `action` against: the role named, else the policy named."""
+    if action.startswith("kms:"):
+        return _key_arn(_param(data, "KeyId"), account) or default
     if not action.startswith("iam:"):
         return default
     role_name = _param(data, "RoleName")
