@@ -396,3 +396,28 @@ def test_a_missing_access_role_is_broken_with_what_to_create():
 @pytest.mark.parametrize(("path", "prefix"), [(None, ""), ("/", ""), ("/a/b", "a/b/"), ("a/", "a/")])
 def test_cluster_manager_paths_become_key_prefixes(path, prefix):
     assert normalize_prefix(path) == prefix
+
+
+def test_a_bucket_policy_granting_the_role_itself_is_enough_in_its_account_but_not_past_a_boundary():
+    grant = doc(
+        {"Sid": "AtcObjects", "Effect": "Allow", "Principal": {"AWS": ACCESS}, "Action": "s3:*",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    )  # fmt: skip
+    only_bucket = doc(ACCESS_POLICY["Statement"][0])
+    docs = with_bucket(with_access(healthy(), policies=(("atc-s3-policy", only_bucket),)), policy=grant)
+    assert evaluate_chain(docs, EXTERNAL_ID, region="us-east-1").link(f"s3:{BUCKET}").verdict == OK
+
+    boundary = (f"arn:aws:iam::{S3}:policy/list-only", doc({"Effect": "Allow", "Action": "s3:List*", "Resource": "*"}))
+    bounded = evaluate_chain(with_access(docs, boundary=boundary), EXTERNAL_ID, region="us-east-1")
+    link = bounded.link(f"s3:{BUCKET}")
+    assert link.verdict == BROKEN and link.fix.startswith(f"let the permissions boundary {boundary[0]}")
+
+
+def test_a_root_grant_in_the_bucket_policy_does_not_replace_the_roles_own_permission():
+    root = doc(
+        {"Sid": "Account", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{S3}:root"}, "Action": "s3:*",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"}
+    )  # fmt: skip
+    only_bucket = doc(ACCESS_POLICY["Statement"][0])
+    docs = with_bucket(with_access(healthy(), policies=(("atc-s3-policy", only_bucket),)), policy=root)
+    assert evaluate_chain(docs, EXTERNAL_ID, region="us-east-1").link(f"s3:{BUCKET}").verdict == BROKEN

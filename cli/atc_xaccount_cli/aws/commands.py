@@ -262,6 +262,9 @@ def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:
 
         print_doctor(out, body)
         return
+    if command == "doctor":
+        out.write(f"doctor could not read the chain: {body.get('error')}: {body.get('message')}\n")
+        return
     if "status" in body and "execution" in body:
         out.write(
             f"{body['status']}  execution {body['execution']}"

@@ -251,6 +251,7 @@ def _assume_link(docs: ChainDocuments, external_id: str | None) -> Link:
             fix=f"create {_name(docs.node_role_arn)} in {_account(docs.node_role_arn)} (ATC Manager's node role)",
         )
     ctx, absent = _principal_context(docs, node)
+    ctx["aws:SecureTransport"] = True  # STS answers on HTTPS only
     if external_id is not None:
         ctx["sts:ExternalId"] = external_id
     judged = _identity(node, "sts:AssumeRole", docs.access_role_arn, ctx, absent)
@@ -309,7 +310,7 @@ def _trust_link(docs: ChainDocuments, external_id: str | None) -> Link:
         )
     unique_id = docs.node.unique_id if docs.node else None
     who = Who(docs.node_role_arn, unique_id)
-    ctx: dict[str, object] = {"aws:PrincipalType": "AssumedRole"}
+    ctx: dict[str, object] = {"aws:PrincipalType": "AssumedRole", "aws:SecureTransport": True}
     absent = set(ABSENT_KEYS)
     node_account = _account(docs.node_role_arn)
     if node_account in docs.organizations:
@@ -420,7 +421,8 @@ def _role_s3_link(
     decided: list[str] = []
     for action, resource in wanted:
         judged = _identity(access, action, resource, ctx, absent)
-        if judged.outcome == IMPLICIT and _bucket_policy_grants(bucket, access, action, resource, ctx, absent):
+        by_identity = judged.outcome == IMPLICIT and not judged.reason.startswith("permissions boundary")
+        if by_identity and _bucket_policy_grants(bucket, access, action, resource, ctx, absent):
             continue  # same account: the bucket policy's Allow for the role itself is enough
         if judged.outcome == ALLOWED:
             decided.extend(s for s in judged.allow if s not in decided)

@@ -118,6 +118,12 @@ def _why(exc: ClientError) -> str:
     return f"{error.get('Code')}: {error.get('Message')}"
 
 
+def read_buckets(sessions: AccountSessions, account: str, buckets: Sequence[str]) -> tuple[BucketDocs, ...]:
+    """Each bucket's policy, default encryption and key: 2 calls per bucket, 2 more for a customer key."""
+    s3, kms = sessions.client("s3", account), sessions.client("kms", account)
+    return tuple(read_bucket(s3, kms, bucket) for bucket in buckets)
+
+
 def read_chain(
     sessions: AccountSessions,
     request: ClusterRequest,
@@ -137,8 +143,7 @@ def read_chain(
     access_arn = role_arn(sessions.partition, s3, request.access_role_name)
     node = read_role(sessions.client("iam", cm), cm, node_arn)
     access = read_role(sessions.client("iam", s3), s3, access_arn)
-    names = list(buckets if buckets is not None else request.buckets)
-    bucket_docs = tuple(read_bucket(sessions.client("s3", s3), sessions.client("kms", s3), b) for b in names)
+    bucket_docs = read_buckets(sessions, s3, list(buckets if buckets is not None else request.buckets))
     return ChainDocuments(
         node_arn,
         access_arn,
