@@ -46,11 +46,13 @@ class DoctorOptions:
 
 
 def cluster_request(ctx: StepContext, cluster_id: str, event: dict[str, Any] | None) -> tuple[ClusterRequest, bool]:
-    """(the request, whether it is registered): from the event when given, else the registry."""
+    """(the request, whether the cluster is registered): from the event when given, else the registry."""
     from atc_xaccount.steps.onboard import validate
 
     if event is not None:
-        return ClusterRequest.from_dict(validate(event, ctx.defaults)["request"]), False
+        request = ClusterRequest.from_dict(validate(event, ctx.defaults)["request"])
+        known = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
+        return request, known is not None
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, cluster_id)
     if entry is None:
         raise ClusterUnknown(f"cluster {cluster_id} is not registered; give its event with --event FILE")
@@ -64,7 +66,8 @@ def doctor(
     request, registered = cluster_request(ctx, cluster_id or "", event)
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
     stored = external_ids.read_external_id(ctx.sessions.local_client("secretsmanager"), name)
-    external_id = stored[1] if stored else request.external_id
+    # An event's own externalId is the one the access key will carry; otherwise the stored one.
+    external_id = request.external_id or (stored[1] if stored else None)
     docs = read_chain(ctx.sessions, request, organizations=options.organizations)
     report = evaluate_chain(
         docs,

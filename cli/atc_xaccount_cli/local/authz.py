@@ -22,8 +22,13 @@ passes as before. An authorized request is checked in two halves:
   context key but `sts:ExternalId`; an identity-policy condition such as
   `ArnEquals iam:PolicyARN` is therefore always met for moto. The same request is
   decided again by the project's evaluator (`atc_xaccount.evaluate.evaluate_identity`)
-  with the request's condition keys (`iam:PolicyARN`, `aws:PrincipalArn`, ...); its
-  denial names itself in the AccessDenied message.
+  with the request's condition keys (`iam:PolicyARN`, `aws:PrincipalArn`,
+  `aws:ResourceAccount` — the bucket's owner for S3 —, ...); its denial names itself in
+  the AccessDenied message.
+- KMS (the doctor's key reads): moto authorizes KMS requests against `*` and never asks
+  the key policy. The emulator authorizes them against the key's ARN, as AWS does, and
+  then asks the key policy too (the account root with `kms:*`, or the role itself), which
+  AWS requires on top of IAM.
 
 The emulator's own seeding and snapshots use an administrator session (`ADMIN_ROLE`,
 which moto lets anyone assume without it existing), so they are never judged as the
@@ -52,7 +57,7 @@ from moto.iam.models import iam_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
 
-from atc_xaccount.evaluate import evaluate_identity
+from atc_xaccount.evaluate import ALLOWED, Who, evaluate_identity, judge_resource_policy
 from atc_xaccount_cli.local.template import Resolver, TemplateError, load_yaml
 
 BOOTSTRAP_TEMPLATE = Path("bootstrap") / "automation-role.yaml"
@@ -373,8 +378,23 @@ class _Judge:
         request.check_action_permitted(target)
         if self.authz.evaluate_conditions:
             self._judge_conditions(caller, action, target, response.data)
+        if action.startswith("kms:"):
+            self._judge_key_policy(caller, action, target)
         with self.authz.lock:
             self.authz.allowed[action] += 1
+
+    def _judge_key_policy(self, caller: AssumedRole, action: str, key_arn: str) -> None:
+        """KMS needs the key policy's consent too (moto asks only IAM): the root with kms:*, or the role itself."""
+        policy = _key_policy(key_arn, caller.account_id)
+        if policy is None:
+            return  # no such key: moto answers NotFound itself
+        principal = f"arn:{caller.partition}:iam::{caller.account_id}:role/{self.role_name}"
+        decision = judge_resource_policy("key policy", policy, Who(principal), action, key_arn)
+        if decision.outcome != ALLOWED:
+            raise AccessDeniedError(
+                user_arn=caller.arn,
+                action=f"{action} on resource: {key_arn} because the key policy does not allow it ({decision.reason})",
+            )
 
     def _judge_conditions(self, caller: AssumedRole, action: str, target: str, data: dict[str, Any]) -> None:
         account, partition = caller.account_id, caller.partition
@@ -423,6 +443,16 @@ def _resource_account(target: str, account: str) -> str | None:
     bucket = target.split(":::", 1)[1].split("/", 1)[0]
     owner = s3_backends.bucket_accounts.get(bucket)
     return str(owner[1]) if owner else None
+
+
+def _key_policy(key_arn: str, account: str) -> dict[str, Any] | None:
+    from moto.kms.models import kms_backends
+
+    parts = key_arn.split(":")
+    if len(parts) < 6 or parts[2] != "kms":
+        return None
+    key = kms_backends[account][parts[3]].keys.get(key_arn.rsplit("/", 1)[-1])
+    return _as_dict(key.policy) if key is not None else None
 
 
 def _json_body(response: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ what AWS Organizations would answer for it.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,9 @@ def run_doctor(
     from atc_xaccount_cli.local.run import UsageError
 
     options = options or DoctorOptions()
-    if not options.organizations:
-        options = DoctorOptions(
-            options.prefix,
-            options.session_seconds,
-            options.secure_transport,
-            world_organizations(world),
-            options.reveal,
-        )
+    # The world says what Organizations answers; --org overrides it account by account.
+    organizations = {**world_organizations(world), **options.organizations}
+    options = replace(options, organizations=organizations)
     with Emulator(root, parameters=parameters, verbose=verbose) as emulator:
         try:
             emulator.seed(world)

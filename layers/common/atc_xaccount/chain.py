@@ -583,9 +583,11 @@ def _kms_link(
             name,
             claim,
             UNDECIDABLE,
-            detail=f"customer managed key {key_id}: cannot read it ({why})",
+            detail=f"customer managed key {key_id}: cannot read it ({why}); a key policy that does not "
+            "delegate to IAM (the account root with kms:*) refuses the automation role too",
             fix=f"check by hand that the key policy of {key_id} lets {access.arn} use "
-            f"{', '.join(KMS_ACTIONS)}, and that {docs.access_policy_name} grants them",
+            f"{', '.join(KMS_ACTIONS)}, and that {docs.access_policy_name} grants them (or let the automation "
+            "role kms:DescribeKey and kms:GetKeyPolicy in the key policy, and run doctor again)",
         )
     kms_ctx = {**ctx, "kms:ViaService": f"s3.{region}.amazonaws.com", "kms:CallerAccount": access.account}
     key_account = split_arn(key.arn)[3]
