@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-proof", action="store_true", help="skip the proof of access after success")
     _aws_commands(commands)
+    local_doctor = local_commands.add_parser("doctor", help="check every link of a cluster's access chain")
+    _doctor_options(local_doctor)
+    _common_local_options(local_doctor)
     audit = local_commands.add_parser("audit", help="run the drift audit over the world's registered clusters")
     _common_local_options(audit)
     audit.add_argument("--repair", action="store_true", help="re-run onboarding for drifted clusters")
@@ -110,9 +113,56 @@ def _aws_commands(commands: Any) -> None:
     snap.add_argument("accounts", nargs="+", metavar="ACCOUNT")
     snap.add_argument("--out", type=Path, help="write the world here (default: stdout)")
     snap.add_argument("--direct", action="store_true", help="use these credentials in each account, no assume-role")
+    _doctor_options(add("doctor", "check every link of a cluster's access chain (read only) and name the broken one"))
     rot = add("rotate-external-id", "add a new external ID beside the old; --finish removes the old")
     rot.add_argument("cluster_id", metavar="CLUSTER")
     rot.add_argument("--finish", action="store_true", help="drop the old ID once Cluster Manager uses the new one")
+
+
+def _doctor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cluster_id", nargs="?", metavar="CLUSTER", help="a registered cluster (or give --event)")
+    parser.add_argument("--event", type=Path, metavar="FILE", help="check a cluster not registered yet, from its event")
+    parser.add_argument("--reveal", action="store_true", help="print the external ID (as `show` does)")
+    parser.add_argument("--path", help="the access key's Path in Cluster Manager (default: the whole bucket)")
+    parser.add_argument(
+        "--session-seconds",
+        type=int,
+        default=3600,
+        help="session length Cluster Manager asks for (undocumented; default 3600, AssumeRole's default)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("https", "http", "unknown"),
+        default="https",
+        help="how the nodes reach S3 (aws:SecureTransport); default https",
+    )
+    parser.add_argument(
+        "--org",
+        action="append",
+        default=[],
+        metavar="ACCOUNT=o-ID|none",
+        help="an account's AWS Organizations ID, for aws:PrincipalOrgID conditions (unknown otherwise)",
+    )
+
+
+def _doctor_request(args: argparse.Namespace) -> tuple[Any, dict[str, Any] | None]:
+    """(DoctorOptions, the event or None) from the command line; usage errors name the option."""
+    from atc_xaccount_cli.doctor import DoctorOptions
+    from atc_xaccount_cli.local.run import UsageError, read_event
+
+    if not args.cluster_id and not args.event:
+        raise UsageError("doctor needs a CLUSTER or --event FILE")
+    if args.session_seconds < 900:
+        raise UsageError("--session-seconds: AssumeRole sessions last at least 900 seconds")
+    organizations: dict[str, str | None] = {}
+    for pair in args.org:
+        account, sep, org = pair.partition("=")
+        if not sep or not (account.isdigit() and len(account) == 12) or not (org == "none" or org.startswith("o-")):
+            raise UsageError(f"--org expects ACCOUNT=o-ID or ACCOUNT=none, got {pair!r}")
+        organizations[account] = None if org == "none" else org
+    transport = {"https": True, "http": False, "unknown": None}[args.transport]
+    options = DoctorOptions(args.path, args.session_seconds, transport, organizations, args.reveal)
+    return options, read_event(args.event) if args.event else None
 
 
 def _common_local_options(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +192,7 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
     from atc_xaccount.errors import AtcXaccountError
     from atc_xaccount_cli.aws import commands
     from atc_xaccount_cli.aws.deployment import DeploymentNotFound, discover
+    from atc_xaccount_cli.doctor import ClusterUnknown
     from atc_xaccount_cli.local.run import UsageError
     from atc_xaccount_cli.render import Printer
 
@@ -179,6 +230,9 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
             code, body = commands.plan_event(session, deployment, commands.read_event(args.event_file))
         elif command == "audit":
             code, body = commands.audit(session, deployment, on_state=on_state)
+        elif command == "doctor":
+            options, event = _doctor_request(args)
+            code, body = commands.doctor(session, deployment, args.cluster_id, event, options)
         elif command == "snapshot":
             body = commands.snapshot(session, deployment, args.accounts, direct=args.direct)
             code = EXIT_OK
@@ -187,7 +241,7 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
                 body = {"written": str(args.out), "accounts": sorted(body["accounts"])}
         else:
             code, body = commands.rotate_external_id(session, deployment, args.cluster_id, finish=args.finish)
-    except (UsageError, DeploymentNotFound) as exc:
+    except (UsageError, DeploymentNotFound, ClusterUnknown) as exc:
         print(f"atc-xaccount: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except AtcXaccountError as exc:
@@ -217,6 +271,8 @@ def _local(args: argparse.Namespace, out: TextIO) -> int:
     from atc_xaccount_cli.local.template import TemplateError
     from atc_xaccount_cli.render import Printer
 
+    if args.local_command == "doctor":
+        return _local_doctor(args, out)
     printer = Printer(out) if not args.json else None
     try:
         parameters = _parameters(args.param)
@@ -268,6 +324,39 @@ def _local(args: argparse.Namespace, out: TextIO) -> int:
         json.dump(report.to_json(), out, indent=2, default=_json_default)
         out.write("\n")
     return EXIT_OK if report.succeeded else EXIT_FAILED
+
+
+def _local_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    from atc_xaccount.errors import AtcXaccountError
+    from atc_xaccount_cli.doctor import ClusterUnknown, print_doctor
+    from atc_xaccount_cli.local.doctor import run_doctor
+    from atc_xaccount_cli.local.run import UsageError, read_world
+    from atc_xaccount_cli.local.template import TemplateError
+
+    try:
+        options, event = _doctor_request(args)
+        code, body = run_doctor(
+            project_root(),
+            args.cluster_id,
+            read_world(args.world),
+            event=event,
+            options=options,
+            parameters=_parameters(args.param),
+            verbose=args.verbose,
+        )
+    except (UsageError, TemplateError, ClusterUnknown, SystemExit) as exc:
+        print(f"atc-xaccount: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AtcXaccountError as exc:
+        code, body = EXIT_FAILED, exc.to_dict()
+    if args.json:
+        json.dump(body, out, indent=2, default=_json_default)
+        out.write("\n")
+    elif "links" in body:
+        print_doctor(out, body)
+    else:
+        out.write(f"atc-xaccount doctor: {body.get('error')}: {body.get('message')}\n")
+    return code
 
 
 def _json_default(value: Any) -> str:

@@ -213,3 +213,36 @@ def test_without_a_deployment_the_error_says_where_it_looked(monkeypatch, capsys
     code, _ = cli("status", "anything", "--region", "eu-west-1", "--json")
     assert code in (1, 2)
     assert "atc-xaccount:" in capsys.readouterr().err
+
+
+def test_doctor_names_no_broken_link_for_a_registered_cluster(server, tmp_path):
+    cli("register", event_file(tmp_path, "doctored"), "--json")
+    code, body = cli("doctor", "doctored", "--json")
+
+    assert code == 0, body["firstBroken"]
+    assert [x["link"] for x in body["links"]] == [
+        "assume",
+        "trust",
+        "s3:atc-demo-transfers",
+        "bucket-policy:atc-demo-transfers",
+        "kms:atc-demo-transfers",
+        "session",
+    ]
+    assert body["externalId"] is None
+    assert (
+        cli("doctor", "doctored", "--reveal", "--json")[1]["externalId"]
+        == cli("show", "doctored", "--json")[1]["externalId"]
+    )
+
+
+def test_doctor_of_an_event_not_registered_names_the_missing_grant_first(server, tmp_path):
+    """Other clusters got the assume policy attached already: the missing link is this cluster's grant."""
+    code, text = cli("doctor", "--event", event_file(tmp_path, "not-yet", externalId="not-yet-granted"))
+    assert code == 1
+    lines = text.splitlines()
+    assert lines[0] == "BROKEN  the trust policy of atc-s3-access-keys admits atc-node with the external ID"
+    assert lines[2] == (
+        "  fix  grant atc-node with this external ID in the trust policy of atc-s3-access-keys: "
+        "`atc-xaccount register EVENT_FILE`"
+    )
+    assert "not-yet-granted" not in text, "the external ID is printed only with --reveal"

@@ -233,6 +233,19 @@ def snapshot(session: boto3.Session, deployment: Deployment, accounts: list[str]
     return world
 
 
+def doctor(
+    session: boto3.Session,
+    deployment: Deployment,
+    cluster_id: str | None,
+    event: dict[str, Any] | None,
+    options: Any,
+) -> tuple[int, dict[str, Any]]:
+    """Every link of the cluster's access chain, read through the automation roles (read only)."""
+    from atc_xaccount_cli.doctor import doctor as run
+
+    return run(deployment.step_context(session, f"doctor-{uuid.uuid4().hex[:8]}"), cluster_id, event, options)
+
+
 def rotate_external_id(
     session: boto3.Session, deployment: Deployment, cluster_id: str, *, finish: bool
 ) -> tuple[int, dict[str, Any]]:
@@ -244,6 +257,14 @@ def rotate_external_id(
 
 def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:
     """A short human summary; `--json` prints `body` itself."""
+    if command == "doctor" and "links" in body:
+        from atc_xaccount_cli.doctor import print_doctor
+
+        print_doctor(out, body)
+        return
+    if command == "doctor":
+        out.write(f"doctor could not read the chain: {body.get('error')}: {body.get('message')}\n")
+        return
     if "status" in body and "execution" in body:
         out.write(
             f"{body['status']}  execution {body['execution']}"

@@ -22,8 +22,13 @@ passes as before. An authorized request is checked in two halves:
   context key but `sts:ExternalId`; an identity-policy condition such as
   `ArnEquals iam:PolicyARN` is therefore always met for moto. The same request is
   decided again by the project's evaluator (`atc_xaccount.evaluate.evaluate_identity`)
-  with the request's condition keys (`iam:PolicyARN`, `aws:PrincipalArn`, ...); its
-  denial names itself in the AccessDenied message.
+  with the request's condition keys (`iam:PolicyARN`, `aws:PrincipalArn`,
+  `aws:ResourceAccount` — the bucket's owner for S3 —, ...); its denial names itself in
+  the AccessDenied message.
+- KMS (the doctor's key reads): moto authorizes KMS requests against `*` and never asks
+  the key policy. The emulator authorizes them against the key's ARN, as AWS does, and
+  then asks the key policy too (the account root with `kms:*`, or the role itself), which
+  AWS requires on top of IAM.
 
 The emulator's own seeding and snapshots use an administrator session (`ADMIN_ROLE`,
 which moto lets anyone assume without it existing), so they are never judged as the
@@ -52,7 +57,7 @@ from moto.iam.models import iam_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
 
-from atc_xaccount.evaluate import evaluate_identity
+from atc_xaccount.evaluate import ALLOWED, Who, evaluate_identity, judge_resource_policy
 from atc_xaccount_cli.local.template import Resolver, TemplateError, load_yaml
 
 BOOTSTRAP_TEMPLATE = Path("bootstrap") / "automation-role.yaml"
@@ -368,12 +373,28 @@ class _Judge:
         if action == "sts:GetCallerIdentity":
             return  # AWS allows it to every principal, whatever the policies say
         partition = caller.partition
-        target = _resource_of(action, response.data, response.current_account, partition, resource)
+        data = _json_body(response) if action.startswith("kms:") else response.data
+        target = _resource_of(action, data, response.current_account, partition, resource)
         request.check_action_permitted(target)
         if self.authz.evaluate_conditions:
             self._judge_conditions(caller, action, target, response.data)
+        if action.startswith("kms:"):
+            self._judge_key_policy(caller, action, target)
         with self.authz.lock:
             self.authz.allowed[action] += 1
+
+    def _judge_key_policy(self, caller: AssumedRole, action: str, key_arn: str) -> None:
+        """KMS needs the key policy's consent too (moto asks only IAM): the root with kms:*, or the role itself."""
+        policy = _key_policy(key_arn, caller.account_id)
+        if policy is None:
+            return  # no such key: moto answers NotFound itself
+        principal = f"arn:{caller.partition}:iam::{caller.account_id}:role/{self.role_name}"
+        decision = judge_resource_policy("key policy", policy, Who(principal), action, key_arn)
+        if decision.outcome != ALLOWED:
+            raise AccessDeniedError(
+                user_arn=caller.arn,
+                action=f"{action} on resource: {key_arn} because the key policy does not allow it ({decision.reason})",
+            )
 
     def _judge_conditions(self, caller: AssumedRole, action: str, target: str, data: dict[str, Any]) -> None:
         account, partition = caller.account_id, caller.partition
@@ -384,6 +405,9 @@ class _Judge:
         policy_arn = _param(data, "PolicyArn")
         if action in POLICY_ARN_ACTIONS and policy_arn:
             context["iam:PolicyARN"] = policy_arn
+        owner = _resource_account(target, account)
+        if owner:
+            context["aws:ResourceAccount"] = owner
         decision = evaluate_identity(
             role_documents(account, partition, self.role_name), action, target, context=context
         )
@@ -409,6 +433,52 @@ def _as_dict(document: Any) -> dict[str, Any]:
     return json.loads(document) if isinstance(document, str) else dict(document)
 
 
+def _resource_account(target: str, account: str) -> str | None:
+    """aws:ResourceAccount: the bucket owner for S3 (moto knows it), the caller's own for IAM and KMS."""
+    if ":s3:::" not in target:
+        own = target.startswith("arn:") and (":iam::" in target or ":kms:" in target)
+        return account if own else None
+    from moto.s3.models import s3_backends
+
+    bucket = target.split(":::", 1)[1].split("/", 1)[0]
+    owner = s3_backends.bucket_accounts.get(bucket)
+    return str(owner[1]) if owner else None
+
+
+def _key_policy(key_arn: str, account: str) -> dict[str, Any] | None:
+    from moto.kms.models import kms_backends
+
+    parts = key_arn.split(":")
+    if len(parts) < 6 or parts[2] != "kms":
+        return None
+    key = kms_backends[account][parts[3]].keys.get(key_arn.rsplit("/", 1)[-1])
+    return _as_dict(key.policy) if key is not None else None
+
+
+def _json_body(response: Any) -> dict[str, Any]:
+    """The parameters of a JSON-protocol request (moto's `data` holds the raw body as a key)."""
+    try:
+        body = json.loads(response.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _key_arn(key_id: str | None, account: str) -> str | None:
+    """The ARN of the key a KMS request names (moto authorizes KMS against `*`, AWS against the key)."""
+    from moto.kms.exceptions import NotFoundException as KeyNotFound
+    from moto.kms.models import kms_backends
+
+    if not key_id:
+        return None
+    for backend in kms_backends[account].values():
+        try:
+            return str(backend.describe_key(backend.any_id_to_key_id(key_id)).arn)
+        except KeyNotFound:
+            continue
+    return None
+
+
 def _param(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if isinstance(value, list):
@@ -418,6 +488,8 @@ def _param(data: dict[str, Any], name: str) -> str | None:
 
 def _resource_of(action: str, data: dict[str, Any], account: str, partition: str, default: str) -> str:
     """The ARN IAM authorizes `action` against: the role named, else the policy named."""
+    if action.startswith("kms:"):
+        return _key_arn(_param(data, "KeyId"), account) or default
     if not action.startswith("iam:"):
         return default
     role_name = _param(data, "RoleName")

@@ -12,6 +12,9 @@ Each bridge makes moto do what AWS documents, never fakes a result:
   transaction started, so a lock another execution released in between comes back to
   life, owned by a finished execution, and every waiter runs out of retries. The bridge
   serializes moto's DynamoDB writes, as DynamoDB's own item-level atomicity would.
+- moto authorizes `GET ?encryption` (GetBucketEncryption) as `s3:ListBucket`, its default
+  for an unmapped bucket GET; AWS authorizes it as `s3:GetEncryptionConfiguration`
+  (and the PUT as `s3:PutEncryptionConfiguration`). The bridge adds both to moto's map.
 """
 
 from __future__ import annotations
@@ -43,7 +46,27 @@ def bridged() -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(_sfn_start_execution_casing())
         stack.enter_context(_atomic_dynamodb_writes())
+        stack.enter_context(_s3_encryption_action_names())
         yield
+
+
+@contextmanager
+def _s3_encryption_action_names() -> Iterator[None]:
+    from moto.s3.responses import ACTION_MAP
+
+    bucket = ACTION_MAP["BUCKET"]
+    added = {("GET", "encryption"): "GetEncryptionConfiguration", ("PUT", "encryption"): "PutEncryptionConfiguration"}
+    saved = {key: bucket[key[0]].get(key[1]) for key in added}
+    for (method, query), action in added.items():
+        bucket[method][query] = action
+    try:
+        yield
+    finally:
+        for (method, query), previous in saved.items():
+            if previous is None:
+                bucket[method].pop(query, None)
+            else:
+                bucket[method][query] = previous
 
 
 @contextmanager

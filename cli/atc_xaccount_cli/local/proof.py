@@ -23,10 +23,15 @@ from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam.access_control import IAMRequestBase
 
+from atc_xaccount.chain import OK, ChainReport
 from atc_xaccount.evaluate import evaluate_trust
 
 ENFORCED = "enforced by the emulator (moto IAM authorization)"
 EVALUATED = "evaluated by atc-xaccount's trust evaluator"
+CHAIN = "evaluated by atc-xaccount's chain evaluator (moto does not enforce it)"
+
+#: Links moto does not enforce at all: bucket policies, KMS key use, session length.
+UNENFORCED_LINKS = ("bucket-policy:", "kms:", "session")
 
 
 @dataclass
@@ -112,8 +117,14 @@ def prove_access(
     trust_policy: dict[str, Any],
     bucket: str | None,
     region: str,
+    chain: ChainReport | None = None,
 ) -> Proof:
-    """Walk the path an ATC node takes to the bucket, and a wrong external ID's path."""
+    """Walk the path an ATC node takes to the bucket, and a wrong external ID's path.
+
+    With `chain` (the doctor's evaluation of the same world), the links moto does not
+    enforce are part of the proof too: the bucket policy, the KMS key, the session length,
+    and any link whose verdict moto's identity check alone would miss (a boundary).
+    """
     proof = Proof()
     admitted = evaluate_trust(trust_policy, node_role_arn, external_id)
     proof.add("trust policy admits atc-node with the external ID", admitted.allowed, EVALUATED, admitted.reason)
@@ -148,4 +159,13 @@ def prove_access(
             proof.add(f"access role can put, get and list in s3://{bucket}", False, ENFORCED, str(exc))
         denied, code = _denied(lambda: node.client("s3").put_object(Bucket=bucket, Key=key, Body=b"x"))
         proof.add("atc-node's own credentials cannot write the bucket directly", denied, ENFORCED, code)
+    _add_chain(proof, chain)
     return proof
+
+
+def _add_chain(proof: Proof, chain: ChainReport | None) -> None:
+    for link in chain.links if chain else ():
+        unenforced = link.name.startswith(UNENFORCED_LINKS)
+        if unenforced or link.verdict != OK:
+            detail = link.detail + (f"; fix: {link.fix}" if link.verdict != OK and link.fix else "")
+            proof.add(f"{link.claim} ({link.verdict})", link.verdict == OK, CHAIN, detail)

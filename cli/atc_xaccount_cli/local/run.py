@@ -304,5 +304,21 @@ def _prove(emulator: Emulator, output: dict[str, Any], world: dict[str, Any]) ->
         trust_policy=trust,
         bucket=buckets[0] if buckets else None,
         region=REGION,
+        chain=_chain(request, external_id, world),
     )
     return proof, external_id
+
+
+def _chain(request: dict[str, Any], external_id: str, world: dict[str, Any]) -> Any:
+    """The doctor's evaluation of the onboarded cluster (read as the automation role, as the doctor does)."""
+    import os
+
+    from atc_xaccount.chain import evaluate_chain
+    from atc_xaccount.chain_reads import read_chain
+    from atc_xaccount.model import ClusterRequest
+    from atc_xaccount.steps.context import StepContext
+    from atc_xaccount_cli.local.doctor import world_organizations
+
+    ctx = StepContext.from_env(os.environ, "local-proof")
+    docs = read_chain(ctx.sessions, ClusterRequest.from_dict(request), organizations=world_organizations(world))
+    return evaluate_chain(docs, external_id, region=REGION)

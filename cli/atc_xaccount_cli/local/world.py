@@ -17,6 +17,9 @@ import boto3
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry"}
 ROLE_KEYS = {"trust", "attached"}
+#: Optional keys the access chain (`local doctor`, issue 11) reads: per role, and per account.
+CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
+CHAIN_KEYS = {"bucketPolicies", "bucketEncryption", "kmsKeys", "organizationId"}
 POLICY_KEYS = {"document", "versions"}
 POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
 
@@ -46,7 +49,7 @@ def validate_world(world: Any) -> None:
             raise WorldError(f"{where}: account id must be 12 digits")
         if not isinstance(state, dict):
             raise WorldError(f"{where}: must be an object")
-        _no_unknown(state, WORLD_KEYS, where)
+        _no_unknown(state, WORLD_KEYS | CHAIN_KEYS, where)
         for section in ("roles", "policies", "secrets", "quotas", "registry"):
             if not isinstance(state.get(section, {}), dict):
                 raise WorldError(f"{where}.{section}: must be an object keyed by name")
@@ -79,10 +82,54 @@ def validate_world(world: Any) -> None:
         for cluster, entry in (state.get("registry") or {}).items():
             if not isinstance(entry, dict) or entry.get("clusterId", cluster) != cluster:
                 raise WorldError(f"{where}.registry.{cluster}: must be the cluster's registry record")
+        _validate_chain_keys(state, where)
+
+
+def _validate_chain_keys(state: dict[str, Any], where: str) -> None:
+    """Bucket policies, default encryption, KMS keys and the organization (all optional)."""
+    buckets = set(state.get("buckets") or [])
+    keys = state.get("kmsKeys") or {}
+    for section in ("bucketPolicies", "bucketEncryption", "kmsKeys"):
+        if not isinstance(state.get(section, {}), dict):
+            raise WorldError(f"{where}.{section}: must be an object keyed by name")
+    for bucket, policy in (state.get("bucketPolicies") or {}).items():
+        if bucket not in buckets:
+            raise WorldError(f"{where}.bucketPolicies.{bucket}: not a bucket of this account (list it under buckets)")
+        if not isinstance(policy, dict):
+            raise WorldError(f"{where}.bucketPolicies.{bucket}: must be a policy document object")
+    for bucket, rule in (state.get("bucketEncryption") or {}).items():
+        if bucket not in buckets:
+            raise WorldError(f"{where}.bucketEncryption.{bucket}: not a bucket of this account (list it under buckets)")
+        _no_unknown(rule, {"SSEAlgorithm", "KMSMasterKeyID"}, f"{where}.bucketEncryption.{bucket}")
+        if rule.get("SSEAlgorithm") not in ("AES256", "aws:kms", "aws:kms:dsse"):
+            raise WorldError(f"{where}.bucketEncryption.{bucket}.SSEAlgorithm: AES256, aws:kms or aws:kms:dsse")
+        key = rule.get("KMSMasterKeyID")
+        if key is not None and (not isinstance(key, str) or not key.startswith("alias/") or key[6:] not in keys):
+            raise WorldError(
+                f"{where}.bucketEncryption.{bucket}.KMSMasterKeyID: must be alias/NAME of a key under kmsKeys"
+            )
+    for name, key in keys.items():
+        _no_unknown(key, {"policy", "description"}, f"{where}.kmsKeys.{name}")
+        if not isinstance(key.get("policy"), dict) or name.startswith("aws/"):
+            raise WorldError(f"{where}.kmsKeys.{name}: a customer managed key needs its key policy (aws/* is AWS's)")
+    org = state.get("organizationId")
+    if org is not None and not (isinstance(org, str) and re.fullmatch(r"o-[a-z0-9]{10,32}", org)):
+        raise WorldError(f"{where}.organizationId: must be an AWS Organizations ID (o- and 10-32 letters/digits)")
 
 
 def _validate_role(role: Any, where: str, account: str, policies: set[str]) -> None:
-    _no_unknown(role, ROLE_KEYS, where)
+    _no_unknown(role, ROLE_KEYS | CHAIN_ROLE_KEYS, where)
+    inline = role.get("inline", {})
+    if not isinstance(inline, dict) or not all(isinstance(d, dict) for d in inline.values()):
+        raise WorldError(f"{where}.inline: must be an object of inline policy name -> document")
+    boundary = role.get("boundary")
+    if boundary is not None:
+        match = POLICY_ARN_RE.match(boundary) if isinstance(boundary, str) else None
+        if match is None or (match.group(1) != "aws" and (match.group(1) != account or match.group(2) not in policies)):
+            raise WorldError(f"{where}.boundary: must be the ARN of a policy of this account (or an AWS managed one)")
+    duration = role.get("maxSessionDuration", 3600)
+    if type(duration) is not int or not 3600 <= duration <= 43200:
+        raise WorldError(f"{where}.maxSessionDuration: a whole number of seconds from 3600 to 43200")
     if not isinstance(role.get("trust"), dict):
         raise WorldError(f"{where}.trust: must be a policy document object")
     attached = role.get("attached", [])
@@ -131,15 +178,33 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
         for _ in range(int(policy.get("versions", 1)) - 1):
             iam.create_policy_version(PolicyArn=arn, PolicyDocument=text, SetAsDefault=True)
     for name, role in (state.get("roles") or {}).items():
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]))
+        extra: dict[str, Any] = {}
+        if role.get("boundary"):
+            extra["PermissionsBoundary"] = role["boundary"]
+        if role.get("maxSessionDuration"):
+            extra["MaxSessionDuration"] = role["maxSessionDuration"]
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]), **extra)
         for arn in role.get("attached", []):
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+        for policy_name, document in (role.get("inline") or {}).items():
+            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+    kms = session.client("kms")
+    for name, key in (state.get("kmsKeys") or {}).items():
+        created = kms.create_key(Policy=json.dumps(key["policy"]), Description=key.get("description", name))
+        kms.create_alias(AliasName=f"alias/{name}", TargetKeyId=created["KeyMetadata"]["KeyId"])
     s3 = session.client("s3")
     for bucket in state.get("buckets") or []:
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if session.region_name != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": session.region_name}
         s3.create_bucket(**kwargs)
+    for bucket, policy in (state.get("bucketPolicies") or {}).items():
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    for bucket, rule in (state.get("bucketEncryption") or {}).items():
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+        )
     secrets = session.client("secretsmanager")
     for name, value in (state.get("secrets") or {}).items():
         secrets.create_secret(Name=name, SecretString=value)
@@ -164,9 +229,10 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             name = role["RoleName"]
             if name in skip_roles:
                 continue
-            trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+            got = iam.get_role(RoleName=name)["Role"]
             attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
-            roles[name] = {"trust": trust, "attached": sorted(attached)}
+            roles[name] = {"trust": got["AssumeRolePolicyDocument"], "attached": sorted(attached)}
+            roles[name].update(_chain_role_keys(iam, name, got))
     policies: dict[str, Any] = {}
     for page in iam.get_paginator("list_policies").paginate(Scope="Local"):
         for policy in page["Policies"]:
@@ -178,9 +244,61 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             policies[policy["PolicyName"]] = {"document": document, "versions": len(versions)}
     buckets = sorted(b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []))
     state: dict[str, Any] = {"roles": roles, "policies": policies, "buckets": buckets}
+    state.update(snapshot_chain(session, buckets))
     secrets = _secrets(session, secret_prefix) if secret_prefix else {}
     if secrets:
         state["secrets"] = secrets
+    return state
+
+
+def _chain_role_keys(iam: Any, name: str, role: dict[str, Any]) -> dict[str, Any]:
+    """A role's inline policies, boundary and MaxSessionDuration, each only when not the default."""
+    keys: dict[str, Any] = {}
+    inline = {
+        policy: iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    }
+    if inline:
+        keys["inline"] = inline
+    boundary = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    if boundary:
+        keys["boundary"] = boundary
+    if role.get("MaxSessionDuration", 3600) != 3600:
+        keys["maxSessionDuration"] = role["MaxSessionDuration"]
+    return keys
+
+
+def snapshot_chain(session: boto3.Session, buckets: list[str]) -> dict[str, Any]:
+    """Bucket policies, default encryption other than SSE-S3, and the customer managed keys they use."""
+    import contextlib
+
+    from botocore.exceptions import ClientError
+
+    s3, kms = session.client("s3"), session.client("kms")
+    aliases = {a["TargetKeyId"]: a["AliasName"] for a in kms.list_aliases().get("Aliases", []) if "TargetKeyId" in a}
+    state: dict[str, Any] = {}
+    for bucket in buckets:
+        with contextlib.suppress(ClientError):  # NoSuchBucketPolicy
+            state.setdefault("bucketPolicies", {})[bucket] = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        try:
+            rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        except ClientError:
+            continue
+        rule = dict((rules[0] if rules else {}).get("ApplyServerSideEncryptionByDefault") or {})
+        if rule.get("SSEAlgorithm", "AES256") == "AES256":
+            continue
+        key_id = rule.get("KMSMasterKeyID")
+        if key_id and not str(key_id).startswith("alias/"):
+            metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+            alias = aliases.get(metadata["KeyId"])
+            if metadata.get("KeyManager") == "CUSTOMER" and alias:
+                rule["KMSMasterKeyID"] = alias
+        state.setdefault("bucketEncryption", {})[bucket] = rule
+    for key_id, alias in sorted(aliases.items(), key=lambda item: item[1]):
+        if alias.startswith("alias/aws/"):
+            continue
+        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        state.setdefault("kmsKeys", {})[alias[len("alias/") :]] = {"policy": policy}
     return state
 
 

@@ -111,6 +111,22 @@ def with_versions(iam: Any, account: str, policy: PolicyState) -> PolicyState:
     return PolicyState(policy.arn, policy.default_version, policy.document, versions, policy.attachment_count)
 
 
+def inline_policies(iam: Any, account: str, role_name: str) -> list[tuple[str, dict[str, Any]]]:
+    """The role's inline policies as (name, document), for the access chain (issue 11)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    with aws_call("iam:ListRolePolicies", account):
+        names = [
+            n
+            for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
+            for n in page["PolicyNames"]
+        ]
+    for name in names:
+        with aws_call("iam:GetRolePolicy", account):
+            document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+        found.append((name, json.loads(document) if isinstance(document, str) else document))
+    return found
+
+
 def trust_policy_size_quota(iam: Any, account: str) -> int:
     """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
     with aws_call("iam:GetAccountSummary", account):
