@@ -158,3 +158,60 @@ def test_deregistering_the_only_statement_leaves_a_policy_that_admits_nobody(reg
     again = onboard(registered_event, report.world, prove=False)
     assert again.result.status == "SUCCEEDED", again.cause_message
     assert [s.get("Sid") for s in trust_of(again.world)["Statement"]] == [NODE_SID]
+
+
+# --- the cheap links of the whole chain (issue 11 item 3): judged before any write ------
+
+
+def _bucket_denies_the_access_role(world: dict[str, Any]) -> dict[str, Any]:
+    world = copy.deepcopy(world)
+    bucket = "atc-demo-transfers"
+    world["accounts"][S3]["buckets"] = sorted({*world["accounts"][S3].get("buckets", []), bucket})
+    world["accounts"][S3]["bucketPolicies"] = {
+        bucket: {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "NoWritesFromTransferRoles",
+                    "Effect": "Deny",
+                    "Principal": {"AWS": ACCESS},
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
+    }
+    return world
+
+
+def test_a_bucket_policy_that_denies_the_role_fails_preflight_naming_the_link(registered_event, sample_world):
+    world = _bucket_denies_the_access_role(sample_world)
+    report = onboard(registered_event, world, prove=False)
+    _refused_before_any_write(
+        report, world, "VerificationFailed", "bucket-policy:atc-demo-transfers", "NoWritesFromTransferRoles", S3
+    )
+
+
+def test_a_grant_in_place_is_not_reported_ready_when_the_bucket_policy_denies(registered_event, sample_world):
+    first = onboard(registered_event, sample_world, prove=False)
+    world = _bucket_denies_the_access_role(first.world)
+    again = onboard(registered_event, world, prove=False)
+    assert again.result.error == "VerificationFailed" and "NoWritesFromTransferRoles" in again.cause_message
+    assert again.calls["writes"] == 0
+    assert not [e for e in again.events if e["detail-type"] == "Cluster S3 Access Ready"]
+    # Nothing half-done and nothing lost: the grant an earlier execution made stays.
+    assert without_secrets(again.world) == without_secrets(world)
+
+
+def test_a_boundary_on_the_node_role_that_forbids_assume_role_fails_preflight(registered_event, sample_world):
+    world = copy.deepcopy(sample_world)
+    world["accounts"][CM]["policies"]["node-boundary"] = {
+        "versions": 1,
+        "document": {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "OnlyS3", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        },
+    }
+    world["accounts"][CM]["roles"]["atc-node"]["boundary"] = f"arn:aws:iam::{CM}:policy/node-boundary"
+    report = onboard(registered_event, world, prove=False)
+    _refused_before_any_write(report, world, "VerificationFailed", "assume:", CM)

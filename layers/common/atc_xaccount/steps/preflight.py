@@ -15,6 +15,7 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
 from atc_xaccount.steps.checks import (
     check_policy_quota,
     check_trust_quota,
@@ -27,7 +28,7 @@ from atc_xaccount.steps.checks import (
 )
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.steps.record import registration_entry
-from atc_xaccount.steps.verify import check_buckets, verification
+from atc_xaccount.steps.verify import check_buckets, raise_on_failed, verification
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
 
 
@@ -46,28 +47,46 @@ def preflight(
     cm, s3 = request.cluster_manager_account_id, request.s3_account_id
     targets = Targets.of(request, ctx.partition)
 
-    def cluster_manager_side() -> tuple[Any, Any, bool]:
+    def cluster_manager_side() -> tuple[Any, Any, bool, dict[str, Any] | None]:
         cm_iam = ctx.sessions.client("iam", cm)
         policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
-        return cm_iam, policy, _node_role_needs_attach(request, cm_iam, policy, targets)
+        node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
+        if node_role is None:
+            raise PrerequisiteMissing("role", request.node_role_name, cm)
+        needs_attach = _node_role_needs_attach(request, cm_iam, policy, targets)
+        return cm_iam, policy, needs_attach, role_inputs(ctx, cm, node_role)
 
-    def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]]]:
+    def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         s3_iam = ctx.sessions.client("iam", s3)
         access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
         if access_role is None:
             raise PrerequisiteMissing("role", request.access_role_name, s3)
         attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
-        if not any(arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower() for arn in attached):
+        access_arn = next(
+            (arn for arn in attached if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()), None
+        )
+        if access_arn is None:
             raise PrerequisiteMissing(
                 f"policy attached to role {request.access_role_name}", request.access_policy_name, s3
             )
-        return s3_iam, access_role, check_buckets(request, ctx, s3_iam, attached)
+        access_policy = None
+        if request.buckets:
+            state = iam_ops.get_policy_state(s3_iam, s3, access_arn)
+            access_policy = state.document if state else None
+        inputs = {
+            "access": role_inputs(
+                ctx, s3, access_role, ((request.access_policy_name, access_policy),) if access_policy else ()
+            ),
+            "buckets": bucket_inputs(ctx, s3, list(request.buckets)),
+        }
+        return s3_iam, access_role, check_buckets(request, ctx, access_policy), inputs
 
     # The three sides do not depend on each other: their round trips overlap.
     sizing, cm_side, s3_result = _concurrently(lambda: _sizing(request, ctx), cluster_manager_side, s3_side)
     external_id, secret_changes, secret_arn, stored_id = sizing
-    cm_iam, policy, attach_needed = cm_side
-    s3_iam, access_role, bucket_checks = s3_result
+    cm_iam, policy, attach_needed, node_inputs = cm_side
+    s3_iam, access_role, bucket_checks, chain_inputs = s3_result
+    chain_inputs["node"] = node_inputs
     replacing = stored_id is not None and secret_changes
     if not all(c["ok"] for c in bucket_checks):
         # The access policy is the S3 account's, not ours to widen: refuse before any write.
@@ -142,6 +161,7 @@ def preflight(
         "locked": False,
         "locks": {"keys": [], "owner": owner},
         "bucketChecks": bucket_checks,
+        "chainInputs": chain_inputs,
         "assumePolicySize": policy_size,
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
@@ -156,12 +176,13 @@ def preflight(
     # The documents as they will be once the changes are made (as they are, when none are
     # needed), evaluated exactly as Verify evaluates what IAM accepted: access that a
     # foreign Deny would neutralize fails here, before any write, naming the Deny.
-    verified = verification(
-        request, ctx, targets, desired_policy, True, merged_trust, external_id, secret_arn, bucket_checks
+    chain = chain_checks(
+        request, ctx, chain_inputs, assume_policy=desired_policy, trust=merged_trust, external_id=external_id
     )
-    failed = [c for c in verified["checks"] if not c["ok"]]
-    if failed:
-        raise VerificationFailed(s3 if any("trust" in c["check"] for c in failed) else cm, failed)
+    verified = verification(
+        request, ctx, targets, desired_policy, True, merged_trust, external_id, secret_arn, [*bucket_checks, *chain]
+    )
+    raise_on_failed(request, verified["checks"])
     if not needed:
         result["verified"] = verified
         result["upToDate"] = True
@@ -197,14 +218,12 @@ def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
 
 
 def _node_role_needs_attach(request: ClusterRequest, cm_iam: Any, policy: Any, targets: Targets) -> bool:
-    """Whether the assume policy must still be attached; proves the node role exists either way.
+    """Whether the assume policy must still be attached (the caller proved the role exists).
 
-    A policy that does not exist is attached nowhere, so only the role's existence is read.
+    A policy that does not exist is attached nowhere.
     """
     cm = request.cluster_manager_account_id
     if policy is None:
-        if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
-            raise PrerequisiteMissing("role", request.node_role_name, cm)
         return True
     try:
         return targets.assume_policy_arn not in iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)

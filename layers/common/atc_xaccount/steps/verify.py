@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops
+from atc_xaccount import external_ids
 from atc_xaccount.errors import VerificationFailed
 from atc_xaccount.evaluate import evaluate_identity, evaluate_trust
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint, reveal
+from atc_xaccount.steps.access_chain import chain_checks
 from atc_xaccount.steps.context import StepContext, Targets
 
 BUCKET_ACTIONS = ("s3:ListBucket", "s3:GetBucketLocation")
@@ -41,24 +42,39 @@ def verify(
     if fingerprint(external_id) != fp:
         detail = "the cluster's secret holds another external ID than the one the trust step granted"
         raise VerificationFailed(request.s3_account_id, [check("the granted external ID is stored", False, detail)])
+    accepted_trust = reveal(trust["after"], external_id)
+    chain = chain_checks(
+        request,
+        ctx,
+        preflight_result.get("chainInputs") or {},
+        assume_policy=policy_document,
+        trust=accepted_trust,
+        external_id=external_id,
+    )
     result = verification(
         request,
         ctx,
         targets,
         policy_document,
         attached,
-        reveal(trust["after"], external_id),
+        accepted_trust,
         external_id,
         secret_arn,
-        preflight_result.get("bucketChecks") or [],
+        [*(preflight_result.get("bucketChecks") or []), *chain],
     )
-    failed = [c for c in result["checks"] if not c["ok"]]
-    if failed:
-        raise VerificationFailed(
-            request.s3_account_id if any("trust" in c["check"] for c in failed) else request.cluster_manager_account_id,
-            failed,
-        )
+    raise_on_failed(request, result["checks"])
     return result
+
+
+def raise_on_failed(request: ClusterRequest, checks: list[dict[str, Any]]) -> None:
+    """VerificationFailed naming the account of the first failed link (cluster manager or S3)."""
+    failed = [c for c in checks if not c["ok"]]
+    if not failed:
+        return
+    cluster_manager_side = ("assume policy ", "assume: ", f"{request.assume_policy_name} attached")
+    first = str(failed[0]["check"])
+    account = request.cluster_manager_account_id if first.startswith(cluster_manager_side) else request.s3_account_id
+    raise VerificationFailed(account, failed)
 
 
 def verification(
@@ -101,18 +117,10 @@ def verification(
 
 
 def check_buckets(
-    request: ClusterRequest, ctx: StepContext, s3_iam: Any, access_attached: list[str]
+    request: ClusterRequest, ctx: StepContext, access_policy: dict[str, Any] | None
 ) -> list[dict[str, Any]]:
     """Does the access role's access policy cover each bucket the event names?"""
-    if not request.buckets:
-        return []
-    s3 = request.s3_account_id
-    access_arn = next(
-        (arn for arn in access_attached if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()),
-        None,
-    )
-    state = iam_ops.get_policy_state(s3_iam, s3, access_arn) if access_arn else None
-    docs = [state.document] if state else []
+    docs = [access_policy] if access_policy else []
     checks = []
     for bucket in request.buckets:
         bucket_arn = f"arn:{ctx.partition}:s3:::{bucket}"

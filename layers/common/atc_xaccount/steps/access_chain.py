@@ -1,0 +1,125 @@
+"""The links of the access chain that onboarding can read cheaply, for Preflight and Verify.
+
+Our three changes can all be in place and the access key still fail: a bucket policy
+that denies the role, a customer managed KMS key it may not use, a permissions boundary
+on either role. Preflight reads what those links need (the event's buckets' policy and
+default encryption, the two roles' boundaries) and both Preflight (on the documents it
+is about to write) and Verify (on the documents IAM accepted) judge them with the same
+`evaluate_chain` the doctor uses. A `broken` link fails the onboarding before any write;
+an `undecidable` one (a condition on request context nobody can know here) is reported,
+never called ok, and does not fail it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from atc_xaccount import iam_ops
+from atc_xaccount.chain import BROKEN, BucketDocs, ChainDocuments, KeyDocs, RoleDocs, evaluate_chain
+from atc_xaccount.chain_reads import read_buckets
+from atc_xaccount.evaluate import UNDECIDABLE
+from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps.context import StepContext, Targets
+
+#: Links of our own three changes: the existing checks name them already.
+_OWN_LINKS = frozenset({"assume", "trust"})
+
+
+def role_inputs(
+    ctx: StepContext, account: str, role: dict[str, Any] | None, policies: tuple[tuple[str, Any], ...] = ()
+) -> dict[str, Any] | None:
+    """A role's part of the inputs (plain JSON: it travels from Preflight to Verify).
+
+    `role` is its GetRole answer; a boundary costs GetPolicy + GetPolicyVersion.
+    """
+    if role is None:
+        return None
+    boundary = None
+    boundary_arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    unreadable: dict[str, str] = {}
+    if boundary_arn:
+        state = iam_ops.get_policy_state(ctx.sessions.client("iam", account), account, boundary_arn)
+        if state is None:
+            unreadable[boundary_arn] = "NoSuchEntity"
+        else:
+            boundary = [boundary_arn, state.document]
+    return {
+        "uniqueId": role.get("RoleId"),
+        "maxSessionDuration": role.get("MaxSessionDuration"),
+        "boundary": boundary,
+        "policies": [list(p) for p in policies],
+        "unreadable": unreadable,
+    }
+
+
+def bucket_inputs(ctx: StepContext, account: str, buckets: list[str]) -> list[dict[str, Any]]:
+    """Each bucket's policy and default encryption: 2 calls, 2 more for a customer managed key."""
+    return [dataclasses.asdict(b) for b in read_buckets(ctx.sessions, account, buckets)]
+
+
+def _role_docs(arn: str, data: dict[str, Any] | None, *, trust: dict[str, Any] | None = None, extra: Any = ()) -> Any:
+    if data is None:
+        return None
+    boundary = data.get("boundary")
+    return RoleDocs(
+        arn=arn,
+        unique_id=data.get("uniqueId"),
+        trust=trust,
+        policies=tuple((name, doc) for name, doc in [*extra, *data.get("policies", [])]),
+        boundary=(boundary[0], boundary[1]) if boundary else None,
+        max_session_duration=data.get("maxSessionDuration"),
+        unreadable=dict(data.get("unreadable") or {}),
+    )
+
+
+def _bucket(data: dict[str, Any]) -> BucketDocs:
+    key = data.get("key")
+    return BucketDocs(
+        name=data["name"],
+        policy=data.get("policy"),
+        encryption=data.get("encryption"),
+        key=KeyDocs(**key) if key else None,
+        unreadable=dict(data.get("unreadable") or {}),
+    )
+
+
+def chain_checks(
+    request: ClusterRequest,
+    ctx: StepContext,
+    inputs: dict[str, Any],
+    *,
+    assume_policy: dict[str, Any] | None,
+    trust: dict[str, Any],
+    external_id: str,
+) -> list[dict[str, Any]]:
+    """The cheap links judged on these documents, as checks (`ok` false only when broken)."""
+    targets = Targets.of(request, ctx.partition)
+    assume = ((request.assume_policy_name, assume_policy),) if assume_policy else ()
+    docs = ChainDocuments(
+        targets.node_role_arn,
+        targets.access_role_arn,
+        node=_role_docs(targets.node_role_arn, inputs.get("node"), extra=assume),
+        access=_role_docs(targets.access_role_arn, inputs.get("access"), trust=trust),
+        buckets=tuple(_bucket(b) for b in inputs.get("buckets") or []),
+        access_policy_name=request.access_policy_name,
+        assume_policy_name=request.assume_policy_name,
+    )
+    report = evaluate_chain(docs, external_id, region=ctx.sessions.region)
+    checks = []
+    for link in report.links:
+        if link.name in _OWN_LINKS and link.verdict != BROKEN:
+            continue
+        detail = link.detail if link.verdict != BROKEN else f"{link.detail} — fix: {link.fix}"
+        if link.verdict == UNDECIDABLE:
+            detail = f"undecidable here: {link.detail}"
+        decided = f" (decided by {', '.join(link.statements)})" if link.statements else ""
+        checks.append(
+            {
+                "check": f"{link.name}: {link.claim}",
+                "ok": link.verdict != BROKEN,
+                "verdict": link.verdict,
+                "detail": detail + decided,
+            }
+        )
+    return checks
