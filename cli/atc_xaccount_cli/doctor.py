@@ -47,7 +47,7 @@ class DoctorOptions:
 
 def cluster_request(ctx: StepContext, cluster_id: str, event: dict[str, Any] | None) -> tuple[ClusterRequest, bool]:
     """(the request, whether the cluster is registered): from the event when given, else the registry."""
-    from atc_xaccount.steps.onboard import validate
+    from atc_xaccount.steps.validate import validate
 
     if event is not None:
         request = ClusterRequest.from_dict(validate(event, ctx.defaults)["request"])
