@@ -1,4 +1,4 @@
-"""The three-valued judgements the chain is built on (evaluate.py's judge_* functions)."""
+"""The three-valued judgements the chain is built on (judge.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from atc_xaccount.evaluate import (
+from atc_xaccount.judge import (
     ALLOWED,
     DENIED,
     IMPLICIT,
