@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import aws_call, error_code, translate
+from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
 
 AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
@@ -193,14 +193,93 @@ def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list
 
 
 def registered(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every cluster whose access is meant to exist (state READY)."""
+    """Every cluster whose access is meant to exist (state READY), and every cluster a failed
+    compensation left changes for (`leftBehind`): the audit reports both."""
     items: list[dict[str, Any]] = []
     with aws_call("dynamodb:Scan", AUTOMATION_ACCOUNT):
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=table,
-            FilterExpression="#s = :ready",
+            FilterExpression="#s = :ready OR attribute_exists(leftBehind)",
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues={":ready": {"S": READY}},
         ):
             items.extend(_from_ddb(i) for i in page["Items"])
     return sorted(items, key=lambda i: i["clusterId"])
+
+
+#: What a failed compensation left in the accounts (a list of `CompensationIncomplete.left`).
+LEFT_BEHIND = "leftBehind"
+_REQUEST_FIELDS = (
+    "clusterManagerAccountId",
+    "s3AccountId",
+    "nodeRoleName",
+    "accessRoleName",
+    "assumePolicyName",
+    "accessPolicyName",
+)
+
+
+def record_left_behind(
+    dynamodb: Any,
+    table: str,
+    request: Any,
+    execution: str | None,
+    error: str | None,
+    left: list[dict[str, Any]],
+) -> None:
+    """Keep what a failed compensation left on the cluster's record, for the audit and a human.
+
+    A cluster never registered gets a FAILED record holding only its names; a registered
+    one keeps its state (its earlier access is still meant to exist).
+    """
+    given = request.to_dict()
+    names = {"#l": LEFT_BEHIND, "#s": "state", "#e": "leftByExecution", "#r": "lastError", "#u": "updatedAt"}
+    values: dict[str, Any] = {
+        ":l": _types()[0].serialize(left),
+        ":failed": {"S": FAILED},
+        ":e": {"S": execution or ""},
+        ":r": {"S": (error or "")[:1000]},
+        ":u": {"S": now()},
+    }
+    sets = ["#l = :l", "#s = if_not_exists(#s, :failed)", "#e = :e", "#r = :r", "#u = :u"]
+    for i, field in enumerate(_REQUEST_FIELDS):
+        if given.get(field):
+            names[f"#q{i}"] = field
+            values[f":q{i}"] = {"S": str(given[field])}
+            sets.append(f"#q{i} = if_not_exists(#q{i}, :q{i})")
+    retried(
+        "dynamodb:UpdateItem",
+        AUTOMATION_ACCOUNT,
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key={"clusterId": {"S": given["clusterId"]}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        ),
+    )
+
+
+def external_id_users(
+    dynamodb: Any,
+    table: str,
+    cluster_manager_account: str,
+    *,
+    node_role_arn: str,
+    access_role_arn: str,
+    external_id_fingerprint: str,
+    excluding: str,
+) -> list[str]:
+    """Other READY clusters whose grant (same node role, same access role) is this external ID.
+
+    Several clusters may share one ID; it is withdrawn only when none of them uses it.
+    """
+    return sorted(
+        entry["clusterId"]
+        for entry in clusters_of_cluster_manager(dynamodb, table, cluster_manager_account)
+        if entry["clusterId"] != excluding
+        and entry.get("state") == READY
+        and entry.get("nodeRoleArn") == node_role_arn
+        and entry.get("accessRoleArn") == access_role_arn
+        and entry.get("externalIdFingerprint") == external_id_fingerprint
+    )

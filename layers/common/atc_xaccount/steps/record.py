@@ -44,6 +44,7 @@ def record(
     external_id_fingerprint: str,
     held: list[str] | None = None,
     hashes: dict[str, str] | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register the cluster as READY and release its locks, in one DynamoDB transaction.
 
@@ -60,5 +61,21 @@ def record(
         execution or "",
         hashes=hashes,
         also=[registry.update_item(ctx.registry_table, entry)],
+        provenance=_provenance(request, ctx, changes),
     )
     return {**entry, "action": "recorded", "released": released["released"]}
+
+
+def _provenance(
+    request: ClusterRequest, ctx: StepContext, changes: dict[str, Any] | None
+) -> dict[str, dict[str, bool]]:
+    """What the assume policy was before this onboarding, for the policy's lock item."""
+    manager = (changes or {}).get("clusterManager") or {}
+    facts = locks.provenance_of(
+        manager.get("assumePolicy"),
+        manager.get("attach"),
+        request.node_role_name,
+        Targets.of(request, ctx.partition).access_role_arn,
+    )
+    key = locks.policy_lock_key(request.cluster_manager_account_id, request.assume_policy_name)
+    return {key: facts} if facts else {}
