@@ -221,9 +221,10 @@ def left_from_cause(cause: str | None) -> list[dict[str, Any]]:
     """
     if not cause:
         return []
+    decoder = json.JSONDecoder()
     message = cause
     try:
-        payload = json.loads(cause)
+        payload = decoder.raw_decode(cause)[0]  # the payload may be followed by more text
     except ValueError:
         payload = None
     if isinstance(payload, dict):
@@ -232,7 +233,7 @@ def left_from_cause(cause: str | None) -> list[dict[str, Any]]:
     if not found:
         return []
     try:
-        left = json.loads(rest)
+        left = decoder.raw_decode(rest)[0]
     except ValueError:
         return []
     return [item for item in left if isinstance(item, dict)] if isinstance(left, list) else []

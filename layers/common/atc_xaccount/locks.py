@@ -118,24 +118,9 @@ def _first_holder(dynamodb: Any, table: str, keys: list[str], owner: str) -> tup
 
 
 def release_items(
-    table: str,
-    keys: list[str],
-    owner: str,
-    hashes: dict[str, str] | None = None,
-    provenance: dict[str, dict[str, bool]] | None = None,
+    table: str, keys: list[str], owner: str, hashes: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """Transaction items that release `owner`'s locks and record what each holder left.
-
-    `provenance` (by lock key) adds what the resource was before atc-xaccount first
-    changed it, kept only if no earlier onboarding recorded it already.
-    """
-    return [
-        _remember(item, (provenance or {}).get(item["Update"]["Key"]["lockKey"]["S"], {}))
-        for item in _release_items(table, keys, owner, hashes)
-    ]
-
-
-def _release_items(table: str, keys: list[str], owner: str, hashes: dict[str, str] | None) -> list[dict[str, Any]]:
+    """Transaction items that release `owner`'s locks and record what each holder left."""
     return [
         {
             "Update": {
@@ -159,14 +144,13 @@ def release(
     *,
     hashes: dict[str, str] | None = None,
     also: list[dict[str, Any]] | None = None,
-    provenance: dict[str, dict[str, bool]] | None = None,
 ) -> dict[str, Any]:
     """Drop the locks this owner holds, in one transaction with `also` (e.g. the registry write).
 
     Without `hashes` a lock records UNKNOWN: the next execution reads the document again.
     A lock taken over after lease expiry is left alone; `also` is then written on its own.
     """
-    items = release_items(table, keys, owner, hashes, provenance)
+    items = release_items(table, keys, owner, hashes)
     if not items and not also:
         return {"released": [], "owner": owner}
     try:
@@ -189,80 +173,3 @@ def release(
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise translate(exc, "dynamodb:UpdateItem", AUTOMATION_ACCOUNT) from exc
     return {"released": released, "owner": owner}
-
-
-# --- provenance of the assume policy (issue 9 item 4) -----------------------------------
-#
-# The policy's lock item is the one record per (account, policy) that every cluster
-# sharing the policy goes through, under the lock: it keeps what the policy was before
-# atc-xaccount first touched it, so the last deregistration puts back exactly that.
-# Written with `if_not_exists` when a Record releases the lock (only a committed
-# onboarding: a failed one never records), forgotten when the last user deregisters.
-
-#: The policy did not exist: atc-xaccount created it (it may delete it again).
-CREATED_BY_US = "createdByUs"
-
-
-def attached_before(node_role_name: str) -> str:
-    """Was the policy attached to that node role before atc-xaccount attached it?"""
-    return f"attachedBefore#{node_role_name.lower()}"
-
-
-def resource_before(access_role_arn: str) -> str:
-    """Did the policy already allow that access role before atc-xaccount added it?"""
-    return f"resourceBefore#{access_role_arn}"
-
-
-def provenance_of(
-    policy_change: dict[str, Any] | None,
-    attach_change: dict[str, Any] | None,
-    node_role_name: str,
-    access_role_arn: str,
-) -> dict[str, bool]:
-    """What an onboarding's change records say the policy was before it (empty: unknown)."""
-    if not policy_change or not attach_change:
-        return {}
-    return {
-        CREATED_BY_US: policy_change.get("action") == "created",
-        attached_before(node_role_name): bool(attach_change.get("before")),
-        resource_before(access_role_arn): policy_change.get("action") == "unchanged",
-    }
-
-
-def _remember(item: dict[str, Any], provenance: dict[str, bool]) -> dict[str, Any]:
-    """Add `SET attr = if_not_exists(attr, value)` for each fact to a lock item's update."""
-    update = item["Update"]
-    sets = []
-    for i, (attr, value) in enumerate(sorted(provenance.items())):
-        update["ExpressionAttributeNames"][f"#p{i}"] = attr
-        update["ExpressionAttributeValues"][f":p{i}"] = {"BOOL": value}
-        sets.append(f"#p{i} = if_not_exists(#p{i}, :p{i})")
-    if sets:
-        update["UpdateExpression"] = update["UpdateExpression"].replace("SET ", "SET " + ", ".join(sets) + ", ", 1)
-    return item
-
-
-def read_provenance(dynamodb: Any, table: str, key: str) -> dict[str, bool]:
-    """The provenance facts kept on a lock item (empty for a policy touched before they were kept)."""
-    with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
-        item = dynamodb.get_item(TableName=table, Key={"lockKey": {"S": key}}, ConsistentRead=True).get("Item") or {}
-    return {
-        name: bool(value["BOOL"])
-        for name, value in item.items()
-        if "BOOL" in value and (name == CREATED_BY_US or name.startswith(("attachedBefore#", "resourceBefore#")))
-    }
-
-
-def forget_provenance(dynamodb: Any, table: str, key: str, attrs: list[str]) -> None:
-    """Drop facts that no longer hold (the last user is gone); the caller holds the lock."""
-    if not attrs:
-        return
-    names = {f"#p{i}": attr for i, attr in enumerate(attrs)}
-    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
-        dynamodb.update_item(
-            TableName=table,
-            Key={"lockKey": {"S": key}},
-            UpdateExpression="REMOVE " + ", ".join(names),
-            ConditionExpression="attribute_exists(lockKey)",
-            ExpressionAttributeNames=names,
-        )

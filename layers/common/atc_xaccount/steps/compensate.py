@@ -63,7 +63,12 @@ def compensate(
         change = flat.get(name)
         if change and change.get("applied", True) and change.get("action") not in (None, "unchanged"):
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
-    undone.extend(_undo_secret(request, ctx, flat, external_id_record, preflight))
+    if any(entry["change"] == "trust" and entry["result"] == "failed" for entry in undone):
+        # The grant left in place uses the ID: its secret is the only copy, so it stays too.
+        kept = {"message": "kept: the trust grant left in place uses this external ID"}
+        undone.append({"change": "externalId", "result": "failed", "error": kept})
+    else:
+        undone.extend(_undo_secret(request, ctx, flat, external_id_record, preflight))
     left = [_left(entry, flat.get(entry["change"]) or {}) for entry in undone if entry["result"] == "failed"]
     if left:
         _record_left_behind(request, ctx, execution, error, left)
@@ -110,7 +115,7 @@ def _left(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
         "assumePolicy": f"{change.get('policyArn')} keeps this execution's {change.get('action')} change "
         f"(version {change.get('afterVersion')}, before: {change.get('beforeVersion')})",
         "retiredVersion": f"version {change.get('versionId')} of {change.get('policyArn')} was deleted and is not back",
-        "externalId": "the cluster's external ID secret keeps this execution's value",
+        "externalId": "the cluster's external ID secret stays (the grant left in place uses it)",
     }.get(name, name)
     left = {"change": name, "what": what, **where, "error": error}
     retired = change.get("retiredVersion") if name == "assumePolicy" else change if name == "retiredVersion" else None

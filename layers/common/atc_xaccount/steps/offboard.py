@@ -3,6 +3,8 @@
 What belongs to the cluster comes from the registry: its external ID (by secret and
 fingerprint) in the node role's grant, and the access role ARN in the assume policy
 unless another registered cluster of the same cluster manager account still needs it.
+A cluster re-registered against other accounts (or names) is revoked in every placement
+the registry kept for it (`registry.PLACEMENTS`), under the locks of all of them.
 Everything this project does not own stays as it is.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, locks, registry
+from atc_xaccount import external_ids, iam_ops, registry
 from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
 from atc_xaccount.errors import RegistrationMismatch
 from atc_xaccount.model import ClusterRequest
@@ -36,7 +38,16 @@ def load_registration(request: ClusterRequest, ctx: StepContext) -> dict[str, An
     registered = ClusterRequest.from_dict(
         {**request.to_dict(), **{k: entry[k] for k in NAME_FIELDS if k in entry}, "externalId": None}
     )
-    return {"request": registered.to_dict(), "nothingToDo": False, "registeredState": entry.get("state")}
+    former = [
+        ClusterRequest.from_dict({**registered.to_dict(), **place}).to_dict()
+        for place in registry.former_placements(entry)
+    ]
+    return {
+        "request": registered.to_dict(),
+        "nothingToDo": False,
+        "registeredState": entry.get("state"),
+        "formerPlacements": former,
+    }
 
 
 def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
@@ -95,7 +106,7 @@ def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
 def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     """Remove the access role from the assume policy unless another cluster needs it.
 
-    The policy's lock item says what it was before atc-xaccount (`locks.provenance_of`):
+    The policy's lock item says what it was before atc-xaccount (`registry.provenance_of`):
     an access role it already allowed stays; an attachment it already had stays, one we
     made goes with the last cluster of that node role; the policy is deleted only when we
     created it and nothing is left in it. A policy from before provenance was kept is
@@ -111,10 +122,10 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
-    dynamodb, key = ctx.sessions.local_client("dynamodb"), locks.policy_lock_key(cm, request.assume_policy_name)
-    known = locks.read_provenance(dynamodb, ctx.locks_table, key)
-    created = known.get(locks.CREATED_BY_US)
-    was_attached = known.get(locks.attached_before(request.node_role_name))
+    dynamodb, key = ctx.sessions.local_client("dynamodb"), registry.provenance_key(cm, request.assume_policy_name)
+    known = registry.read_provenance(dynamodb, ctx.registry_table, key)
+    created = known.get(registry.CREATED_BY_US)
+    was_attached = known.get(registry.attached_before(request.node_role_name))
     record, delete = _remove_resource(request, ctx, iam, current, known, created)
     node_users = [o["clusterId"] for o in others if o.get("nodeRoleArn") == targets.node_role_arn]
     detach = not node_users and (was_attached is False or (was_attached is None and delete))
@@ -124,9 +135,9 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             iam, cm, role_name=request.node_role_name, policy_arn=targets.assume_policy_arn, dry_run=ctx.dry_run
         )
         record = {**record, "detached": detached["action"] == "detached"}
-    forget = [locks.resource_before(targets.access_role_arn)]
+    forget = [registry.resource_before(targets.access_role_arn)]
     if not node_users:
-        forget.append(locks.attached_before(request.node_role_name))
+        forget.append(registry.attached_before(request.node_role_name))
     if delete:
         still_attached = current.attachment_count - (1 if detached and detached["action"] == "detached" else 0)
         if still_attached > 0:
@@ -137,8 +148,11 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             )
             record = {**deleted, "detached": bool(detached and detached["action"] == "detached")}
             forget = sorted(known)
-    if not ctx.dry_run:
-        locks.forget_provenance(dynamodb, ctx.locks_table, key, [a for a in forget if a in known])
+    if not ctx.dry_run and known:
+        everything = set(forget) >= set(known)
+        registry.forget_provenance(
+            dynamodb, ctx.registry_table, key, [a for a in forget if a in known], everything=everything
+        )
     return record
 
 
@@ -154,7 +168,7 @@ def _remove_resource(
     cm = request.cluster_manager_account_id
     targets = Targets.of(request, ctx.partition)
     unchanged = {"action": "unchanged", "applied": not ctx.dry_run}
-    if known.get(locks.resource_before(targets.access_role_arn)):
+    if known.get(registry.resource_before(targets.access_role_arn)):
         return {**unchanged, "reason": "the policy allowed the access role before atc-xaccount"}, False
     desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)
     if not changed:
