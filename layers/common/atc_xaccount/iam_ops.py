@@ -8,6 +8,7 @@ ensure returns a change record with `before` and `after`, for compensation and a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -477,12 +478,7 @@ def ensure_policy_version_document(
         return "skipped: the policy no longer exists"
     present = 0
     for version_id in versions:
-        held = retried(
-            "iam:GetPolicyVersion",
-            account,
-            lambda v=version_id: iam.get_policy_version(PolicyArn=arn, VersionId=v)["PolicyVersion"]["Document"],
-            throttling=patient,
-        )
+        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id), throttling=patient)
         present += same_document(json.loads(held) if isinstance(held, str) else held, document)
     if present >= copies:
         return "already present"
@@ -495,6 +491,10 @@ def ensure_policy_version_document(
         throttling=patient,
     )
     return "restored"
+
+
+def _version_reader(iam: Any, arn: str, version_id: str) -> Callable[[], Any]:
+    return lambda: iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
 
 
 def _policy_versions_raw(iam: Any, arn: str) -> list[str] | None:

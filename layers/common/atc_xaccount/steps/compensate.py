@@ -107,8 +107,8 @@ def _left(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """What one failed undo left, in words and with what a human (or a retry) needs to finish it."""
     name = entry["change"]
     error = (entry.get("error") or {}).get("message", "")
-    where = {k: change[k] for k in ("account", "roleName", "policyArn") if k in change}
-    what = {
+    where: dict[str, Any] = {k: change[k] for k in ("account", "roleName", "policyArn") if k in change}
+    descriptions: dict[str, str] = {
         "trust": f"the trust policy of {change.get('roleName')} in {change.get('account')} "
         "keeps this execution's grant",
         "attach": f"{change.get('policyArn')} stays attached to {change.get('roleName')}",
@@ -116,8 +116,9 @@ def _left(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
         f"(version {change.get('afterVersion')}, before: {change.get('beforeVersion')})",
         "retiredVersion": f"version {change.get('versionId')} of {change.get('policyArn')} was deleted and is not back",
         "externalId": "the cluster's external ID secret stays (the grant left in place uses it)",
-    }.get(name, name)
-    left = {"change": name, "what": what, **where, "error": error}
+    }
+    what = descriptions.get(name, name)
+    left: dict[str, Any] = {"change": name, "what": what, **where, "error": error}
     retired = change.get("retiredVersion") if name == "assumePolicy" else change if name == "retiredVersion" else None
     if retired:
         left["retiredVersion"] = {k: retired[k] for k in ("versionId", "document", "copies") if k in retired}
