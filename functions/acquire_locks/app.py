@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 
+from atc_xaccount.model import ClusterRequest
 from atc_xaccount.observability import Tracer
 from atc_xaccount.runtime import step_input
 from atc_xaccount.steps.locking import acquire_locks
@@ -23,4 +24,5 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    return acquire_locks(request, ctx, owner=event["execution"])
+    also = [ClusterRequest.from_dict(p) for p in event.get("placements") or []]
+    return acquire_locks(request, ctx, owner=event["execution"], also=also)

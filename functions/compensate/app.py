@@ -32,6 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event.get("execution"),
         event.get("error"),
         event.get("preflight"),
+        event.get("cause"),
     )
     metrics.add_metric(name="ExecutionCompensated", unit=MetricUnit.Count, value=1)
     return result

@@ -27,6 +27,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     preflight = event.get("preflight") or {}
     held = sorted({*(event.get("locks") or {}).get("keys", []), *(preflight.get("locks") or {}).get("keys", [])})
     hashes = left_hashes(preflight.get("seen"), event.get("changes"))
-    result = record(request, ctx, event.get("execution"), event.get("externalIdFingerprint"), held, hashes)
+    result = record(
+        request, ctx, event.get("execution"), event.get("externalIdFingerprint"), held, hashes, event.get("changes")
+    )
     metrics.add_metric(name="ClusterOnboarded", unit=MetricUnit.Count, value=1)
     return result

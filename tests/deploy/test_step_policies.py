@@ -76,6 +76,7 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("secretsmanager:CreateSecret", SECRETS),
         grant("secretsmanager:PutSecretValue", SECRETS),
         grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
+        grant("dynamodb:Query", REGISTRY_INDEX),  # registry.external_id_users (a shared ID stays)
     },
     # Evaluation of the documents the write steps left, for the external ID in the
     # cluster's secret (external_ids.require_external_id): no IAM call.
@@ -89,11 +90,12 @@ EXPECTED: dict[str, set[Grant]] = {
     "ReleaseLocksFunction": {grant("dynamodb:UpdateItem", LOCKS)},
     # registry.update_item and the lock release, in one transaction (or one by one).
     "RecordFunction": {grant("dynamodb:UpdateItem", REGISTRY), grant("dynamodb:UpdateItem", LOCKS)},
-    # Undo in the target accounts; delete a secret this execution created. The registry is
-    # left alone (steps/compensate.py).
+    # Undo in the target accounts; delete a secret this execution created; what it cannot
+    # undo goes on the cluster's record (registry.record_left_behind).
     "CompensateFunction": {
         ASSUME,
         READ_SECRET,
+        grant("dynamodb:UpdateItem", REGISTRY),
         grant("secretsmanager:DeleteSecret", SECRETS),
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),  # external_ids.restore_previous
     },
@@ -105,7 +107,14 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("dynamodb:GetItem", REGISTRY),
         grant("dynamodb:Query", REGISTRY_INDEX),
     },
-    "RevokePolicyFunction": {ASSUME, grant("dynamodb:Query", REGISTRY_INDEX)},
+    # registry.clusters_of_cluster_manager; registry.read_provenance / forget_provenance.
+    "RevokePolicyFunction": {
+        ASSUME,
+        grant("dynamodb:Query", REGISTRY_INDEX),
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
+        grant("dynamodb:DeleteItem", REGISTRY),
+    },
     # external_ids.delete_external_id (read, delete); registry.set_state (UpdateItem).
     "ForgetFunction": {
         READ_SECRET,
@@ -114,7 +123,8 @@ EXPECTED: dict[str, set[Grant]] = {
     },
     # registry.registered: Scan with a filter on state.
     "ListRegisteredFunction": {grant("dynamodb:Scan", REGISTRY)},
-    "AuditClusterFunction": {ASSUME, READ_SECRET},
+    # registry.get: what a failed compensation left (LeftByFailedCompensation).
+    "AuditClusterFunction": {ASSUME, READ_SECRET, grant("dynamodb:GetItem", REGISTRY)},
     # steps/bulk.prepare: GetObject on the upload, PutObject of <upload>.items.json only.
     "PrepareBulkFunction": {grant("s3:GetObject", BULK_UPLOADS), grant("s3:PutObject", BULK_ITEMS)},
     # steps/bulk.report: PutObject of reports/<execution>.json.

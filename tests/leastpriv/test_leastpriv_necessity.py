@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from atc_xaccount.errors import left_from_cause
 from atc_xaccount_cli.local import authz
 from atc_xaccount_cli.local.faults import FaultPlan
 from tests.leastpriv.conftest import (
@@ -221,9 +222,11 @@ def test_without_the_permission_the_workflow_fails(lab: Lab, sid, action, scenar
     assert result.status == "FAILED"
     if scenario == "rollback":
         # Only the rollback needs it: the onboarding fails (MergeTrust) either way, and the
-        # rollback then cannot restore the policy, leaving the new version in force.
-        assumed = next(u for u in lab.compensation(result)["undone"] if u["change"] == "assumePolicy")
-        assert assumed["result"] == "failed" and denied in assumed["error"]["message"]
+        # rollback then cannot restore the policy, leaving the new version in force: the
+        # execution fails CompensationIncomplete, naming it.
+        assert result.error == "CompensationIncomplete", result.cause
+        [assumed] = [item for item in left_from_cause(result.cause) if item["change"] == "assumePolicy"]
+        assert denied in assumed["error"]
         default = [v["VersionId"] for v in _assume_policy_versions(lab, case) if v["IsDefaultVersion"]]
         assert default == ["v2"]
     else:

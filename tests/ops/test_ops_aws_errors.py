@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from atc_xaccount import iam_ops
-from atc_xaccount.aws_errors import aws_call, translate
+from atc_xaccount.aws_errors import RETRY_ATTEMPTS, RETRY_BASE_ENV, aws_call, translate
 from atc_xaccount.errors import (
     AwsOperationFailed,
     IamConcurrentModification,
@@ -61,15 +61,19 @@ CASES = [
 
 
 @pytest.mark.parametrize(("code", "message", "expected", "attrs"), CASES)
-def test_trust_write_failure_becomes_the_named_error(iam, code, message, expected, attrs):
+def test_trust_write_failure_becomes_the_named_error(iam, monkeypatch, code, message, expected, attrs):
+    monkeypatch.setenv(RETRY_BASE_ENV, "0")
+    # "Invalid principal" is IAM's eventual consistency: retried in the step before it is raised.
+    answers = RETRY_ATTEMPTS if expected is IamPropagationDelay else 1
     after = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
     with Stubber(iam) as stub:
-        stub.add_client_error(
-            "update_assume_role_policy", service_error_code=code, service_message=message, http_status_code=400
-        )
+        for _ in range(answers):
+            stub.add_client_error(
+                "update_assume_role_policy", service_error_code=code, service_message=message, http_status_code=400
+            )
         with pytest.raises(expected) as info:
             iam_ops.write_trust_policy(iam, S3, role_name="atc-s3-access-keys", before=TRUST, after=after)
 

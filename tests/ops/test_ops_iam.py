@@ -111,7 +111,7 @@ def test_with_five_versions_the_oldest_non_default_is_retired_first(default, ret
 
     assert calls.writes == ["DeletePolicyVersion", "CreatePolicyVersion"]
     assert calls.params_of("DeletePolicyVersion")[0]["VersionId"] == retired
-    assert record["retiredVersion"] == {"versionId": retired, "document": docs[retired]}
+    assert record["retiredVersion"] == {"versionId": retired, "document": docs[retired], "copies": 1}
     assert (record["before"], record["after"]) == (docs[default], desired)
     remaining = versions(iam)
     assert len(remaining) == 5
@@ -320,57 +320,162 @@ def test_trust_policy_dry_run_writes_nothing():
     assert stored_trust(iam) == before
 
 
-def test_a_failed_new_version_puts_the_retired_one_back():
-    """Delete-then-create at five versions must not lose the retired document on failure."""
-    import json as _json
+# --- undo of a retired version, and IAM's transient answers (issue 9 item 4, issue 10 item 2) ---
 
+FIVE_DOCS = [
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+    }
+    for i in range(5)
+]
+NEW_DOC = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "New", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+}
+
+
+def client_error(code: str, message: str = "") -> Any:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}}, "Call")
+
+
+class Flaky:
+    """Wraps one client method: the first `answers` calls raise those errors, then the real call."""
+
+    def __init__(self, real: Any, *answers: Any) -> None:
+        self.real, self.answers, self.calls = real, list(answers), 0
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.answers:
+            raise self.answers.pop(0)
+        return self.real(**kwargs)
+
+
+@pytest.fixture
+def no_sleep(monkeypatch):
+    monkeypatch.setenv("ATC_RETRY_BASE_SECONDS", "0")
+
+
+@pytest.fixture
+def five(aws, no_sleep):
     import boto3
-    from moto import mock_aws
 
-    from atc_xaccount import iam_ops
-    from atc_xaccount.errors import IamThrottled
+    iam = boto3.client("iam", region_name="us-east-1")
+    arn = iam.create_policy(PolicyName="p", PolicyDocument=json.dumps(FIVE_DOCS[0]))["Policy"]["Arn"]
+    for doc in FIVE_DOCS[1:]:
+        iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(doc), SetAsDefault=True)
+    return iam, arn
 
-    with mock_aws():
-        iam = boto3.client("iam", region_name="us-east-1")
-        docs = [
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
-            }
-            for i in range(5)
-        ]
-        arn = iam.create_policy(PolicyName="p", PolicyDocument=_json.dumps(docs[0]))["Policy"]["Arn"]
-        for doc in docs[1:]:
-            iam.create_policy_version(PolicyArn=arn, PolicyDocument=_json.dumps(doc), SetAsDefault=True)
-        current = iam_ops.get_policy_state(iam, "1", arn, with_versions=True)
-        desired = {
-            "Version": "2012-10-17",
-            "Statement": [{"Sid": "New", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
-        }
 
-        real_create = iam.create_policy_version
-        calls = {"n": 0}
-
-        def flaky_create(**kwargs):
-            calls["n"] += 1
-            if calls["n"] == 1:
-                from botocore.exceptions import ClientError
-
-                raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "CreatePolicyVersion")
-            return real_create(**kwargs)
-
-        iam.create_policy_version = flaky_create
-        with pytest.raises(IamThrottled):
-            iam_ops.write_managed_policy(iam, "1", name="p", arn=arn, current=current, desired=desired)
-
-        iam.create_policy_version = real_create
-        after = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-        kept = sorted(
-            _json.dumps(
-                iam.get_policy_version(PolicyArn=arn, VersionId=v["VersionId"])["PolicyVersion"]["Document"],
-                sort_keys=True,
-            )
-            for v in after
+def all_documents(iam: Any, arn: str) -> list[str]:
+    """Every version's document, canonical JSON, sorted: what must survive a failed step."""
+    return sorted(
+        json.dumps(
+            iam.get_policy_version(PolicyArn=arn, VersionId=v["VersionId"])["PolicyVersion"]["Document"], sort_keys=True
         )
-        assert len(after) == 5
-        assert kept == sorted(_json.dumps(d, sort_keys=True) for d in docs), "every document is still there"
+        for v in iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    )
+
+
+def write_new_version(iam: Any, arn: str) -> dict[str, Any]:
+    current = iam_ops.get_policy_state(iam, "1", arn, with_versions=True)
+    return iam_ops.write_managed_policy(iam, "1", name="p", arn=arn, current=current, desired=NEW_DOC)
+
+
+def test_a_denied_new_version_puts_the_retired_one_back(five):
+    """Delete-then-create at five versions must not lose the retired document on failure."""
+    from atc_xaccount.errors import AwsOperationFailed
+
+    iam, arn = five
+    iam.create_policy_version = Flaky(iam.create_policy_version, client_error("AccessDenied", "not authorized"))
+
+    with pytest.raises(AwsOperationFailed, match="AccessDenied"):
+        write_new_version(iam, arn)
+
+    assert all_documents(iam, arn) == sorted(json.dumps(d, sort_keys=True) for d in FIVE_DOCS)
+    assert iam_ops.get_policy_state(iam, "1", arn).document == FIVE_DOCS[-1], "the default is unchanged"
+
+
+def test_a_new_version_throttled_once_after_the_retirement_is_retried_in_the_step(five):
+    iam, arn = five
+    iam.create_policy_version = Flaky(iam.create_policy_version, client_error("Throttling", "Rate exceeded"))
+
+    record = write_new_version(iam, arn)
+
+    assert iam.create_policy_version.calls == 2
+    assert record["retiredVersion"]["document"] == FIVE_DOCS[0], "the record keeps the retired document"
+    assert iam_ops.get_policy_state(iam, "1", arn).document == NEW_DOC
+
+
+def test_when_the_retired_version_cannot_be_put_back_the_error_carries_its_document(five):
+    from atc_xaccount.errors import UndoIncomplete, left_from_cause
+
+    iam, arn = five
+    denied = [client_error("AccessDenied", "not authorized") for _ in range(2)]
+    iam.create_policy_version = Flaky(iam.create_policy_version, *denied)
+
+    with pytest.raises(UndoIncomplete) as raised:
+        write_new_version(iam, arn)
+
+    cause = json.dumps({"errorType": "UndoIncomplete", "errorMessage": str(raised.value)})
+    [left] = left_from_cause(cause)
+    assert left["change"] == "retiredVersion" and left["policyArn"] == arn
+    assert left["versionId"] == "v1" and left["document"] == FIVE_DOCS[0]
+    assert "AccessDenied" in str(raised.value)
+
+
+def test_attach_right_after_create_retries_no_such_entity(aws, no_sleep):
+    import boto3
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="atc-node", AssumeRolePolicyDocument=json.dumps(FIVE_DOCS[0]))
+    arn = iam.create_policy(PolicyName="p", PolicyDocument=json.dumps(FIVE_DOCS[0]))["Policy"]["Arn"]
+    iam.attach_role_policy = Flaky(iam.attach_role_policy, *[client_error("NoSuchEntity", "not attachable")] * 2)
+
+    iam_ops.attach(iam, "1", role_name="atc-node", policy_arn=arn, needed=True, just_created=True)
+
+    assert iam.attach_role_policy.calls == 3
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="atc-node")["AttachedPolicies"]] == [arn]
+
+
+def test_attach_of_a_policy_not_just_created_fails_at_once_on_no_such_entity(aws, no_sleep):
+    import boto3
+
+    from atc_xaccount.errors import AwsOperationFailed
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.attach_role_policy = Flaky(iam.attach_role_policy, client_error("NoSuchEntity", "no role"))
+
+    with pytest.raises(AwsOperationFailed, match="NoSuchEntity"):
+        iam_ops.attach(iam, "1", role_name="atc-node", policy_arn="arn:aws:iam::1:policy/p", needed=True)
+    assert iam.attach_role_policy.calls == 1
+
+
+def test_delete_right_after_detach_retries_delete_conflict(aws, no_sleep):
+    import boto3
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    arn = iam.create_policy(PolicyName="p", PolicyDocument=json.dumps(FIVE_DOCS[0]))["Policy"]["Arn"]
+    iam.delete_policy = Flaky(iam.delete_policy, client_error("DeleteConflict", "attached"))
+
+    iam_ops.delete_managed_policy(iam, "1", arn, just_detached=True)
+
+    assert iam.delete_policy.calls == 2
+    assert iam.list_policies(Scope="Local")["Policies"] == []
+
+
+def test_trust_write_naming_a_new_principal_retries_invalid_principal(aws, no_sleep):
+    import boto3
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(partner_trust()))
+    invalid = client_error("MalformedPolicyDocument", "Invalid principal in policy")
+    iam.update_assume_role_policy = Flaky(iam.update_assume_role_policy, invalid, invalid)
+
+    iam_ops.write_trust_policy(iam, "1", role_name="r", before=partner_trust(), after=with_grant(partner_trust()))
+
+    assert iam.update_assume_role_policy.calls == 3
+    assert iam.get_role(RoleName="r")["Role"]["AssumeRolePolicyDocument"] == with_grant(partner_trust())

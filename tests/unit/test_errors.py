@@ -36,6 +36,8 @@ ASL_NAMES = {
     "RegistrationMismatch",
     "OwnedStatementModified",
     "WouldWidenAccess",
+    "UndoIncomplete",
+    "CompensationIncomplete",
 }
 
 
@@ -163,3 +165,17 @@ def test_invalid_event_never_keeps_an_external_id_value() -> None:
 def test_to_dict_is_json_safe_for_odd_values() -> None:
     err = InvalidEvent("detail.clusterId", "must be a string", {1, 2})
     assert isinstance(json.dumps(err.to_dict()), str)
+
+
+def test_what_was_left_round_trips_through_a_lambda_error_cause() -> None:
+    from atc_xaccount.errors import CompensationIncomplete, left_from_cause
+
+    left = [{"change": "retiredVersion", "what": "v1 is not back", "document": {"Version": "2012-10-17"}}]
+    error = CompensationIncomplete("VerificationFailed", left)
+    cause = json.dumps({"errorType": "CompensationIncomplete", "errorMessage": str(error), "stackTrace": []})
+
+    assert left_from_cause(cause) == left
+    assert left_from_cause(cause + " (after X: more text)") == left, "the ASL appends the original failure"
+    assert left_from_cause(str(error)) == left
+    assert left_from_cause("no marker here") == []
+    assert "VerificationFailed" in str(error) and "retiredVersion (v1 is not back)" in str(error)

@@ -5,6 +5,14 @@ A spec is `[Step/]service:Operation=kind[:probability[:limit]]`, e.g.
 `MergeTrust/iam:GetRole=fail`, `iam:writes=throttle:0.3`. `Operation` may be a glob, or
 `writes` for every call of that service that changes state. Each kind raises the error
 AWS itself returns, so the workflow's Retry/Catch handle it exactly as in AWS.
+
+`consistency` is IAM's eventual consistency (issue 10 item 2): for the next `limit`
+(default 1) calls on each resource, a policy created in this run is not attachable yet
+(`AttachRolePolicy` -> NoSuchEntity), a policy detached in this run is still counted as
+attached (`DeletePolicy` -> DeleteConflict), and a role's trust policy naming a principal
+is refused with "Invalid principal in policy" (`UpdateAssumeRolePolicy`: every role of a
+world is as new as it gets when the run starts). Other calls it names are not affected.
+E.g. `iam:*=consistency:1:2`.
 """
 
 from __future__ import annotations
@@ -27,6 +35,14 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "denied": (403, "AccessDenied", "User is not authorized to perform this operation"),
     "fail": (500, "ServiceFailure", "The request processing has failed because of an unknown error"),
     "limit": (409, "LimitExceeded", "Cannot exceed quota"),
+    "consistency": (400, "EventualConsistency", "see CONSISTENCY"),
+}
+
+#: What IAM answers, right after a create or a detach, to the call that follows it.
+CONSISTENCY: dict[str, tuple[int, str, str]] = {
+    "AttachRolePolicy": (404, "NoSuchEntity", "Policy {} does not exist or is not attachable."),
+    "DeletePolicy": (409, "DeleteConflict", "Cannot delete a policy attached to entities."),
+    "UpdateAssumeRolePolicy": (400, "MalformedPolicyDocument", "Invalid principal in policy: {}"),
 }
 
 
@@ -85,10 +101,18 @@ class FaultPlan:
         self._random = random.Random(seed)  # noqa: S311 - chance of a fault, not a secret
         self._lock = threading.Lock()
         self.injected: list[dict[str, Any]] = []
+        #: Policy names created and policy ARNs detached in this run (for `consistency`).
+        self._created: set[str] = set()
+        self._detached: set[str] = set()
+        self._window: dict[tuple[str, str], int] = {}
 
     def before_call(self, step: str, key: str, params: dict[str, Any]) -> None:
+        self._observe(key, params)
         for fault in self.faults:
             if not fault.applies(step, key):
+                continue
+            if fault.kind == "consistency":
+                self._inconsistent(fault, step, key, params)
                 continue
             with self._lock:
                 if fault.limit is not None and fault.injected >= fault.limit:
@@ -102,3 +126,38 @@ class FaultPlan:
                 {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
                 key.partition(":")[2],
             )
+
+    def _observe(self, key: str, params: dict[str, Any]) -> None:
+        """Remember what was just created or detached (the call is about to be made)."""
+        with self._lock:
+            if key == "iam:CreatePolicy":
+                self._created.add(str(params.get("PolicyName", "")).lower())
+            elif key == "iam:DetachRolePolicy":
+                self._detached.add(str(params.get("PolicyArn", "")))
+
+    def _inconsistent(self, fault: Fault, step: str, key: str, params: dict[str, Any]) -> None:
+        operation = key.partition(":")[2]
+        if key.partition(":")[0] != "iam" or operation not in CONSISTENCY:
+            return
+        arn = str(params.get("PolicyArn", ""))
+        resource = {
+            "AttachRolePolicy": arn if arn.rpartition("/")[2].lower() in self._created else "",
+            "DeletePolicy": arn if arn in self._detached else "",
+            "UpdateAssumeRolePolicy": str(params.get("RoleName", "")),
+        }[operation]
+        if not resource:
+            return
+        with self._lock:
+            seen = self._window.get((operation, resource), 0)
+            if seen >= (fault.limit or 1) or self._random.random() >= fault.probability:
+                return
+            self._window[(operation, resource)] = seen + 1
+            self.injected.append({"step": step, "call": key, "kind": fault.kind})
+        status, code, message = CONSISTENCY[operation]
+        raise ClientError(
+            {
+                "Error": {"Code": code, "Message": message.format(resource)},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            },
+            operation,
+        )

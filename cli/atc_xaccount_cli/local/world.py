@@ -318,7 +318,7 @@ def seed_registry(dynamodb: Any, table: str, entries: dict[str, Any]) -> None:
     """The automation account's cluster registry, as the world file holds it."""
     from boto3.dynamodb.types import TypeSerializer
 
-    from atc_xaccount.registry import SEEN
+    from atc_xaccount.registry import PLACEMENTS, SEEN
 
     serializer = TypeSerializer()
     for cluster, entry in entries.items():
@@ -327,6 +327,8 @@ def seed_registry(dynamodb: Any, table: str, entries: dict[str, Any]) -> None:
         seen = {*(entry.get("formerExternalIdFingerprints") or []), entry.get("externalIdFingerprint")} - {None}
         if seen:
             item[SEEN] = seen
+        if entry.get(PLACEMENTS):  # a string set, as registry.update_item ADDs to it
+            item[PLACEMENTS] = set(entry[PLACEMENTS])
         dynamodb.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in item.items()})
 
 

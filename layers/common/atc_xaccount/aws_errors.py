@@ -6,8 +6,13 @@ the layer as one of `errors.py`'s classes, with the original error chained.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -17,6 +22,8 @@ from atc_xaccount.errors import (
     IamPropagationDelay,
     IamThrottled,
 )
+
+T = TypeVar("T")
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 
@@ -49,3 +56,80 @@ def aws_call(operation: str, account: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise translate(exc, operation, account) from exc
+
+
+# --- bounded retries of transient IAM answers (issue 9 item 4, issue 10 item 2) ---------
+
+#: Environment variable with the first backoff in seconds; the emulator sets it to 0 so a
+#: retried call does not sleep for real (Lambda leaves it unset: AWS's delays apply).
+RETRY_BASE_ENV = "ATC_RETRY_BASE_SECONDS"
+DEFAULT_RETRY_BASE_SECONDS = 0.25
+RETRY_CAP_SECONDS = 2.0
+#: Attempts per call: with full jitter at most 0.25+0.5+1+2 = 3.75 s of sleep in AWS.
+RETRY_ATTEMPTS = 5
+
+#: Answers any call may get while IAM or STS is briefly overloaded.
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "ConcurrentModification",
+    "ServiceFailure",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+}
+
+
+@dataclass(frozen=True)
+class Transient:
+    """An answer that is transient for one call: its code, and a message fragment if only some are."""
+
+    code: str
+    message: str = ""
+
+    def matches(self, exc: ClientError) -> bool:
+        text = str(exc.response.get("Error", {}).get("Message", "")).lower()
+        return error_code(exc) == self.code and self.message.lower() in text
+
+
+#: IAM's eventual consistency, where it is known to be transient (DESIGN section 6):
+#: a just-created policy not yet attachable, a just-detached one not yet deletable, a
+#: just-created principal not yet valid in a trust policy.
+JUST_CREATED_POLICY = Transient("NoSuchEntity")
+JUST_DETACHED_POLICY = Transient("DeleteConflict")
+JUST_CREATED_PRINCIPAL = Transient("MalformedPolicyDocument", "invalid principal")
+
+_random = random.SystemRandom()
+
+
+def backoff_delays(attempts: int = RETRY_ATTEMPTS) -> list[float]:
+    """Full-jitter exponential delays between `attempts` tries, capped (AWS architecture blog)."""
+    base = float(os.environ.get(RETRY_BASE_ENV, DEFAULT_RETRY_BASE_SECONDS))
+    return [_random.uniform(0, min(RETRY_CAP_SECONDS, base * 2**n)) for n in range(attempts - 1)]
+
+
+def retried(
+    operation: str,
+    account: str,
+    call: Callable[[], T],
+    *,
+    also: Iterable[Transient] = (),
+    throttling: bool = True,
+    attempts: int = RETRY_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run one AWS call, retrying transient answers with backoff and jitter, then translate.
+
+    `throttling` retries TRANSIENT_CODES; `also` adds answers transient for this call only
+    (eventual consistency). Anything else, or the last attempt's answer, is raised as the
+    named project error at once.
+    """
+    extra = tuple(also)
+    delays = backoff_delays(attempts)
+    for delay in [*delays, None]:
+        try:
+            return call()
+        except ClientError as exc:
+            transient = (throttling and error_code(exc) in TRANSIENT_CODES) or any(t.matches(exc) for t in extra)
+            if not transient or delay is None:
+                raise translate(exc, operation, account) from exc
+            sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")

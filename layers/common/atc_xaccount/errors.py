@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -210,3 +211,57 @@ class WouldWidenAccess(AtcXaccountError):
         super().__init__(f"refusing to write {resource}{where}: it would {'; '.join(violations)}", account=account)
         self.resource = resource
         self.violations = list(violations)
+#: Where a message that carries what was left starts its JSON list (see `left_from_cause`).
+LEFT_MARKER = " left: "
+
+
+class UndoIncomplete(AtcXaccountError):
+    """A step failed after a write and could not undo it itself; `left` is for Compensate.
+
+    The message ends with the left records as JSON (a retired policy version with its
+    document, a change record), so Compensate, reading the error's cause, can finish the undo.
+    """
+
+    def __init__(self, summary: str, left: list[dict[str, Any]], *, account: str | None = None) -> None:
+        super().__init__(
+            f"{summary};{LEFT_MARKER}{json.dumps(_json_safe(left), separators=(',', ':'))}", account=account
+        )
+        self.left = left
+
+
+class CompensationIncomplete(AtcXaccountError):
+    """Compensation could not undo everything, even after retries: `left` names each change left."""
+
+    def __init__(self, after: str | None, left: list[dict[str, Any]]) -> None:
+        names = ", ".join(f"{item.get('change')} ({item.get('what', '')})" for item in left)
+        super().__init__(
+            f"compensation after {after or 'a failure'} left {len(left)} change(s) in place: {names};"
+            f"{LEFT_MARKER}{json.dumps(_json_safe(left), separators=(',', ':'))}"
+        )
+        self.after = after
+        self.left = left
+
+
+def left_from_cause(cause: str | None) -> list[dict[str, Any]]:
+    """The `left` records an UndoIncomplete (or CompensationIncomplete) put in an ASL error cause.
+
+    The cause is Lambda's error payload (`{"errorMessage": ...}`) or the bare message.
+    """
+    if not cause:
+        return []
+    decoder = json.JSONDecoder()
+    message = cause
+    try:
+        payload = decoder.raw_decode(cause)[0]  # the payload may be followed by more text
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        message = str(payload.get("errorMessage", ""))
+    _, found, rest = message.partition(LEFT_MARKER)
+    if not found:
+        return []
+    try:
+        left = decoder.raw_decode(rest)[0]
+    except ValueError:
+        return []
+    return [item for item in left if isinstance(item, dict)] if isinstance(left, list) else []

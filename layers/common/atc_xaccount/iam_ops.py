@@ -8,14 +8,23 @@ ensure returns a change record with `before` and `after`, for compensation and a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import aws_call, is_not_found, translate
+from atc_xaccount.aws_errors import (
+    JUST_CREATED_POLICY,
+    JUST_CREATED_PRINCIPAL,
+    JUST_DETACHED_POLICY,
+    aws_call,
+    is_not_found,
+    retried,
+    translate,
+)
 from atc_xaccount.documents import non_whitespace_size, same_document
-from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed
+from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, UndoIncomplete
 from atc_xaccount.redact import redact_external_ids
 
 #: IAM's fixed quota on a managed policy document, in non-whitespace characters.
@@ -135,6 +144,12 @@ def trust_policy_size_quota(iam: Any, account: str) -> int:
 
 
 # --- writes ----------------------------------------------------------------------------
+#
+# `patient=True` (compensation and other undos) retries throttling and transient errors of
+# every call in the Lambda itself, with backoff and jitter: an undo that stops half-way
+# leaves the accounts holding a failed execution's changes. The eventual-consistency
+# answers IAM gives right after a create or a detach are retried on every path, and only
+# for the call that follows that create or detach.
 
 
 def write_managed_policy(
@@ -149,8 +164,10 @@ def write_managed_policy(
 ) -> dict[str, Any]:
     """Create the policy, or add `desired` as its new default version.
 
-    When five versions exist the oldest non-default one is retired first; the default
-    version is never deleted.
+    When five versions exist the oldest non-default one is retired first (the default is
+    never deleted) and its document kept in the record. If the new version then cannot be
+    created, the retired document goes back as a non-default version before the step
+    fails; if even that fails, `UndoIncomplete` carries the document for Compensate.
     """
     before = current.document if current else None
     record: dict[str, Any] = {
@@ -177,32 +194,100 @@ def write_managed_policy(
         return record
     record["action"] = "versioned"
     if len(current.versions) >= MAX_POLICY_VERSIONS:
-        oldest = current.oldest_non_default()
-        if oldest is not None:
-            retired = _read_version(iam, account, arn, oldest.version_id)
-            record["retiredVersion"] = {"versionId": oldest.version_id, "document": retired}
-            if not dry_run:
-                with aws_call("iam:DeletePolicyVersion", account):
-                    iam.delete_policy_version(PolicyArn=arn, VersionId=oldest.version_id)
+        record["retiredVersion"] = _retire_oldest(iam, account, current, dry_run=dry_run)
     if dry_run:
         record["afterVersion"] = None
         return record
     try:
-        with aws_call("iam:CreatePolicyVersion", account):
-            created = iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True)[
-                "PolicyVersion"
-            ]
-    except AtcXaccountError:
-        # The retired version is already gone: put its document back before failing, so a
-        # failed step leaves the policy's documents as it found them (not the version id).
+        created = retried(
+            "iam:CreatePolicyVersion",
+            account,
+            lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True),
+            throttling=record["retiredVersion"] is not None,
+        )["PolicyVersion"]
+    except AtcXaccountError as failure:
         if record["retiredVersion"] is not None:
-            with aws_call("iam:CreatePolicyVersion", account):
-                iam.create_policy_version(
-                    PolicyArn=arn, PolicyDocument=_dumps(record["retiredVersion"]["document"]), SetAsDefault=False
-                )
+            _put_back_retired(iam, account, arn, record["retiredVersion"], failure)
         raise
     record["afterVersion"] = created["VersionId"]
     return record
+
+
+def _retire_oldest(iam: Any, account: str, current: PolicyState, *, dry_run: bool) -> dict[str, Any] | None:
+    """Delete the oldest non-default version, returning its id and document.
+
+    A version already gone (a retried step whose first attempt retired it and put its
+    document back under a new id) means the plan is stale: the versions are read again.
+    """
+    oldest = current.oldest_non_default()
+    if oldest is None:
+        return None
+    document = _read_version(iam, account, current.arn, oldest.version_id)
+    retired = {
+        "versionId": oldest.version_id,
+        "document": document,
+        "copies": _copies(iam, account, current, document, skip=oldest.version_id),
+    }
+    if dry_run:
+        return retired
+    try:
+        retried(
+            "iam:DeletePolicyVersion",
+            account,
+            lambda: iam.delete_policy_version(PolicyArn=current.arn, VersionId=oldest.version_id),
+        )
+    except AwsOperationFailed as exc:
+        if exc.code != "NoSuchEntity":
+            raise
+        fresh = with_versions(iam, account, current)
+        if len(fresh.versions) < MAX_POLICY_VERSIONS:
+            return None
+        return _retire_oldest(iam, account, fresh, dry_run=dry_run)
+    return retired
+
+
+def _copies(iam: Any, account: str, policy: PolicyState, document: dict[str, Any], *, skip: str) -> int:
+    """How many versions hold `document` (the retired one included): what an undo must restore.
+
+    Versions can repeat a document; counting them makes the restore exact and idempotent.
+    """
+    count = 1
+    for version in policy.versions:
+        if version.version_id == skip:
+            continue
+        held = policy.document if version.is_default else _read_version(iam, account, policy.arn, version.version_id)
+        count += same_document(held, document)
+    return count
+
+
+def _put_back_retired(
+    iam: Any, account: str, arn: str, retired: dict[str, Any], failure: AtcXaccountError
+) -> dict[str, Any]:
+    """Re-create a retired version's document as a non-default version (a new version id)."""
+    try:
+        created = retried(
+            "iam:CreatePolicyVersion",
+            account,
+            lambda: iam.create_policy_version(
+                PolicyArn=arn, PolicyDocument=_dumps(retired["document"]), SetAsDefault=False
+            ),
+        )["PolicyVersion"]
+    except AtcXaccountError as exc:
+        left = {
+            "change": "retiredVersion",
+            "action": "retired",
+            "what": f"version {retired['versionId']} of {arn} was deleted and not restored",
+            "account": account,
+            "policyArn": arn,
+            **retired,
+            "error": str(exc),
+        }
+        raise UndoIncomplete(
+            f"{failure}; putting back retired version {retired['versionId']} of {arn} failed too: {exc}",
+            [left],
+            account=account,
+        ) from failure
+    return {"versionId": created["VersionId"], "restoredFrom": retired["versionId"]}
 
 
 def _read_version(iam: Any, account: str, arn: str, version_id: str) -> dict[str, Any]:
@@ -226,18 +311,25 @@ def ensure_attached(
         "action": "unchanged" if attached else "attached",
     }
     if not attached and not dry_run:
-        with aws_call("iam:AttachRolePolicy", account):
-            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+        _attach(iam, account, role_name, policy_arn, just_created=False)
     return record
 
 
 def attach(
-    iam: Any, account: str, *, role_name: str, policy_arn: str, needed: bool, dry_run: bool = False
+    iam: Any,
+    account: str,
+    *,
+    role_name: str,
+    policy_arn: str,
+    needed: bool,
+    dry_run: bool = False,
+    just_created: bool = False,
 ) -> dict[str, Any]:
     """Attach without reading first, when a read under the lock said it is not attached.
 
     IAM's AttachRolePolicy succeeds on a policy that is already attached, so a retried
-    invocation is safe.
+    invocation is safe. `just_created`: the policy was created a moment ago, so IAM may
+    not find it yet (`NoSuchEntity` for seconds): retried, on this call only.
     """
     record = {
         "account": account,
@@ -249,9 +341,18 @@ def attach(
         "action": "attached" if needed else "unchanged",
     }
     if needed and not dry_run:
-        with aws_call("iam:AttachRolePolicy", account):
-            iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+        _attach(iam, account, role_name, policy_arn, just_created=just_created)
     return record
+
+
+def _attach(iam: Any, account: str, role_name: str, policy_arn: str, *, just_created: bool) -> None:
+    retried(
+        "iam:AttachRolePolicy",
+        account,
+        lambda: iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
+        also=(JUST_CREATED_POLICY,) if just_created else (),
+        throttling=False,
+    )
 
 
 def write_trust_policy(
@@ -262,10 +363,13 @@ def write_trust_policy(
     before: dict[str, Any],
     after: dict[str, Any],
     dry_run: bool = False,
+    patient: bool = False,
 ) -> dict[str, Any]:
     """Replace the role's trust policy with `after` (already merged) when it differs.
 
     The record's documents are redacted: a trust policy holds every cluster's external ID.
+    A principal created a moment ago is not valid yet ("Invalid principal in policy"):
+    retried here with backoff, and by the ASL after that.
     """
     changed = not same_document(before, after)
     record = {
@@ -278,13 +382,24 @@ def write_trust_policy(
         "size": non_whitespace_size(after),
     }
     if changed and not dry_run:
-        with aws_call("iam:UpdateAssumeRolePolicy", account):
-            iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after))
+        retried(
+            "iam:UpdateAssumeRolePolicy",
+            account,
+            lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after)),
+            also=(JUST_CREATED_PRINCIPAL,),
+            throttling=patient,
+        )
     return record
 
 
-def delete_managed_policy(iam: Any, account: str, arn: str, *, dry_run: bool = False) -> dict[str, Any]:
-    """Delete a managed policy with all its versions (IAM requires non-default ones first)."""
+def delete_managed_policy(
+    iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False, patient: bool = False
+) -> dict[str, Any]:
+    """Delete a managed policy with all its versions (IAM requires non-default ones first).
+
+    `just_detached`: the policy was detached a moment ago, so IAM may still count the
+    attachment (`DeleteConflict` for seconds): retried, on DeletePolicy only.
+    """
     state = get_policy_state(iam, account, arn, with_versions=True)
     if state is None:
         return {"account": account, "policyArn": arn, "action": "unchanged", "before": None, "applied": not dry_run}
@@ -299,19 +414,42 @@ def delete_managed_policy(iam: Any, account: str, arn: str, *, dry_run: bool = F
     if not dry_run:
         for version in state.versions:
             if not version.is_default:
-                with aws_call("iam:DeletePolicyVersion", account):
-                    iam.delete_policy_version(PolicyArn=arn, VersionId=version.version_id)
-        with aws_call("iam:DeletePolicy", account):
-            iam.delete_policy(PolicyArn=arn)
+                _ignoring_gone(
+                    "iam:DeletePolicyVersion",
+                    account,
+                    lambda v=version.version_id: iam.delete_policy_version(PolicyArn=arn, VersionId=v),
+                    patient=patient,
+                )
+        _ignoring_gone(
+            "iam:DeletePolicy",
+            account,
+            lambda: iam.delete_policy(PolicyArn=arn),
+            patient=patient,
+            also=(JUST_DETACHED_POLICY,) if just_detached else (),
+        )
     return record
 
 
+def _ignoring_gone(operation: str, account: str, call: Any, *, patient: bool, also: tuple[Any, ...] = ()) -> None:
+    """A delete whose target is already gone did what it was asked (a retried undo)."""
+    try:
+        retried(operation, account, call, throttling=patient, also=also)
+    except AwsOperationFailed as exc:
+        if exc.code != "NoSuchEntity":
+            raise
+
+
 def ensure_detached(
-    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False
+    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False, patient: bool = False
 ) -> dict[str, Any]:
     """Detach the policy from the role; not attached (or no role) is success with no write."""
     try:
-        attached = policy_arn in attached_policy_arns(iam, account, role_name)
+        attached = policy_arn in retried(
+            "iam:ListAttachedRolePolicies",
+            account,
+            lambda: attached_policy_arns_raw(iam, role_name),
+            throttling=patient,
+        )
     except AwsOperationFailed as exc:
         if exc.code != "NoSuchEntity":
             raise
@@ -326,19 +464,103 @@ def ensure_detached(
         "action": "detached" if attached else "unchanged",
     }
     if attached and not dry_run:
-        with aws_call("iam:DetachRolePolicy", account):
-            iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn)
+        _ignoring_gone(
+            "iam:DetachRolePolicy",
+            account,
+            lambda: iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
+            patient=patient,
+        )
     return record
 
 
+def attached_policy_arns_raw(iam: Any, role_name: str) -> list[str]:
+    """`attached_policy_arns` without translating errors (for callers that retry)."""
+    arns: list[str] = []
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+        arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
+    return arns
+
+
+def ensure_policy_version_document(
+    iam: Any, account: str, *, arn: str, document: dict[str, Any], copies: int = 1, patient: bool = True
+) -> str:
+    """Make sure `copies` versions of the policy hold `document` (a retired version put back).
+
+    Idempotent: a version the first attempt put back counts, so a retried undo converges.
+    Returns "restored", "already present" or "skipped: ..." when it cannot be done.
+    """
+    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    if versions is None:
+        return "skipped: the policy no longer exists"
+    present = 0
+    for version_id in versions:
+        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id), throttling=patient)
+        present += same_document(json.loads(held) if isinstance(held, str) else held, document)
+    if present >= copies:
+        return "already present"
+    if len(versions) >= MAX_POLICY_VERSIONS:
+        return f"skipped: {arn} has {MAX_POLICY_VERSIONS} versions again, no room to put it back"
+    retried(
+        "iam:CreatePolicyVersion",
+        account,
+        lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(document), SetAsDefault=False),
+        throttling=patient,
+    )
+    return "restored"
+
+
+def _version_reader(iam: Any, arn: str, version_id: str) -> Callable[[], Any]:
+    return lambda: iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
+
+
+def _policy_versions_raw(iam: Any, arn: str) -> list[str] | None:
+    try:
+        listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return [v["VersionId"] for v in listed]
+
+
 def restore_policy_version(
-    iam: Any, account: str, *, arn: str, default_version: str, drop_version: str, retired: dict[str, Any] | None
-) -> None:
-    """Undo `write_managed_policy`'s new version: old default back, new one dropped."""
-    with aws_call("iam:SetDefaultPolicyVersion", account):
-        iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version)
-    with aws_call("iam:DeletePolicyVersion", account):
-        iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version)
-    if retired is not None:
-        with aws_call("iam:CreatePolicyVersion", account):
-            iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(retired["document"]), SetAsDefault=False)
+    iam: Any,
+    account: str,
+    *,
+    arn: str,
+    default_version: str,
+    drop_version: str,
+    retired: dict[str, Any] | None,
+    patient: bool = False,
+) -> str | None:
+    """Undo `write_managed_policy`'s new version: old default back, new one dropped, retired one back.
+
+    Each part checks first, so a retried undo converges instead of failing on its own
+    earlier progress.
+    """
+    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    default = retried(
+        "iam:GetPolicy",
+        account,
+        lambda: iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"],
+        throttling=patient,
+    )
+    if default != default_version:
+        retried(
+            "iam:SetDefaultPolicyVersion",
+            account,
+            lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version),
+            throttling=patient,
+        )
+    if versions is not None and drop_version in versions:
+        _ignoring_gone(
+            "iam:DeletePolicyVersion",
+            account,
+            lambda: iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version),
+            patient=patient,
+        )
+    if retired is None:
+        return None
+    return ensure_policy_version_document(
+        iam, account, arn=arn, document=retired["document"], copies=int(retired.get("copies", 1)), patient=patient
+    )

@@ -8,12 +8,13 @@ still need the same access role in the same assume policy.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import aws_call, error_code, translate
+from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
 
 AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
@@ -105,9 +106,15 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
     sets += ["#c = if_not_exists(#c, :now)", "#u = :now", "#e = :e"]
     names["#r"] = "lastError"
     expression = "SET " + ", ".join(sets) + " REMOVE #r"
+    adds = []
     if record.get("externalIdFingerprint"):
         values[":fp"] = {"SS": [record["externalIdFingerprint"]]}
-        expression += " ADD #seen :fp"
+        adds.append("#seen :fp")
+    if placement(record) is not None:
+        names["#pl"], values[":pl"] = PLACEMENTS, {"SS": [placement(record) or ""]}
+        adds.append("#pl :pl")
+    if adds:
+        expression += " ADD " + ", ".join(adds)
     return {
         "Update": {
             "TableName": table,
@@ -117,6 +124,25 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
             "ExpressionAttributeValues": values,
         }
     }
+
+
+#: Every place a cluster was ever granted in (a string set of `placement` JSON): a cluster
+#: re-registered against other accounts or names is revoked everywhere on deregistration.
+PLACEMENTS = "placements"
+PLACEMENT_FIELDS = ("clusterManagerAccountId", "s3AccountId", "nodeRoleName", "accessRoleName", "assumePolicyName")
+
+
+def placement(record: dict[str, Any]) -> str | None:
+    """The accounts and names a registration granted in, as canonical JSON (None: incomplete)."""
+    if any(not record.get(k) for k in PLACEMENT_FIELDS):
+        return None
+    return json.dumps({k: record[k] for k in PLACEMENT_FIELDS}, sort_keys=True, separators=(",", ":"))
+
+
+def former_placements(entry: dict[str, Any]) -> list[dict[str, str]]:
+    """The placements of a registry entry other than its current one."""
+    current = placement(entry)
+    return [json.loads(p) for p in sorted(entry.get(PLACEMENTS) or []) if p != current]
 
 
 #: Bookkeeping fields: a record that differs only in these is not rewritten.
@@ -165,6 +191,9 @@ def set_state(
         expression += ", #r = :r"
     else:
         expression += " REMOVE #r"
+    if state == REVOKED:  # revoked everywhere it was granted: a later registration starts afresh
+        names["#pl"] = PLACEMENTS
+        expression += ", #pl" if error is None else " REMOVE #pl"
     try:
         dynamodb.update_item(
             TableName=table,
@@ -193,14 +222,176 @@ def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list
 
 
 def registered(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every cluster whose access is meant to exist (state READY)."""
+    """Every cluster whose access is meant to exist (state READY), and every cluster a failed
+    compensation left changes for (`leftBehind`): the audit reports both."""
     items: list[dict[str, Any]] = []
     with aws_call("dynamodb:Scan", AUTOMATION_ACCOUNT):
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=table,
-            FilterExpression="#s = :ready",
+            FilterExpression="#s = :ready OR attribute_exists(leftBehind)",
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues={":ready": {"S": READY}},
         ):
             items.extend(_from_ddb(i) for i in page["Items"])
     return sorted(items, key=lambda i: i["clusterId"])
+
+
+#: What a failed compensation left in the accounts (a list of `CompensationIncomplete.left`).
+LEFT_BEHIND = "leftBehind"
+_REQUEST_FIELDS = (
+    "clusterManagerAccountId",
+    "s3AccountId",
+    "nodeRoleName",
+    "accessRoleName",
+    "assumePolicyName",
+    "accessPolicyName",
+)
+
+
+def record_left_behind(
+    dynamodb: Any,
+    table: str,
+    request: Any,
+    execution: str | None,
+    error: str | None,
+    left: list[dict[str, Any]],
+) -> None:
+    """Keep what a failed compensation left on the cluster's record, for the audit and a human.
+
+    A cluster never registered gets a FAILED record holding only its names; a registered
+    one keeps its state (its earlier access is still meant to exist).
+    """
+    given = request.to_dict()
+    names = {"#l": LEFT_BEHIND, "#s": "state", "#e": "leftByExecution", "#r": "lastError", "#u": "updatedAt"}
+    values: dict[str, Any] = {
+        ":l": _types()[0].serialize(left),
+        ":failed": {"S": FAILED},
+        ":e": {"S": execution or ""},
+        ":r": {"S": (error or "")[:1000]},
+        ":u": {"S": now()},
+    }
+    sets = ["#l = :l", "#s = if_not_exists(#s, :failed)", "#e = :e", "#r = :r", "#u = :u"]
+    for i, field in enumerate(_REQUEST_FIELDS):
+        if given.get(field):
+            names[f"#q{i}"] = field
+            values[f":q{i}"] = {"S": str(given[field])}
+            sets.append(f"#q{i} = if_not_exists(#q{i}, :q{i})")
+    retried(
+        "dynamodb:UpdateItem",
+        AUTOMATION_ACCOUNT,
+        lambda: dynamodb.update_item(
+            TableName=table,
+            Key={"clusterId": {"S": given["clusterId"]}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        ),
+    )
+
+
+def external_id_users(
+    dynamodb: Any,
+    table: str,
+    cluster_manager_account: str,
+    *,
+    node_role_arn: str,
+    access_role_arn: str,
+    external_id_fingerprint: str,
+    excluding: str,
+) -> list[str]:
+    """Other READY clusters whose grant (same node role, same access role) is this external ID.
+
+    Several clusters may share one ID; it is withdrawn only when none of them uses it.
+    """
+    return sorted(
+        entry["clusterId"]
+        for entry in clusters_of_cluster_manager(dynamodb, table, cluster_manager_account)
+        if entry["clusterId"] != excluding
+        and entry.get("state") == READY
+        and entry.get("nodeRoleArn") == node_role_arn
+        and entry.get("accessRoleArn") == access_role_arn
+        and entry.get("externalIdFingerprint") == external_id_fingerprint
+    )
+
+
+# --- provenance of an assume policy (issue 9 item 4) ------------------------------------
+#
+# One registry item per (cluster manager account, assume policy), next to the clusters
+# that share the policy: what the policy was before atc-xaccount first changed it, so the
+# last deregistration puts back exactly that. Written with `if_not_exists` in the Record
+# transaction (only a committed onboarding records; the first one wins), forgotten when
+# the last user deregisters. Its key cannot be a cluster ID ('#' is not allowed in one),
+# and it has no state, so no scan or query of clusters returns it.
+
+#: The policy did not exist: atc-xaccount created it (and may delete it again).
+CREATED_BY_US = "createdByUs"
+
+
+def provenance_key(cluster_manager_account: str, assume_policy_name: str) -> str:
+    return f"policy#{cluster_manager_account}#{assume_policy_name.lower()}"
+
+
+def attached_before(node_role_name: str) -> str:
+    """Was the policy attached to that node role before atc-xaccount attached it?"""
+    return f"attachedBefore#{node_role_name.lower()}"
+
+
+def resource_before(access_role_arn: str) -> str:
+    """Did the policy already allow that access role before atc-xaccount added it?"""
+    return f"resourceBefore#{access_role_arn}"
+
+
+def provenance_of(
+    policy_change: dict[str, Any] | None,
+    attach_change: dict[str, Any] | None,
+    node_role_name: str,
+    access_role_arn: str,
+) -> dict[str, bool]:
+    """What an onboarding's change records say the policy was before it (empty: unknown)."""
+    if not policy_change or not attach_change:
+        return {}
+    return {
+        CREATED_BY_US: policy_change.get("action") == "created",
+        attached_before(node_role_name): bool(attach_change.get("before")),
+        resource_before(access_role_arn): policy_change.get("action") == "unchanged",
+    }
+
+
+def provenance_item(table: str, key: str, facts: dict[str, bool]) -> dict[str, Any]:
+    """A transaction item keeping each fact unless an earlier onboarding kept it already."""
+    names = {f"#p{i}": attr for i, attr in enumerate(sorted(facts))}
+    values = {f":p{i}": {"BOOL": facts[attr]} for i, attr in enumerate(sorted(facts))}
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"clusterId": {"S": key}},
+            "UpdateExpression": "SET " + ", ".join(f"{n} = if_not_exists({n}, :{n[1:]})" for n in names),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def read_provenance(dynamodb: Any, table: str, key: str) -> dict[str, bool]:
+    """The facts kept for a policy (empty for one touched before they were kept)."""
+    with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
+        item = dynamodb.get_item(TableName=table, Key={"clusterId": {"S": key}}, ConsistentRead=True).get("Item")
+    return {name: bool(value["BOOL"]) for name, value in (item or {}).items() if "BOOL" in value}
+
+
+def forget_provenance(dynamodb: Any, table: str, key: str, attrs: list[str], *, everything: bool = False) -> None:
+    """Drop facts that no longer hold (their last user is gone); the caller holds the policy's lock."""
+    if everything:
+        with aws_call("dynamodb:DeleteItem", AUTOMATION_ACCOUNT):
+            dynamodb.delete_item(TableName=table, Key={"clusterId": {"S": key}})
+        return
+    if not attrs:
+        return
+    names = {f"#p{i}": attr for i, attr in enumerate(attrs)}
+    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
+        dynamodb.update_item(
+            TableName=table,
+            Key={"clusterId": {"S": key}},
+            UpdateExpression="REMOVE " + ", ".join(names),
+            ExpressionAttributeNames=names,
+        )

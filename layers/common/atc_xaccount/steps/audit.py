@@ -29,6 +29,8 @@ REPAIRABLE = frozenset(
         "ExternalIdSecretMissing",
     }
 )
+#: Drift kind of a change a failed compensation could not undo (issue 9 item 4).
+LEFT_BEHIND = "LeftByFailedCompensation"
 UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
 REQUEST_FIELDS = (
     "clusterId",
@@ -59,6 +61,19 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         drift.append(
             {"kind": kind, "account": account, "resource": resource, "detail": detail, "repairable": kind in REPAIRABLE}
         )
+
+    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id) or {}
+    for left in entry.get(registry.LEFT_BEHIND) or []:
+        resource = left.get("policyArn") or left.get("roleName") or request.cluster_id
+        found(
+            LEFT_BEHIND,
+            left.get("account", ""),
+            resource,
+            f"{left.get('what')} (execution {entry.get('leftByExecution')})",
+        )
+    if entry and entry.get("state") != registry.READY:
+        # Never onboarded (or deregistered): only what its failed compensation left is news.
+        return {"clusterId": request.cluster_id, "drift": drift, "drifted": bool(drift), "request": request.to_dict()}
 
     if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
         found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")

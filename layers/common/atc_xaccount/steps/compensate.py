@@ -3,18 +3,37 @@
 Each write step left a change record (before/after). Compensation walks them in reverse
 and restores `before` only when the resource still equals this execution's `after`;
 anything else is reported as skipped, never overwritten.
+
+Compensation is idempotent (a resource already back at `before` counts as restored), its
+IAM calls retry throttling and transient errors themselves, and what it still cannot undo
+is recorded in the registry (`leftBehind`, which the audit reports) and raised as
+`CompensationIncomplete`, whose message names each change left, so the ASL retries the
+whole compensation and, failing that, the execution says exactly what it left.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops
+from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount.aws_errors import TRANSIENT_CODES, backoff_delays
 from atc_xaccount.documents import same_document
-from atc_xaccount.errors import AtcXaccountError
+from atc_xaccount.errors import (
+    AtcXaccountError,
+    AwsOperationFailed,
+    CompensationIncomplete,
+    IamConcurrentModification,
+    IamThrottled,
+    UndoIncomplete,
+    left_from_cause,
+)
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import redact_external_ids, unredact
 from atc_xaccount.steps.context import StepContext, Targets
+
+Undo = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
 
 
 def compensate(
@@ -25,38 +44,35 @@ def compensate(
     execution: str | None,
     error: str | None,
     preflight: dict[str, Any] | None = None,
+    cause: str | None = None,
 ) -> dict[str, Any]:
-    """Reverse trust, attachment, policy, secret — in that order.
+    """Reverse trust, attachment, policy, a retired policy version, secret — in that order.
 
     The registry is left alone: a cluster registered before keeps its earlier access.
     `changes` holds the records of the steps that finished (the cluster manager account's
-    under `clusterManager`); a secret the trust step created before failing is known from
-    preflight's plan (no secret existed) and deleted too.
+    under `clusterManager`); `cause` is the failed step's error, whose `left` records (an
+    `UndoIncomplete`: a write that step could not undo itself) are undone too. A secret the
+    trust step created before failing is known from preflight's plan and deleted too.
     """
     flat = {**(changes.get("clusterManager") or {}), **{k: v for k, v in changes.items() if k != "clusterManager"}}
+    for item in left_from_cause(cause):
+        flat.setdefault(str(item.get("change")), item)
     external_id_record = external_id_record or (flat.get("trust") or {}).get("externalId")
     undone: list[dict[str, Any]] = []
-    for name, undo in (
-        ("trust", _undo_trust),
-        ("attach", _undo_attach),
-        ("assumePolicy", _undo_policy),
-    ):
+    for name, undo in UNDOES:
         change = flat.get(name)
-        if change and change.get("applied") and change.get("action") not in (None, "unchanged"):
+        if change and change.get("applied", True) and change.get("action") not in (None, "unchanged"):
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
-    secrets = ctx.sessions.local_client("secretsmanager")
-    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
-    plan = (preflight or {}).get("plan") or {}
-    if external_id_record and external_id_record.get("action") == "created":
-        result = external_ids.delete_external_id(secrets, external_id_record["secretName"])
-        undone.append({"change": "externalId", "result": result["action"]})
-    elif external_id_record and external_id_record.get("action") == "updated":
-        restored = external_ids.restore_previous(secrets, external_id_record["secretName"], external_id_record)
-        undone.append({"change": "externalId", "result": restored})
-    elif external_id_record is None and "trust" not in flat and plan.get("externalId", {}).get("stored") is False:
-        # The trust step stores the ID right before its write; it failed, so any secret is this execution's.
-        result = external_ids.delete_external_id(secrets, name)
-        undone.append({"change": "externalId", "result": result["action"]})
+    if any(entry["change"] == "trust" and entry["result"] == "failed" for entry in undone):
+        # The grant left in place uses the ID: its secret is the only copy, so it stays too.
+        kept = {"message": "kept: the trust grant left in place uses this external ID"}
+        undone.append({"change": "externalId", "result": "failed", "error": kept})
+    else:
+        undone.extend(_undo_secret(request, ctx, flat, external_id_record, preflight))
+    left = [_left(entry, flat.get(entry["change"]) or {}) for entry in undone if entry["result"] == "failed"]
+    if left:
+        _record_left_behind(request, ctx, execution, error, left)
+        raise CompensationIncomplete(error, left)
     return {"undone": undone, "execution": execution, "error": error}
 
 
@@ -65,12 +81,86 @@ def undo_policy_change(request: ClusterRequest, ctx: StepContext, change: dict[s
     return _attempt(_undo_policy, request, ctx, change)
 
 
-def _attempt(undo: Any, request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
-    """One undo; a failure is reported and the others still run."""
+def _attempt(undo: Undo, request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
+    """One undo, retried whole while the answer is transient (each undo is idempotent).
+
+    A failure is reported and the others still run.
+    """
+    delays = backoff_delays()
+    for delay in [*delays, None]:
+        try:
+            return {"result": undo(request, ctx, change)}
+        except AtcXaccountError as exc:
+            if delay is None or not _transient(exc):
+                return {"result": "failed", "error": exc.to_dict()}
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def _transient(exc: AtcXaccountError) -> bool:
+    if isinstance(exc, (IamThrottled, IamConcurrentModification)):
+        return True
+    return isinstance(exc, AwsOperationFailed) and exc.code in TRANSIENT_CODES
+
+
+def _left(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """What one failed undo left, in words and with what a human (or a retry) needs to finish it."""
+    name = entry["change"]
+    error = (entry.get("error") or {}).get("message", "")
+    where: dict[str, Any] = {k: change[k] for k in ("account", "roleName", "policyArn") if k in change}
+    descriptions: dict[str, str] = {
+        "trust": f"the trust policy of {change.get('roleName')} in {change.get('account')} "
+        "keeps this execution's grant",
+        "attach": f"{change.get('policyArn')} stays attached to {change.get('roleName')}",
+        "assumePolicy": f"{change.get('policyArn')} keeps this execution's {change.get('action')} change "
+        f"(version {change.get('afterVersion')}, before: {change.get('beforeVersion')})",
+        "retiredVersion": f"version {change.get('versionId')} of {change.get('policyArn')} was deleted and is not back",
+        "externalId": "the cluster's external ID secret stays (the grant left in place uses it)",
+    }
+    what = descriptions.get(name, name)
+    left: dict[str, Any] = {"change": name, "what": what, **where, "error": error}
+    retired = change.get("retiredVersion") if name == "assumePolicy" else change if name == "retiredVersion" else None
+    if retired:
+        left["retiredVersion"] = {k: retired[k] for k in ("versionId", "document", "copies") if k in retired}
+    return left
+
+
+def _record_left_behind(
+    request: ClusterRequest, ctx: StepContext, execution: str | None, error: str | None, left: list[dict[str, Any]]
+) -> None:
+    """Best effort: the registry keeps what was left, for the audit; the raised error says it anyway."""
     try:
-        return {"result": undo(request, ctx, change)}
-    except AtcXaccountError as exc:
-        return {"result": "failed", "error": exc.to_dict()}
+        registry.record_left_behind(
+            ctx.sessions.local_client("dynamodb"), ctx.registry_table, request, execution, error, left
+        )
+    except AtcXaccountError:
+        return
+
+
+def _undo_secret(
+    request: ClusterRequest,
+    ctx: StepContext,
+    flat: dict[str, Any],
+    record: dict[str, Any] | None,
+    preflight: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    plan = (preflight or {}).get("plan") or {}
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    secrets = ctx.sessions.local_client("secretsmanager")
+
+    def delete(secret: str) -> Undo:
+        return lambda *_: str(external_ids.delete_external_id(secrets, secret)["action"])
+
+    if record and record.get("action") == "created":
+        undo = delete(record["secretName"])
+    elif record and record.get("action") == "updated":
+        undo = lambda *_: external_ids.restore_previous(secrets, record["secretName"], record)  # noqa: E731
+    elif record is None and "trust" not in flat and plan.get("externalId", {}).get("stored") is False:
+        # The trust step stores the ID right before its write; it failed, so any secret is this execution's.
+        undo = delete(name)
+    else:
+        return []
+    return [{"change": "externalId", **_attempt(undo, request, ctx, record or {})}]
 
 
 def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
@@ -80,6 +170,10 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
     if role is None:
         return "skipped: the role no longer exists"
     current = role["AssumeRolePolicyDocument"]
+    if same_document(redact_external_ids(current), change["before"]) and not same_document(
+        change["before"], change["after"]
+    ):
+        return "restored"  # a retried compensation: the first attempt already wrote `before`
     if not same_document(redact_external_ids(current), change["after"]):
         return "skipped: the trust policy changed since this execution wrote it"
     withdrawn: list[str] = []
@@ -91,16 +185,16 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
         before = unredact(change["before"], current, withdrawn)
     except KeyError:
         return "skipped: an external ID of the earlier policy is no longer known"
-    iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=current, after=before)
+    iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=current, after=before, patient=True)
     return "restored"
 
 
 def _undo_attach(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
     cm = request.cluster_manager_account_id
-    record = iam_ops.ensure_detached(
-        ctx.sessions.client("iam", cm), cm, role_name=change["roleName"], policy_arn=change["policyArn"]
+    iam_ops.ensure_detached(
+        ctx.sessions.client("iam", cm), cm, role_name=change["roleName"], policy_arn=change["policyArn"], patient=True
     )
-    return "detached" if record["action"] == "detached" else "skipped: not attached any more"
+    return "detached"  # not attached any more (a retried compensation's first attempt) counts as detached
 
 
 def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
@@ -109,20 +203,50 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
     arn = Targets.of(request, ctx.partition).assume_policy_arn
     current = iam_ops.get_policy_state(iam, cm, arn)
     if current is None:
-        return "skipped: the policy no longer exists"
-    if current.default_version != change.get("afterVersion") or not same_document(current.document, change["after"]):
-        return "skipped: the policy changed since this execution wrote it"
+        return "deleted" if change["action"] == "created" else "skipped: the policy no longer exists"
+    ours = current.default_version == change.get("afterVersion") and same_document(current.document, change["after"])
+    back = current.default_version == change.get("beforeVersion") and same_document(current.document, change["before"])
     if change["action"] == "created":
+        if not ours:
+            return "skipped: the policy changed since this execution wrote it"
         if current.attachment_count:
             return "skipped: the policy is attached to another principal now"
-        iam_ops.delete_managed_policy(iam, cm, arn)
+        iam_ops.delete_managed_policy(iam, cm, arn, patient=True, just_detached=True)
         return "deleted"
-    iam_ops.restore_policy_version(
+    if not (ours or back):
+        return "skipped: the policy changed since this execution wrote it"
+    retired = iam_ops.restore_policy_version(
         iam,
         cm,
         arn=arn,
         default_version=change["beforeVersion"],
         drop_version=change["afterVersion"],
         retired=change.get("retiredVersion"),
+        patient=True,
     )
+    if retired is not None and retired.startswith("skipped"):
+        raise UndoIncomplete(f"the retired version of {arn} is not back: {retired}", [], account=cm)
     return "restored"
+
+
+def _undo_retired(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    """A retired version the failed step could not put back (its `UndoIncomplete`)."""
+    cm = change.get("account") or request.cluster_manager_account_id
+    result = iam_ops.ensure_policy_version_document(
+        ctx.sessions.client("iam", cm),
+        cm,
+        arn=change["policyArn"],
+        document=change["document"],
+        copies=int(change.get("copies", 1)),
+    )
+    if result.startswith("skipped"):
+        raise UndoIncomplete(f"the retired version of {change['policyArn']} is not back: {result}", [], account=cm)
+    return result
+
+
+UNDOES: tuple[tuple[str, Undo], ...] = (
+    ("trust", _undo_trust),
+    ("attach", _undo_attach),
+    ("assumePolicy", _undo_policy),
+    ("retiredVersion", _undo_retired),
+)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import analyzer, external_ids, iam_ops, locks
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
-from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, PrerequisiteMissing
+from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, PrerequisiteMissing, UndoIncomplete
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.redact import fingerprint
@@ -94,7 +94,9 @@ def ensure_assume_policy(
         return ensure_assume_policy(request, ctx)
 
 
-def attach_policy(request: ClusterRequest, ctx: StepContext, needed: bool | None = None) -> dict[str, Any]:
+def attach_policy(
+    request: ClusterRequest, ctx: StepContext, needed: bool | None = None, *, just_created: bool = False
+) -> dict[str, Any]:
     """Attach `atc-s3-assume-role` to the node role (already attached: no write).
 
     `needed` is preflight's answer; attaching is idempotent in IAM, so it needs no re-read.
@@ -116,6 +118,7 @@ def attach_policy(request: ClusterRequest, ctx: StepContext, needed: bool | None
         policy_arn=targets.assume_policy_arn,
         needed=needed,
         dry_run=ctx.dry_run,
+        just_created=just_created,
     )
 
 
@@ -127,11 +130,19 @@ def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[st
     """
     policy = ensure_assume_policy(request, ctx, plan)
     try:
-        attach = attach_policy(request, ctx, plan["attachNeeded"])
-    except AtcXaccountError:
-        # The step is all or nothing: its record never reaches Compensate when it fails.
+        attach = attach_policy(request, ctx, plan["attachNeeded"], just_created=policy.get("action") == "created")
+    except AtcXaccountError as failure:
+        # The step is all or nothing: its record never reaches Compensate when it fails, so
+        # an undo that fails too (after its own retries) travels in the error instead.
         if policy.get("applied") and policy.get("action") != "unchanged":
-            undo_policy_change(request, ctx, policy)
+            undone = undo_policy_change(request, ctx, policy)
+            if undone["result"] == "failed":
+                what = f"{policy['policyArn']} keeps this step's {policy['action']} change"
+                raise UndoIncomplete(
+                    f"{failure}; undoing the assume policy failed too: {undone['error'].get('message')}",
+                    [{"change": "assumePolicy", "what": what, **policy}],
+                    account=request.cluster_manager_account_id,
+                ) from failure
         raise
     return {
         "assumePolicy": policy,
@@ -235,4 +246,15 @@ def _replaced_external_id(
     previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
     if previous is None or previous[1] == current or previous[1] not in grant_external_ids(trust, principal):
         return None
+    targets = Targets.of(request, ctx.partition)
+    if registry.external_id_users(
+        ctx.sessions.local_client("dynamodb"),
+        ctx.registry_table,
+        request.cluster_manager_account_id,
+        node_role_arn=targets.node_role_arn,
+        access_role_arn=targets.access_role_arn,
+        external_id_fingerprint=fingerprint(previous[1]),
+        excluding=request.cluster_id,
+    ):
+        return None  # another registered cluster still opens the role with it
     return previous[1]

@@ -21,9 +21,13 @@ def lock_keys(request: ClusterRequest) -> list[str]:
     ]
 
 
-def acquire_locks(request: ClusterRequest, ctx: StepContext, owner: str) -> dict[str, Any]:
-    """Serialize on the target role and policy; `ResourceLocked` makes the ASL retry."""
-    return locks.acquire(ctx.sessions.local_client("dynamodb"), ctx.locks_table, lock_keys(request), owner)
+def acquire_locks(
+    request: ClusterRequest, ctx: StepContext, owner: str, also: list[ClusterRequest] | None = None
+) -> dict[str, Any]:
+    """Serialize on the target role and policy (and those of `also`: a cluster's former
+    placements, revoked in the same offboarding); `ResourceLocked` makes the ASL retry."""
+    keys = [key for each in [request, *(also or [])] for key in lock_keys(each)]
+    return locks.acquire(ctx.sessions.local_client("dynamodb"), ctx.locks_table, keys, owner)
 
 
 def release_locks(ctx: StepContext, held: list[str], owner: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 What belongs to the cluster comes from the registry: its external ID (by secret and
 fingerprint) in the node role's grant, and the access role ARN in the assume policy
 unless another registered cluster of the same cluster manager account still needs it.
+A cluster re-registered against other accounts (or names) is revoked in every placement
+the registry kept for it (`registry.PLACEMENTS`), under the locks of all of them.
 Everything this project does not own stays as it is.
 """
 
@@ -37,7 +39,16 @@ def load_registration(request: ClusterRequest, ctx: StepContext) -> dict[str, An
     registered = ClusterRequest.from_dict(
         {**request.to_dict(), **{k: entry[k] for k in NAME_FIELDS if k in entry}, "externalId": None}
     )
-    return {"request": registered.to_dict(), "nothingToDo": False, "registeredState": entry.get("state")}
+    former = [
+        ClusterRequest.from_dict({**registered.to_dict(), **place}).to_dict()
+        for place in registry.former_placements(entry)
+    ]
+    return {
+        "request": registered.to_dict(),
+        "nothingToDo": False,
+        "registeredState": entry.get("state"),
+        "formerPlacements": former,
+    }
 
 
 def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
@@ -103,46 +114,89 @@ def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
 def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     """Remove the access role from the assume policy unless another cluster needs it.
 
-    A policy left with no statement is detached from the node role and deleted with all
-    its versions, so the last deregistration leaves the account as it was before.
+    The policy's lock item says what it was before atc-xaccount (`registry.provenance_of`):
+    an access role it already allowed stays; an attachment it already had stays, one we
+    made goes with the last cluster of that node role; the policy is deleted only when we
+    created it and nothing is left in it. A policy from before provenance was kept is
+    handled as before: detached and deleted when no statement is left.
     """
     cm = request.cluster_manager_account_id
     targets = Targets.of(request, ctx.partition)
-    needed_by = [
-        other["clusterId"]
-        for other in _others(request, ctx)
-        if other.get("assumePolicyArn") == targets.assume_policy_arn
-        and other.get("accessRoleArn") == targets.access_role_arn
-    ]
+    others = [o for o in _others(request, ctx) if o.get("assumePolicyArn") == targets.assume_policy_arn]
+    needed_by = [o["clusterId"] for o in others if o.get("accessRoleArn") == targets.access_role_arn]
     if needed_by:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"still needed by {needed_by}"}
     iam = ctx.sessions.client("iam", cm)
     current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
+    dynamodb, key = ctx.sessions.local_client("dynamodb"), registry.provenance_key(cm, request.assume_policy_name)
+    known = registry.read_provenance(dynamodb, ctx.registry_table, key)
+    created = known.get(registry.CREATED_BY_US)
+    was_attached = known.get(registry.attached_before(request.node_role_name))
+    record, delete = _remove_resource(request, ctx, iam, current, known, created)
+    node_users = [o["clusterId"] for o in others if o.get("nodeRoleArn") == targets.node_role_arn]
+    detach = not node_users and (was_attached is False or (was_attached is None and delete))
+    detached = None
+    if detach:
+        detached = iam_ops.ensure_detached(
+            iam, cm, role_name=request.node_role_name, policy_arn=targets.assume_policy_arn, dry_run=ctx.dry_run
+        )
+        record = {**record, "detached": detached["action"] == "detached"}
+    forget = [registry.resource_before(targets.access_role_arn)]
+    if not node_users:
+        forget.append(registry.attached_before(request.node_role_name))
+    if delete:
+        still_attached = current.attachment_count - (1 if detached and detached["action"] == "detached" else 0)
+        if still_attached > 0:
+            record = {**record, "reason": f"policy left in place: attached to {still_attached} other principal(s)"}
+        else:
+            deleted = iam_ops.delete_managed_policy(
+                iam, cm, targets.assume_policy_arn, dry_run=ctx.dry_run, just_detached=bool(detached)
+            )
+            record = {**deleted, "detached": bool(detached and detached["action"] == "detached")}
+            forget = sorted(known)
+    if not ctx.dry_run and known:
+        everything = set(forget) >= set(known)
+        registry.forget_provenance(
+            dynamodb, ctx.registry_table, key, [a for a in forget if a in known], everything=everything
+        )
+    return record
+
+
+def _remove_resource(
+    request: ClusterRequest,
+    ctx: StepContext,
+    iam: Any,
+    current: iam_ops.PolicyState,
+    known: dict[str, bool],
+    created: bool | None,
+) -> tuple[dict[str, Any], bool]:
+    """(the policy change, whether the policy should now be deleted)."""
+    cm = request.cluster_manager_account_id
+    targets = Targets.of(request, ctx.partition)
+    unchanged = {"action": "unchanged", "applied": not ctx.dry_run}
+    if known.get(registry.resource_before(targets.access_role_arn)):
+        return {**unchanged, "reason": "the policy allowed the access role before atc-xaccount"}, False
     with owned_statements(cm, f"policy {request.assume_policy_name}"):
         desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)
     if not changed:
-        return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "role not in the policy"}
-    if not is_effectively_empty(desired):
-        guard_assume_policy(current.document, desired, set(), cm, request.assume_policy_name)
-        return iam_ops.write_managed_policy(
-            iam,
-            cm,
-            name=request.assume_policy_name,
-            arn=targets.assume_policy_arn,
-            current=current,
-            desired=desired,
-            dry_run=ctx.dry_run,
-        )
-    detached = iam_ops.ensure_detached(
-        iam, cm, role_name=request.node_role_name, policy_arn=targets.assume_policy_arn, dry_run=ctx.dry_run
+        return {**unchanged, "reason": "role not in the policy"}, False
+    if is_effectively_empty(desired):
+        if created is False:
+            return {**unchanged, "reason": "the policy existed before atc-xaccount: left as it is"}, False
+        return unchanged, True
+    guard_assume_policy(current.document, desired, set(), cm, request.assume_policy_name)
+    record = iam_ops.write_managed_policy(
+        iam,
+        cm,
+        name=request.assume_policy_name,
+        arn=targets.assume_policy_arn,
+        current=current,
+        desired=desired,
+        dry_run=ctx.dry_run,
     )
-    still_attached = current.attachment_count - (1 if detached["action"] == "detached" else 0)
-    if still_attached > 0:
-        return {**detached, "reason": f"policy left in place: attached to {still_attached} other principal(s)"}
-    deleted = iam_ops.delete_managed_policy(iam, cm, targets.assume_policy_arn, dry_run=ctx.dry_run)
-    return {**deleted, "detached": detached["action"] == "detached"}
+    return record, False
 
 
 def forget(request: ClusterRequest, ctx: StepContext, execution: str | None) -> dict[str, Any]:

@@ -44,6 +44,7 @@ def record(
     external_id_fingerprint: str,
     held: list[str] | None = None,
     hashes: dict[str, str] | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Register the cluster as READY and release its locks, in one DynamoDB transaction.
 
@@ -59,6 +60,19 @@ def record(
         held or [],
         execution or "",
         hashes=hashes,
-        also=[registry.update_item(ctx.registry_table, entry)],
+        also=[registry.update_item(ctx.registry_table, entry), *_provenance(request, ctx, changes)],
     )
     return {**entry, "action": "recorded", "released": released["released"]}
+
+
+def _provenance(request: ClusterRequest, ctx: StepContext, changes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """What the assume policy was before this onboarding, kept once for every cluster sharing it."""
+    manager = (changes or {}).get("clusterManager") or {}
+    facts = registry.provenance_of(
+        manager.get("assumePolicy"),
+        manager.get("attach"),
+        request.node_role_name,
+        Targets.of(request, ctx.partition).access_role_arn,
+    )
+    key = registry.provenance_key(request.cluster_manager_account_id, request.assume_policy_name)
+    return [registry.provenance_item(ctx.registry_table, key, facts)] if facts else []
