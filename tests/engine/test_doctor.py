@@ -24,9 +24,15 @@ def world(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def onboarded_kms() -> Any:
-    """The KMS sample world after `local run`: onboarded, proof run, world with secret and registry."""
+def refused_kms() -> Any:
+    """`local run` on the KMS sample world: Preflight judges the KMS link and refuses."""
     return run_event(ROOT, EVENT, world("sample-world-kms.json"))
+
+
+@pytest.fixture(scope="module")
+def onboarded() -> Any:
+    """The sample world after `local run`: onboarded, world with secret and registry."""
+    return run_event(ROOT, EVENT, world("sample-world.json"), prove=False)
 
 
 def doctor(tmp_path: Path, state: dict[str, Any], *args: str) -> tuple[int, Any]:
@@ -48,14 +54,16 @@ def test_the_sample_world_is_ok_and_agrees_with_the_proof(tmp_path):
     assert body["externalId"] is None, "the external ID is printed only with --reveal"
 
 
-def test_kms_without_grant_fails_the_proof_and_the_doctor_names_the_key_and_fix(tmp_path, onboarded_kms):
-    assert onboarded_kms.result.status == "SUCCEEDED"
-    proof = onboarded_kms.proof
-    assert proof is not None and not proof.ok
-    failed = [s.claim for s in proof.steps if not s.ok]
-    assert failed == [f"atc-s3-access-keys may use the default encryption key of {BUCKET} (broken)"]
+def test_kms_without_grant_is_refused_before_any_write_and_the_doctor_names_the_key_and_fix(tmp_path, refused_kms):
+    # Onboarding judges the same link with the same evaluation, before writing anything.
+    assert refused_kms.result.status == "FAILED"
+    assert refused_kms.result.error == "VerificationFailed"
+    assert f"kms:{BUCKET}" in refused_kms.cause_message and "fix: add kms:GenerateDataKey" in refused_kms.cause_message
+    assert refused_kms.calls["writes"] == 0
 
-    code, text = doctor(tmp_path, onboarded_kms.world, "demo-cluster-1")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(EVENT))
+    code, text = doctor(tmp_path, refused_kms.world, "--event", str(event))
     assert code == 1
     first = text.splitlines()[:3]
     assert first[0] == f"BROKEN  atc-s3-access-keys may use the default encryption key of {BUCKET}"
@@ -84,10 +92,10 @@ def test_after_the_fix_the_proof_succeeds_and_the_doctor_agrees(tmp_path):
     assert body["links"][4]["link"] == f"kms:{BUCKET}" and body["links"][4]["verdict"] == "ok"
 
 
-def test_only_undecidable_left_exits_3(tmp_path, onboarded_kms):
-    state = copy.deepcopy(onboarded_kms.world)
+def test_only_undecidable_left_exits_3(tmp_path, onboarded):
+    state = copy.deepcopy(onboarded.world)
     s3 = state["accounts"][S3]
-    del s3["bucketEncryption"]
+    s3.pop("bucketEncryption", None)
     s3["bucketPolicies"] = {
         BUCKET: {
             "Version": "2012-10-17",
