@@ -241,6 +241,8 @@ class AutomationRoleAuthz:
     evaluate_conditions: bool = True
     partition: str = "aws"
     _template: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Parameters of each account's stack instance beyond the stack set's (a world's `bootstrap`).
+    stack_instances: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     #: Requests of the automation role that were judged and allowed, by action.
     allowed: Counter[str] = field(default_factory=Counter, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -267,7 +269,7 @@ class AutomationRoleAuthz:
     def role_for(self, account: str) -> BootstrapRole:
         return load_bootstrap_role(
             self.root,
-            self.parameters,
+            {**self.parameters, **self.stack_instances.get(account, {})},
             account=account,
             partition=self.partition,
             mutate=self.mutate,
@@ -278,11 +280,16 @@ class AutomationRoleAuthz:
     def role_name(self) -> str:
         return self.role_for(self.automation_account).name
 
-    def ensure_role(self, iam: Any, account: str) -> None:
-        """Create the role as the bootstrap stack would; an existing role is left as it is."""
+    def ensure_role(self, iam: Any, account: str, overrides: dict[str, str] | None = None) -> None:
+        """Create the role as the bootstrap stack would; an existing role keeps its policies
+        unless `overrides` (the stack instance's parameters) are given: then they are redeployed."""
+        if overrides is not None:
+            self.stack_instances[account] = dict(overrides)
         role = self.role_for(account)
         try:
             iam.get_role(RoleName=role.name)
+            if overrides is not None:
+                self.apply(iam, role)
             return
         except iam.exceptions.NoSuchEntityException:
             pass
@@ -369,7 +376,14 @@ class _Judge:
             return  # AWS allows it to every principal, whatever the policies say
         partition = caller.partition
         target = _resource_of(action, response.data, response.current_account, partition, resource)
-        request.check_action_permitted(target)
+        try:
+            request.check_action_permitted(target)
+        except AccessDeniedError as exc:
+            # AWS names the resource and why; moto's text stops at the action.
+            raise AccessDeniedError(
+                user_arn=caller.arn,
+                action=f"{action} on resource: {target} because no identity-based policy allows the {action} action",
+            ) from exc
         if self.authz.evaluate_conditions:
             self._judge_conditions(caller, action, target, response.data)
         with self.authz.lock:

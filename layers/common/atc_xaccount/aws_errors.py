@@ -6,12 +6,15 @@ the layer as one of `errors.py`'s classes, with the original error chained.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from botocore.exceptions import ClientError
 
 from atc_xaccount.errors import (
+    AutomationRoleDenied,
     AwsOperationFailed,
     IamConcurrentModification,
     IamPropagationDelay,
@@ -19,6 +22,27 @@ from atc_xaccount.errors import (
 )
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+#: AWS's denial text: "User: <arn> is not authorized to perform: <action> on resource: <resource> because ...".
+_DENIAL = re.compile(
+    r"not authorized to perform: (?P<action>[\w-]+:[\w*]+)"
+    r"(?: on resource: \"?(?P<resource>(?:(?:role|policy|user) )?[^\s\"]+)\"?)?"
+)
+_NAMED = re.compile(
+    r"^(?:(?P<kind>role|policy|user) )?(?:arn:[^:]+:iam::\d*:(?P<arnkind>role|policy|user)/(?:.*/)?)?(?P<name>[^/\s]+)$"
+)
+
+#: A bootstrap parameter of one target account: (parameter, resource kind, account, name).
+BootstrapName = tuple[str, str, str, str]
+
+#: The names the current step's request expects each account's bootstrap stack instance to allow.
+_bootstrap_names: ContextVar[tuple[BootstrapName, ...]] = ContextVar("bootstrap_names", default=())
+
+
+def expect_bootstrap_names(names: Iterable[BootstrapName]) -> None:
+    """Tell the translation which bootstrap parameter governs which role or policy (per step)."""
+    _bootstrap_names.set(tuple(names))
 
 
 def error_code(exc: ClientError) -> str:
@@ -39,6 +63,9 @@ def translate(exc: ClientError, operation: str, account: str) -> Exception:
         return IamConcurrentModification(operation, account)
     if code == "MalformedPolicyDocument" and "invalid principal" in message.lower():
         return IamPropagationDelay(operation, account)
+    if code in ACCESS_DENIED_CODES and account.isdigit():
+        # Every call in a target account is made as its automation role.
+        return automation_role_denied(operation, account, message)
     return AwsOperationFailed(operation, account, code, message)
 
 
@@ -49,3 +76,19 @@ def aws_call(operation: str, account: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise translate(exc, operation, account) from exc
+
+
+def automation_role_denied(operation: str, account: str, message: str) -> AutomationRoleDenied:
+    """The denial, with the bootstrap parameter (and value) that would have allowed it."""
+    found = _DENIAL.search(message)
+    action = found.group("action") if found else operation
+    resource = (found.group("resource") if found else None) or "its resource"
+    named = _NAMED.match(resource)
+    parameter = value = None
+    if named is not None:
+        kind, name = named.group("kind") or named.group("arnkind"), named.group("name")
+        for candidate, candidate_kind, candidate_account, candidate_name in _bootstrap_names.get():
+            if (candidate_kind, candidate_account, candidate_name.lower()) == (kind, account, name.lower()):
+                parameter, value = candidate, candidate_name
+                break
+    return AutomationRoleDenied(account, action, resource, parameter, value, message)
