@@ -8,7 +8,8 @@ import contextvars
 import pytest
 from botocore.exceptions import ClientError
 
-from atc_xaccount.aws_errors import expect_bootstrap_names, translate
+from atc_xaccount.aws_errors import translate
+from atc_xaccount.bootstrap_names import expect
 from atc_xaccount.errors import AutomationRoleDenied, AwsOperationFailed
 
 CM, S3 = "111111111111", "222222222222"
@@ -56,7 +57,7 @@ def _in_step(call):  # a fresh context, as each Lambda invocation sets its own n
 )
 def test_the_denied_resource_names_its_parameter(account, action, resource, parameter, value):
     def run() -> Exception:
-        expect_bootstrap_names(NAMES)
+        expect(NAMES)
         return translate(_denied(account, action, resource), action, account)
 
     error = _in_step(run)
@@ -69,7 +70,7 @@ def test_a_role_of_the_other_account_is_not_taken_for_this_one():
     """The S3 account's role name in the cluster manager account is not the access role."""
 
     def run() -> Exception:
-        expect_bootstrap_names(NAMES)
+        expect(NAMES)
         return translate(_denied(CM, "iam:GetRole", f"arn:aws:iam::{CM}:role/atc-transfer-access"), "GetRole", CM)
 
     error = _in_step(run)

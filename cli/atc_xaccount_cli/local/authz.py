@@ -447,3 +447,57 @@ def _resource_of(action: str, data: dict[str, Any], account: str, partition: str
     if action == "iam:CreatePolicy" and policy_name:
         return f"arn:{partition}:iam::{account}:policy{_param(data, 'Path') or '/'}{policy_name}"
     return default
+
+
+# --- which names a deployed automation role allows ----------------------------------------
+
+#: The bootstrap parameters that name what the automation role may touch.
+NAME_PARAMETERS = ("NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName")
+
+
+def deployed_names(
+    root: Path,
+    policies: dict[str, dict[str, Any]],
+    *,
+    account: str,
+    partition: str,
+    automation_account: str = "000000000000",  # only the trust names it, and the trust is not read here
+) -> dict[str, str]:
+    """The name parameters a deployed automation role was created with, read off its policies.
+
+    The template is rendered with a marker for each parameter; wherever a statement's
+    resource carries a marker, the same statement (by Sid) of the deployed policy holds the
+    value there. Parameters found nowhere are left out.
+    """
+    template = load_yaml(root / BOOTSTRAP_TEMPLATE)
+    markers = {name: f"atc-{name.lower()}-marker" for name in NAME_PARAMETERS}
+    rendered = load_bootstrap_role(
+        root,
+        {"AutomationAccountId": automation_account, **markers},
+        account=account,
+        partition=partition,
+        template=template,
+    )
+    deployed = {str(s.get("Sid")): s for doc in policies.values() for s in doc.get("Statement", [])}
+    found: dict[str, str] = {}
+    for doc in rendered.documents:
+        for stmt in doc.get("Statement", []):
+            actual = deployed.get(str(stmt.get("Sid")))
+            if actual is None:
+                continue
+            for pattern in _as_list(stmt.get("Resource")):
+                for name, marker in markers.items():
+                    if marker not in pattern:
+                        continue
+                    regex = re.escape(pattern).replace(re.escape(marker), r"(?P<value>[\w+=,.@-]+)")
+                    for resource in _as_list(actual.get("Resource")):
+                        match = re.fullmatch(regex, str(resource))
+                        if match and name not in found:
+                            found[name] = match.group("value")
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -7,12 +7,12 @@ the layer as one of `errors.py`'s classes, with the original error chained.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 
 from botocore.exceptions import ClientError
 
+from atc_xaccount import bootstrap_names
 from atc_xaccount.errors import (
     AutomationRoleDenied,
     AwsOperationFailed,
@@ -32,17 +32,6 @@ _DENIAL = re.compile(
 _NAMED = re.compile(
     r"^(?:(?P<kind>role|policy|user) )?(?:arn:[^:]+:iam::\d*:(?P<arnkind>role|policy|user)/(?:.*/)?)?(?P<name>[^/\s]+)$"
 )
-
-#: A bootstrap parameter of one target account: (parameter, resource kind, account, name).
-BootstrapName = tuple[str, str, str, str]
-
-#: The names the current step's request expects each account's bootstrap stack instance to allow.
-_bootstrap_names: ContextVar[tuple[BootstrapName, ...]] = ContextVar("bootstrap_names", default=())
-
-
-def expect_bootstrap_names(names: Iterable[BootstrapName]) -> None:
-    """Tell the translation which bootstrap parameter governs which role or policy (per step)."""
-    _bootstrap_names.set(tuple(names))
 
 
 def error_code(exc: ClientError) -> str:
@@ -87,8 +76,6 @@ def automation_role_denied(operation: str, account: str, message: str) -> Automa
     parameter = value = None
     if named is not None:
         kind, name = named.group("kind") or named.group("arnkind"), named.group("name")
-        for candidate, candidate_kind, candidate_account, candidate_name in _bootstrap_names.get():
-            if (candidate_kind, candidate_account, candidate_name.lower()) == (kind, account, name.lower()):
-                parameter, value = candidate, candidate_name
-                break
+        parameter = bootstrap_names.parameter_for(kind, account, name)
+        value = name if parameter else None
     return AutomationRoleDenied(account, action, resource, parameter, value, message)
