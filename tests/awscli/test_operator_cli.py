@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.trust import grant_external_ids
-from atc_xaccount_cli.local.engine import Emulator
+from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, Emulator
 from atc_xaccount_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,6 +183,31 @@ def test_snapshot_writes_a_world_the_emulator_accepts(server, tmp_path):
 
     world = json.loads(out.read_text())
     assert world["accounts"][S3]["roles"]["atc-s3-access-keys"]["trust"] == trust_now()
+    from atc_xaccount_cli.local.world import validate_world
+
+    validate_world(world)
+
+
+def test_snapshot_writes_the_bootstrap_names_an_account_was_deployed_with(server, tmp_path):
+    """--direct reads the automation role's own policy (the role may not read itself): the world
+    then says which names the account's stack instance allows. moto's default credentials are
+    the automation account's, so that is the account snapshotted here."""
+    account = AUTOMATION_ACCOUNT
+    server.deploy_bootstrap(account, {"NodeRoleName": "atc-transfer-node", "AssumePolicyName": "atc-transfer-assume"})
+    try:
+        out = tmp_path / "world.json"
+        code, _ = cli("snapshot", account, "--direct", "--out", out, "--json")
+        world = json.loads(out.read_text())
+        through_the_role = tmp_path / "role.json"
+        cli("snapshot", CM, "--out", through_the_role, "--json")
+    finally:
+        server.deploy_bootstrap(account, {})
+    assert code == 0
+    assert world["accounts"][account]["bootstrap"] == {
+        "AssumePolicyName": "atc-transfer-assume",
+        "NodeRoleName": "atc-transfer-node",
+    }
+    assert "bootstrap" not in json.loads(through_the_role.read_text())["accounts"][CM]
     from atc_xaccount_cli.local.world import validate_world
 
     validate_world(world)

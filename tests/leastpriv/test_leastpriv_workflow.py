@@ -60,7 +60,7 @@ def test_the_same_runs_are_refused_once_the_role_lacks_a_permission(registered, 
         report = run_event(ROOT, registered, sample_world, prove=False)
 
     assert report.result.status == "FAILED"
-    assert f"iam:CreatePolicy failed in account {CM}: AccessDenied" in report.cause_message
+    assert f"the automation role in account {CM} may not call iam:CreatePolicy on " in report.cause_message
     assert ASSUME_POLICY not in report.world["accounts"][CM]["policies"]
 
 
@@ -119,7 +119,9 @@ def test_names_the_bootstrap_stack_was_not_given_are_refused(lab: Lab, registere
     result = lab.run(case.event(registered, nodeRoleName="atc-node-blue"))
 
     assert result.status == "FAILED"
-    assert f"iam:GetRole failed in account {case.cm}: AccessDenied" in result.cause
+    assert result.error == "AutomationRoleDenied", result.cause
+    assert f"the automation role in account {case.cm} may not call iam:GetRole on " in result.cause
+    assert "NodeRoleName=atc-node-blue" in result.cause
     assert (
         s3["roles"][ACCESS_ROLE]["trust"]
         == lab.iam(case.s3).get_role(RoleName=ACCESS_ROLE)["Role"]["AssumeRolePolicyDocument"]

@@ -9,6 +9,7 @@ import pytest
 from atc_xaccount import errors
 from atc_xaccount.errors import (
     AtcXaccountError,
+    AutomationRoleDenied,
     AutomationRoleUnavailable,
     AwsOperationFailed,
     IamConcurrentModification,
@@ -27,6 +28,7 @@ ASL_NAMES = {
     "QuotaExceeded",
     "PolicyLintFailed",
     "AutomationRoleUnavailable",
+    "AutomationRoleDenied",
     "IamThrottled",
     "IamConcurrentModification",
     "IamPropagationDelay",
@@ -114,6 +116,22 @@ def test_every_error_the_state_machines_retry_or_catch_by_name_exists() -> None:
             "cannot assume automation role arn:aws:iam::222222222222:role/atc-xaccount-automation "
             "in account 222222222222: AccessDenied",
             {"reason": "AccessDenied"},
+        ),
+        (
+            AutomationRoleDenied(
+                "111111111111",
+                "iam:GetRole",
+                "arn:aws:iam::111111111111:role/atc-transfer-node",
+                "NodeRoleName",
+                "atc-transfer-node",
+                "User: ... is not authorized to perform: iam:GetRole",
+            ),
+            "the automation role in account 111111111111 may not call iam:GetRole on "
+            "arn:aws:iam::111111111111:role/atc-transfer-node: deploy that account's bootstrap stack instance "
+            "(bootstrap/automation-role.yaml) with NodeRoleName=atc-transfer-node, e.g. aws cloudformation "
+            "update-stack-instances --accounts 111111111111 --parameter-overrides "
+            "ParameterKey=NodeRoleName,ParameterValue=atc-transfer-node ...",
+            {"parameter": "NodeRoleName", "value": "atc-transfer-node", "action": "iam:GetRole"},
         ),
         (
             IamThrottled("UpdateAssumeRolePolicy", "222222222222"),

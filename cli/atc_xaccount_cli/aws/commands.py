@@ -223,13 +223,17 @@ def snapshot(session: boto3.Session, deployment: Deployment, accounts: list[str]
             world["accounts"][account] = snapshot_account(
                 session, skip_roles={deployment.automation_role_name}, secret_prefix=None
             )
-            continue
-        target = boto3.Session(**ctx.sessions.credentials(account), region_name=deployment.region)
-        world["accounts"][account] = snapshot_named(
-            target,
-            roles=[names.node_role_name, names.access_role_name],
-            policies=[names.assume_policy_name, names.access_policy_name],
-        )
+            reader = session
+        else:
+            reader = boto3.Session(**ctx.sessions.credentials(account), region_name=deployment.region)
+            world["accounts"][account] = snapshot_named(
+                reader,
+                roles=[names.node_role_name, names.access_role_name],
+                policies=[names.assume_policy_name, names.access_policy_name],
+            )
+        bootstrap = bootstrap_overrides(reader, deployment, account, ctx.partition)
+        if bootstrap:
+            world["accounts"][account] = {"bootstrap": bootstrap, **world["accounts"][account]}
     return world
 
 
@@ -244,6 +248,30 @@ def doctor(
     from atc_xaccount_cli.doctor import doctor as run
 
     return run(deployment.step_context(session, f"doctor-{uuid.uuid4().hex[:8]}"), cluster_id, event, options)
+
+
+def bootstrap_overrides(reader: boto3.Session, deployment: Deployment, account: str, partition: str) -> dict[str, str]:
+    """The name parameters the account's automation role was deployed with, where they are not
+    the bootstrap template's defaults (the world's `bootstrap` key); {} when its policies are unreadable."""
+    from botocore.exceptions import ClientError
+
+    from atc_xaccount_cli.local import authz
+    from atc_xaccount_cli.local.template import load_yaml
+    from atc_xaccount_cli.main import project_root
+
+    iam = reader.client("iam")
+    role = deployment.automation_role_name
+    try:
+        policies = {
+            name: iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
+        }
+    except ClientError:
+        return {}  # the automation role may not read itself; --direct can
+    root = project_root()
+    found = authz.deployed_names(root, policies, account=account, partition=partition)
+    defaults = load_yaml(root / authz.BOOTSTRAP_TEMPLATE)["Parameters"]
+    return {k: v for k, v in sorted(found.items()) if v != defaults[k].get("Default")}
 
 
 def rotate_external_id(

@@ -247,6 +247,8 @@ class AutomationRoleAuthz:
     evaluate_conditions: bool = True
     partition: str = "aws"
     _template: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Parameters of each account's stack instance beyond the stack set's (a world's `bootstrap`).
+    stack_instances: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     #: Requests of the automation role that were judged and allowed, by action.
     allowed: Counter[str] = field(default_factory=Counter, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -273,7 +275,7 @@ class AutomationRoleAuthz:
     def role_for(self, account: str) -> BootstrapRole:
         return load_bootstrap_role(
             self.root,
-            self.parameters,
+            {**self.parameters, **self.stack_instances.get(account, {})},
             account=account,
             partition=self.partition,
             mutate=self.mutate,
@@ -284,11 +286,16 @@ class AutomationRoleAuthz:
     def role_name(self) -> str:
         return self.role_for(self.automation_account).name
 
-    def ensure_role(self, iam: Any, account: str) -> None:
-        """Create the role as the bootstrap stack would; an existing role is left as it is."""
+    def ensure_role(self, iam: Any, account: str, overrides: dict[str, str] | None = None) -> None:
+        """Create the role as the bootstrap stack would; an existing role keeps its policies
+        unless `overrides` (the stack instance's parameters) are given: then they are redeployed."""
+        if overrides is not None:
+            self.stack_instances[account] = dict(overrides)
         role = self.role_for(account)
         try:
             iam.get_role(RoleName=role.name)
+            if overrides is not None:
+                self.apply(iam, role)
             return
         except iam.exceptions.NoSuchEntityException:
             pass
@@ -376,7 +383,14 @@ class _Judge:
         partition = caller.partition
         data = _json_body(response) if action.startswith("kms:") else response.data
         target = _resource_of(action, data, response.current_account, partition, resource)
-        request.check_action_permitted(target)
+        try:
+            request.check_action_permitted(target)
+        except AccessDeniedError as exc:
+            # AWS names the resource and why; moto's text stops at the action.
+            raise AccessDeniedError(
+                user_arn=caller.arn,
+                action=f"{action} on resource: {target} because no identity-based policy allows the {action} action",
+            ) from exc
         if self.authz.evaluate_conditions:
             self._judge_conditions(caller, action, target, response.data)
         if action.startswith("kms:"):
@@ -506,3 +520,57 @@ def _resource_of(action: str, data: dict[str, Any], account: str, partition: str
     if action == "iam:CreatePolicy" and policy_name:
         return f"arn:{partition}:iam::{account}:policy{_param(data, 'Path') or '/'}{policy_name}"
     return default
+
+
+# --- which names a deployed automation role allows ----------------------------------------
+
+#: The bootstrap parameters that name what the automation role may touch.
+NAME_PARAMETERS = ("NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName")
+
+
+def deployed_names(
+    root: Path,
+    policies: dict[str, dict[str, Any]],
+    *,
+    account: str,
+    partition: str,
+    automation_account: str = "000000000000",  # only the trust names it, and the trust is not read here
+) -> dict[str, str]:
+    """The name parameters a deployed automation role was created with, read off its policies.
+
+    The template is rendered with a marker for each parameter; wherever a statement's
+    resource carries a marker, the same statement (by Sid) of the deployed policy holds the
+    value there. Parameters found nowhere are left out.
+    """
+    template = load_yaml(root / BOOTSTRAP_TEMPLATE)
+    markers = {name: f"atc-{name.lower()}-marker" for name in NAME_PARAMETERS}
+    rendered = load_bootstrap_role(
+        root,
+        {"AutomationAccountId": automation_account, **markers},
+        account=account,
+        partition=partition,
+        template=template,
+    )
+    deployed = {str(s.get("Sid")): s for doc in policies.values() for s in doc.get("Statement", [])}
+    found: dict[str, str] = {}
+    for doc in rendered.documents:
+        for stmt in doc.get("Statement", []):
+            actual = deployed.get(str(stmt.get("Sid")))
+            if actual is None:
+                continue
+            for pattern in _as_list(stmt.get("Resource")):
+                for name, marker in markers.items():
+                    if marker not in pattern:
+                        continue
+                    regex = re.escape(pattern).replace(re.escape(marker), r"(?P<value>[\w+=,.@-]+)")
+                    for resource in _as_list(actual.get("Resource")):
+                        match = re.fullmatch(regex, str(resource))
+                        if match and name not in found:
+                            found[name] = match.group("value")
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]

@@ -92,6 +92,9 @@ class CallLedger:
 #: Hook for fault injection: called before each step AWS call with (step, key, params).
 BeforeCall = Callable[[str, str, dict[str, Any]], None]
 
+#: Hook for the step roles (step_roles.py): (step, client, operation, params); raises AWS's AccessDenied.
+Authorize = Callable[[str, Any, str, dict[str, Any]], None]
+
 
 class Dispatcher:
     """Runs handlers for invoked functions and watches the AWS calls they make."""
@@ -100,6 +103,7 @@ class Dispatcher:
         self.functions = functions
         self.ledger = ledger
         self.before_call: BeforeCall | None = None
+        self.authorize: Authorize | None = None
         # Context variables, not thread-locals: a step that runs independent reads in worker
         # threads (with the caller's context copied) still has its calls counted as its own.
         self._step: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"step-{id(self)}", default=None)
@@ -174,6 +178,9 @@ class Dispatcher:
             if step is not None:
                 key = f"{client.meta.service_model.endpoint_prefix}:{operation_name}"
                 dispatcher.ledger.add(step, key, dispatcher.current_execution)
+                # AWS authorizes a request before anything else can go wrong with it.
+                if dispatcher.authorize is not None:
+                    dispatcher.authorize(step, client, operation_name, api_params)
                 if dispatcher.before_call is not None:
                     dispatcher.before_call(step, key, api_params)
             return original_call(client, operation_name, api_params)

@@ -24,11 +24,11 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, moto_gaps
+from atc_xaccount_cli.local import authz, moto_gaps, step_roles
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
-from atc_xaccount_cli.local.pattern import matches
-from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, substitute_definition
+from atc_xaccount_cli.local.pattern import admit, bus_statements, matches
+from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, load_yaml, substitute_definition
 
 AUTOMATION_ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -41,7 +41,12 @@ REGISTRY_TABLE = "ClusterRegistryTable"
 
 #: Template parameters the emulator sets unless told otherwise: IAM here is consistent at
 #: once, so local runs do not wait for propagation.
-LOCAL_PARAMETERS = {"PropagationWaitSeconds": "0"}
+LOCAL_PARAMETERS = {
+    "PropagationWaitSeconds": "0",
+    # The sample events come from the sample cluster manager account (events/*.json),
+    # forwarded to the automation account's bus as bootstrap/event-forwarder.yaml does.
+    "EventSourceAccounts": "111111111111",
+}
 
 #: What the emulated Lambda environment sets besides the template's variables.
 LAMBDA_ENVIRONMENT = {
@@ -88,6 +93,8 @@ class Emulator:
         self._accounts: dict[str, boto3.Session] = {}
         self.tables: dict[str, str] = {}
         self.buckets: dict[str, str] = {}
+        #: Each step's role as `sam deploy` creates it, judging the step's own calls.
+        self.step_roles: step_roles.StepRoles | None = None
 
     def client(self, service: str) -> Any:
         """A client in the automation account (created once: client creation is slow)."""
@@ -199,6 +206,21 @@ class Emulator:
         self.tables = {logical_id: refs[logical_id] for logical_id in self.app.tables}
         self._create_state_machines(resolver, states_role, attributes, refs)
         self._capture_published_events()
+        self._enforce_step_roles(resolver)
+
+    def _enforce_step_roles(self, resolver: Resolver) -> None:
+        """Judge each step's own calls against its role from the translated template."""
+        where = step_roles.Place(PARTITION, REGION, AUTOMATION_ACCOUNT)
+        attributes = dict(resolver.attributes)
+        for logical_id, name in self.tables.items():
+            attributes[(logical_id, "Arn")] = f"arn:{PARTITION}:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/{name}"
+        for logical_id, name in self.buckets.items():
+            attributes[(logical_id, "Arn")] = f"arn:{PARTITION}:s3:::{name}"
+        judged = Resolver(resolver.parameters, {**resolver.pseudo}, attributes, dict(resolver.refs))
+        self.step_roles = step_roles.StepRoles.from_template(
+            self.root, self.app.parameters, judged, where, os.environ["AWS_ACCESS_KEY_ID"], enabled=self.authz.enabled
+        )
+        self.dispatcher.authorize = self.step_roles.judge
 
     def _create_table(self, logical_id: str, props: dict[str, Any]) -> str:
         """The table as CloudFormation would create it (named after its logical id here)."""
@@ -276,6 +298,15 @@ class Emulator:
         self._accounts[account] = session
         return session
 
+    def deploy_bootstrap(self, account: str, parameters: dict[str, str]) -> None:
+        """(Re)deploy `account`'s bootstrap stack instance with these parameter overrides."""
+        iam = self.ensure_account(account).client("iam")
+        try:
+            self.authz.ensure_role(iam, account, parameters)
+        except authz.BootstrapError as exc:
+            self.authz.stack_instances.pop(account, None)
+            raise worlds.WorldError(f"accounts.{account}.bootstrap: {exc}") from exc
+
     @property
     def registry_table(self) -> str | None:
         return self.tables.get(REGISTRY_TABLE)
@@ -283,6 +314,8 @@ class Emulator:
     def seed(self, world: dict[str, Any]) -> None:
         worlds.validate_world(world)
         for account, state in world["accounts"].items():
+            if "bootstrap" in state:
+                self.deploy_bootstrap(account, state["bootstrap"])
             try:
                 worlds.seed_account(self.ensure_account(account), account, state, PARTITION)
             except ClientError as exc:
@@ -305,6 +338,9 @@ class Emulator:
             state = worlds.snapshot_account(
                 self.ensure_account(account), skip_roles=skip, secret_prefix=self.secret_prefix
             )
+            bootstrap = self.authz.stack_instances.get(account)
+            if bootstrap:
+                state["bootstrap"] = dict(sorted(bootstrap.items()))
             # The deployment's own buckets (bulk uploads) are not part of the world.
             state["buckets"] = [b for b in state["buckets"] if b not in self.buckets.values()]
             if account == AUTOMATION_ACCOUNT:
@@ -341,12 +377,25 @@ class Emulator:
             return None
         for (machine, rule), pattern in self.rule_patterns().items():
             if matches(pattern, event):
+                self.admit(event)
                 return machine, rule
         raise LookupError(
             "no rule in template.yaml would deliver this event (patterns "
             + json.dumps([p for p in self.rule_patterns().values()])
             + "); check `source` and `detail-type`"
         )
+
+    def admit(self, event: dict[str, Any]) -> None:
+        """Raise EventRefused (a LookupError) unless the bus policy lets the event's account put it."""
+        template = load_yaml(self.root / "template.yaml")
+        parameters: dict[str, Any] = dict(self.app.parameters)
+        for name, spec in (template.get("Parameters") or {}).items():
+            if spec.get("Type") == "CommaDelimitedList":
+                parameters[name] = [v.strip() for v in str(parameters.get(name, "")).split(",")]
+        pseudo = {"AWS::Region": REGION, "AWS::AccountId": AUTOMATION_ACCOUNT, "AWS::Partition": PARTITION}
+        resolver = Resolver(parameters, pseudo, {}, {})
+        bus = self.app.parameters.get("EventBusName", "default")
+        admit(bus_statements(template, resolver, bus), event, AUTOMATION_ACCOUNT, PARTITION)
 
     def start(self, event: dict[str, Any], machine: str = "OnboardStateMachine", name: str | None = None) -> str:
         sfn = self.client("stepfunctions")

@@ -15,7 +15,10 @@ from typing import Any
 import boto3
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
-WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry"}
+WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
+#: The names an account's bootstrap stack instance was deployed with: the parameters of
+#: bootstrap/automation-role.yaml that name what the automation role may touch.
+BOOTSTRAP_KEYS = {"NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName"}
 ROLE_KEYS = {"trust", "attached"}
 #: Optional keys the access chain (`local doctor`, issue 11) reads: per role, and per account.
 CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
@@ -79,6 +82,8 @@ def validate_world(world: Any) -> None:
                     f"{where}.quotas.AssumeRolePolicySizeQuota: {value} is not a quota an account can have "
                     "(IAM's default is 2,048 characters, and it can only be raised)"
                 )
+        if "bootstrap" in state:
+            _validate_bootstrap(state["bootstrap"], f"{where}.bootstrap")
         for cluster, entry in (state.get("registry") or {}).items():
             if not isinstance(entry, dict) or entry.get("clusterId", cluster) != cluster:
                 raise WorldError(f"{where}.registry.{cluster}: must be the cluster's registry record")
@@ -115,6 +120,20 @@ def _validate_chain_keys(state: dict[str, Any], where: str) -> None:
     org = state.get("organizationId")
     if org is not None and not (isinstance(org, str) and re.fullmatch(r"o-[a-z0-9]{10,32}", org)):
         raise WorldError(f"{where}.organizationId: must be an AWS Organizations ID (o- and 10-32 letters/digits)")
+
+
+def _validate_bootstrap(bootstrap: Any, where: str) -> None:
+    if not isinstance(bootstrap, dict):
+        raise WorldError(f"{where}: must be an object of bootstrap parameters ({', '.join(sorted(BOOTSTRAP_KEYS))})")
+    unknown = set(bootstrap) - BOOTSTRAP_KEYS
+    if unknown:
+        raise WorldError(
+            f"{where}: unknown bootstrap parameter(s) {', '.join(sorted(unknown))}; "
+            f"bootstrap/automation-role.yaml names what it may touch with {', '.join(sorted(BOOTSTRAP_KEYS))}"
+        )
+    for name, value in bootstrap.items():
+        if not isinstance(value, str):
+            raise WorldError(f"{where}.{name}: must be the parameter's string value")
 
 
 def _validate_role(role: Any, where: str, account: str, policies: set[str]) -> None:

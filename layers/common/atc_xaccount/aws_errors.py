@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,9 @@ from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
+from atc_xaccount import bootstrap_names
 from atc_xaccount.errors import (
+    AutomationRoleDenied,
     AwsOperationFailed,
     IamConcurrentModification,
     IamPropagationDelay,
@@ -26,6 +29,16 @@ from atc_xaccount.errors import (
 T = TypeVar("T")
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
+ACCESS_DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException"})
+
+#: AWS's denial text: "User: <arn> is not authorized to perform: <action> on resource: <resource> because ...".
+_DENIAL = re.compile(
+    r"not authorized to perform: (?P<action>[\w-]+:[\w*]+)"
+    r"(?: on resource: \"?(?P<resource>(?:(?:role|policy|user) )?[^\s\"]+)\"?)?"
+)
+_NAMED = re.compile(
+    r"^(?:(?P<kind>role|policy|user) )?(?:arn:[^:]+:iam::\d*:(?P<arnkind>role|policy|user)/(?:.*/)?)?(?P<name>[^/\s]+)$"
+)
 
 
 def error_code(exc: ClientError) -> str:
@@ -46,6 +59,9 @@ def translate(exc: ClientError, operation: str, account: str) -> Exception:
         return IamConcurrentModification(operation, account)
     if code == "MalformedPolicyDocument" and "invalid principal" in message.lower():
         return IamPropagationDelay(operation, account)
+    if code in ACCESS_DENIED_CODES and account.isdigit():
+        # Every call in a target account is made as its automation role.
+        return automation_role_denied(operation, account, message)
     return AwsOperationFailed(operation, account, code, message)
 
 
@@ -133,3 +149,17 @@ def retried(
                 raise translate(exc, operation, account) from exc
             sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def automation_role_denied(operation: str, account: str, message: str) -> AutomationRoleDenied:
+    """The denial, with the bootstrap parameter (and value) that would have allowed it."""
+    found = _DENIAL.search(message)
+    action = found.group("action") if found else operation
+    resource = (found.group("resource") if found else None) or "its resource"
+    named = _NAMED.match(resource)
+    parameter = value = None
+    if named is not None:
+        kind, name = named.group("kind") or named.group("arnkind"), named.group("name")
+        parameter = bootstrap_names.parameter_for(kind, account, name)
+        value = name if parameter else None
+    return AutomationRoleDenied(account, action, resource, parameter, value, message)

@@ -106,6 +106,41 @@ class AutomationRoleUnavailable(AtcXaccountError):
         self.reason = reason
 
 
+class AutomationRoleDenied(AtcXaccountError):
+    """The automation role in a target account refused a call: its bootstrap stack instance
+    was deployed for other names. The message says which parameter to set, and to what."""
+
+    def __init__(
+        self,
+        account: str,
+        action: str,
+        resource: str,
+        parameter: str | None,
+        value: str | None,
+        aws_message: str,
+    ) -> None:
+        if parameter and value:
+            fix = (
+                f"deploy that account's bootstrap stack instance (bootstrap/automation-role.yaml) with "
+                f"{parameter}={value}, e.g. aws cloudformation update-stack-instances --accounts {account} "
+                f"--parameter-overrides ParameterKey={parameter},ParameterValue={value} ..."
+            )
+        else:
+            fix = (
+                "check the parameters that account's bootstrap stack instance "
+                "(bootstrap/automation-role.yaml) was deployed with"
+            )
+        super().__init__(
+            f"the automation role in account {account} may not call {action} on {resource}: {fix}",
+            account=account,
+        )
+        self.action = action
+        self.resource = resource
+        self.parameter = parameter
+        self.value = value
+        self.aws_message = aws_message
+
+
 class IamThrottled(AtcXaccountError):
     """IAM/STS answered `Throttling`; retryable with backoff."""
 
@@ -211,6 +246,8 @@ class WouldWidenAccess(AtcXaccountError):
         super().__init__(f"refusing to write {resource}{where}: it would {'; '.join(violations)}", account=account)
         self.resource = resource
         self.violations = list(violations)
+
+
 #: Where a message that carries what was left starts its JSON list (see `left_from_cause`).
 LEFT_MARKER = " left: "
 

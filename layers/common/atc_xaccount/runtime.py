@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from atc_xaccount import bootstrap_names
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext
 
@@ -20,6 +21,16 @@ def step_input(event: dict[str, Any], logger: Logger) -> tuple[ClusterRequest, S
     request = ClusterRequest.from_dict(event["request"])
     execution = event.get("execution")
     logger.append_keys(cluster_id=request.cluster_id, execution=execution)
+    cm, s3 = request.cluster_manager_account_id, request.s3_account_id
+    # An AccessDenied of a target account's automation role then names the parameter to set.
+    bootstrap_names.expect(
+        [
+            ("NodeRoleName", "role", cm, request.node_role_name),
+            ("AssumePolicyName", "policy", cm, request.assume_policy_name),
+            ("AccessRoleName", "role", s3, request.access_role_name),
+            ("AccessPolicyName", "policy", s3, request.access_policy_name),
+        ]
+    )
     return request, StepContext.from_env(os.environ, execution)
 
 

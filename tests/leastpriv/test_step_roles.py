@@ -1,0 +1,264 @@
+"""Every step's own calls are judged against its role as `sam deploy` creates it.
+
+The roles come from template.yaml translated by aws-sam-translator (step_roles.py), not
+from a table here. Each case removes one grant of one step role and runs the scenario
+that first needs it; the execution must fail with AWS's AccessDenied for that action.
+The same scenarios with the whole roles are the control.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from atc_xaccount_cli.local import step_roles
+from atc_xaccount_cli.local.dispatch import is_write
+from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, PARTITION, REGION
+from atc_xaccount_cli.local.faults import FaultPlan
+from tests.leastpriv.conftest import OFFBOARD, Case, Lab, load
+
+AUDIT = "AuditStateMachine"
+#: The grants of the step roles that come from AWS managed policies SAM adds (Lambda's
+#: logs, X-Ray): Lambda uses them, not the step's code.
+LAMBDA_ITSELF = ("logs:", "xray:")
+
+#: (function, statement Sid, action, scenario that first needs it)
+GRANTS = [
+    ("PreflightFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
+    ("PreflightFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
+    ("PreflightFunction", "LockIfUnchanged", "dynamodb:UpdateItem", "onboard"),
+    ("PreflightFunction", "IsTheRegistryUpToDate", "dynamodb:GetItem", "rerun"),
+    ("EnsureAssumePolicyFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
+    ("MergeTrustFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
+    ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:CreateSecret", "onboard"),
+    ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:GetSecretValue", "new-external-id"),
+    ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:PutSecretValue", "new-external-id"),
+    ("MergeTrustFunction", "TagNewExternalIdSecrets", "secretsmanager:TagResource", "onboard"),
+    ("AcquireLocksFunction", "TakeLocksInOneTransaction", "dynamodb:UpdateItem", "offboard"),
+    ("AcquireLocksFunction", "NameTheLockHolder", "dynamodb:GetItem", "locked"),
+    ("ReleaseLocksFunction", "ReleaseOwnLocks", "dynamodb:UpdateItem", "offboard"),
+    ("RecordFunction", "WriteRegistration", "dynamodb:UpdateItem", "onboard"),
+    ("RecordFunction", "ReleaseOwnLocks", "dynamodb:UpdateItem", "onboard"),
+    ("CompensateFunction", "AssumeAutomationRole", "sts:AssumeRole", "rollback"),
+    ("CompensateFunction", "DeleteExternalIdSecrets", "secretsmanager:GetSecretValue", "rollback"),
+    ("CompensateFunction", "DeleteExternalIdSecrets", "secretsmanager:DeleteSecret", "rollback"),
+    ("CompensateFunction", "RestorePreviousExternalId", "secretsmanager:UpdateSecretVersionStage", "rollback-new-id"),
+    ("LoadRegistrationFunction", "ReadRegistration", "dynamodb:GetItem", "offboard"),
+    ("RevokeTrustFunction", "AssumeAutomationRole", "sts:AssumeRole", "offboard"),
+    ("RevokeTrustFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "offboard"),
+    ("RevokeTrustFunction", "ReadRegistration", "dynamodb:GetItem", "offboard"),
+    ("RevokeTrustFunction", "FindOtherClustersOfTheAccount", "dynamodb:Query", "offboard"),
+    ("RevokePolicyFunction", "AssumeAutomationRole", "sts:AssumeRole", "offboard"),
+    ("RevokePolicyFunction", "FindOtherClustersOfTheAccount", "dynamodb:Query", "offboard"),
+    ("ForgetFunction", "DeleteExternalIdSecrets", "secretsmanager:GetSecretValue", "offboard"),
+    ("ForgetFunction", "DeleteExternalIdSecrets", "secretsmanager:DeleteSecret", "offboard"),
+    ("ForgetFunction", "MarkRevoked", "dynamodb:UpdateItem", "offboard"),
+    ("ListRegisteredFunction", "ListReadyClusters", "dynamodb:Scan", "audit"),
+    ("AuditClusterFunction", "AssumeAutomationRole", "sts:AssumeRole", "audit"),
+    ("AuditClusterFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "audit"),
+]
+
+#: Grants no emulated scenario can reach, and why (each still proven by another test).
+NOT_ON_THE_EMULATOR = {
+    # moto has no Access Analyzer, so the emulator's steps skip ValidatePolicy
+    # (ACCESS_ANALYZER=unavailable); test_validate_policy_is_judged_for_preflight judges the call.
+    ("PreflightFunction", "ValidatePolicyDocuments", "access-analyzer:ValidatePolicy"),
+    # ... and EnsureAssumePolicy validates again only when the policy appeared after preflight.
+    ("EnsureAssumePolicyFunction", "ValidatePolicyDocuments", "access-analyzer:ValidatePolicy"),
+    # The bulk workflow's steps: tests/engine/test_engine_bulk.py runs them under enforcement, and
+    # tests/deploy/test_step_policies.py holds each S3 grant to the call that uses it.
+    ("PrepareBulkFunction", "ReadUploads", "s3:GetObject"),
+    ("PrepareBulkFunction", "WriteItems", "s3:PutObject"),
+    ("ReportBulkFunction", "WriteReports", "s3:PutObject"),
+}
+
+ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
+#: A failure after MergeTrust replaced the external ID: the rollback restores the previous one.
+LATE_FAULT = "Record/dynamodb:TransactWriteItems=fail"
+#: Seconds another execution still holds the access role's lock when the scenario starts.
+LEASE_LEFT = 10
+
+
+def _translated_grants(lab: Lab) -> list[tuple[str, str, str]]:
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    found = []
+    for function, docs in roles.roles.items():
+        for doc in docs:
+            for stmt in doc.get("Statement", []):
+                actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
+                found.extend(
+                    (function, str(stmt.get("Sid", "")), a) for a in actions if not a.startswith(LAMBDA_ITSELF)
+                )
+    return sorted(found)
+
+
+def _onboard(lab: Lab, case: Case, **detail: Any) -> Any:
+    return lab.run(case.event(load("cluster-registered.json"), **detail))
+
+
+def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
+    """Seed, bring the case to where `scenario` starts, change the role, run the scenario."""
+    lab.seed(case, load("sample-world.json"))
+    if scenario in ("offboard", "rerun", "new-external-id", "audit", "rollback-new-id"):
+        first = _onboard(lab, case)
+        assert first.status == "SUCCEEDED", first.cause
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    with roles.changed(mutation or (lambda r: r)):
+        if scenario == "offboard":
+            return lab.run(case.event(load("cluster-deregistered.json")), OFFBOARD)
+        if scenario == "audit":
+            return lab.emulator.follow(lab.emulator.start({}, AUDIT))
+        if scenario.startswith("rollback"):
+            fault = LATE_FAULT if scenario == "rollback-new-id" else ROLLBACK_FAULT
+            lab.emulator.dispatcher.before_call = FaultPlan([fault]).before_call
+        if scenario == "locked":
+            _hold_trust_lock(lab, case)
+        try:
+            if scenario in ("new-external-id", "rollback-new-id"):
+                return _onboard(lab, case, externalId=f"replacement-{case.cluster}")
+            return _onboard(lab, case)
+        finally:
+            lab.emulator.dispatcher.before_call = None
+
+
+def _hold_trust_lock(lab: Lab, case: Case) -> None:
+    """Another execution holds the access role's lock for a moment: AcquireLocks names it, then takes over."""
+    lab.emulator.client("dynamodb").put_item(
+        TableName=lab.emulator.tables["LocksTable"],
+        Item={
+            "lockKey": {"S": f"trust#{case.s3}#atc-s3-access-keys"},
+            "owner": {"S": "arn:aws:states:us-east-1:123456789012:execution:OnboardStateMachine:other"},
+            "expiresAt": {"N": str(int(time.time()) + LEASE_LEFT)},
+        },
+    )
+
+
+def test_the_table_is_every_grant_sam_would_give_the_steps(lab: Lab):
+    tabled = sorted([(f, s, a) for f, s, a, _ in GRANTS] + sorted(NOT_ON_THE_EMULATOR))
+    assert tabled == _translated_grants(lab)
+
+
+def test_the_roles_are_the_translated_template_resolved_for_the_emulator(lab: Lab):
+    roles = lab.emulator.step_roles
+    assert roles is not None and roles.enabled
+    preflight = roles.roles["PreflightFunction"]
+    # SAM adds Lambda's basic execution role and, with Tracing: Active, X-Ray write access.
+    actions = {a for doc in preflight for s in doc["Statement"] for a in step_roles_actions(s)}
+    assert {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments"} <= actions
+    lock = next(s for doc in preflight for s in doc["Statement"] if s.get("Sid") == "LockIfUnchanged")
+    assert lock["Resource"] == f"arn:{PARTITION}:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/LocksTable"
+    assert roles.roles["ValidateFunction"] and all(
+        a.startswith(LAMBDA_ITSELF)
+        for doc in roles.roles["ValidateFunction"]
+        for s in doc["Statement"]
+        for a in step_roles_actions(s)
+    )
+
+
+def step_roles_actions(stmt: dict[str, Any]) -> list[str]:
+    return [stmt["Action"]] if isinstance(stmt["Action"], str) else list(stmt["Action"])
+
+
+@pytest.mark.parametrize("scenario", ["onboard", "rerun", "new-external-id", "offboard", "audit", "locked"])
+def test_control_the_whole_roles_run_each_scenario(lab: Lab, scenario):
+    case = lab.case()
+    result = _scenario(lab, case, scenario, None)
+    assert result.status == "SUCCEEDED", result.cause
+
+
+@pytest.mark.parametrize("scenario", ["rollback", "rollback-new-id"])
+def test_control_the_whole_roles_roll_back(lab: Lab, scenario):
+    case = lab.case()
+    result = _scenario(lab, case, scenario, None)
+    assert result.status == "FAILED" and "failed in account" in result.cause, result.cause
+    undone = lab.compensation(result)["undone"]
+    assert undone and all(u["result"] != "failed" for u in undone), undone
+    if scenario == "rollback-new-id":
+        assert any(u["change"] == "externalId" for u in undone), undone
+
+
+@pytest.mark.parametrize(
+    ("function", "sid", "action", "scenario"),
+    GRANTS,
+    ids=[f"{fn.removesuffix('Function')}-{action.split(':')[1]}-{scenario}" for fn, _, action, scenario in GRANTS],
+)
+def test_without_the_grant_the_step_is_denied_as_aws_would(lab: Lab, function, sid, action, scenario):
+    case = lab.case()
+    principal = f"arn:aws:sts::{AUTOMATION_ACCOUNT}:assumed-role/{function}Role/{function}"
+    result = _scenario(lab, case, scenario, step_roles.without_grant(function, sid, action))
+
+    denial = f"User: {principal} is not authorized to perform: {action} on resource: "
+    if function == "ReleaseLocksFunction":
+        # A lock that cannot be released is not a failure (its lease runs out), but it stays held.
+        assert result.status == "SUCCEEDED", result.cause
+        assert denial in _history(lab, result)
+        assert _trust_lock_owner(lab, case) is not None
+    elif scenario.startswith("rollback") or scenario == "audit":
+        # The onboarding fails either way (the injected fault); the rollback, or the audit of
+        # that cluster, is what the grant is for: the denial is in the execution's history.
+        assert denial in _history(lab, result)
+    else:
+        assert result.status == "FAILED"
+        assert denial in (result.cause or ""), result.cause
+
+
+def _history(lab: Lab, result: Any) -> str:
+    sfn = lab.emulator.client("stepfunctions")
+    return json.dumps(sfn.get_execution_history(executionArn=result.arn, maxResults=1000)["events"], default=str)
+
+
+def _trust_lock_owner(lab: Lab, case: Case) -> str | None:
+    item = (
+        lab.emulator.client("dynamodb")
+        .get_item(
+            TableName=lab.emulator.tables["LocksTable"], Key={"lockKey": {"S": f"trust#{case.s3}#atc-s3-access-keys"}}
+        )
+        .get("Item")
+        or {}
+    )
+    return (item.get("owner") or {}).get("S")
+
+
+def test_a_denied_step_call_has_aws_error_shape_and_nothing_is_written(lab: Lab):
+    case = lab.case()
+    lab.seed(case, load("sample-world.json"))
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    with (
+        roles.changed(step_roles.without_grant("PreflightFunction", "LockIfUnchanged")),
+        lab.emulator.counting() as calls,
+    ):
+        result = _onboard(lab, case)
+    table = f"arn:aws:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/LocksTable"
+    assert result.status == "FAILED"
+    assert (
+        "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/PreflightFunctionRole/PreflightFunction "
+        f"is not authorized to perform: dynamodb:UpdateItem on resource: {table} because no identity-based policy "
+        "allows the dynamodb:UpdateItem action"
+    ) in result.cause
+    # The one write attempted is the denied lock: nothing reached IAM, nothing was changed.
+    writes = {k: n for k, n in calls.summary()["by_operation"].items() if is_write(k)}
+    assert writes == {"dynamodb:TransactWriteItems": 1}, writes
+    assert _trust_lock_owner(lab, case) is None
+
+
+def test_validate_policy_is_judged_for_preflight(lab: Lab):
+    """Where Access Analyzer exists, Preflight calls ValidatePolicy: its role allows it, no other's does."""
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    client = boto3.client("accessanalyzer", region_name=REGION)  # the emulated Lambda's own credentials
+    request = {"policyDocument": "{}", "policyType": "IDENTITY_POLICY"}
+    roles.judge("PreflightFunction", client, "ValidatePolicy", request)
+    roles.judge("EnsureAssumePolicyFunction", client, "ValidatePolicy", request)
+    for function in ("MergeTrustFunction", "VerifyFunction"):
+        with pytest.raises(ClientError) as denied:
+            roles.judge(function, client, "ValidatePolicy", request)
+        assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
