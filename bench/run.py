@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Clusters in the default bulk run: enough accounts and concurrency to lose grants if the
 #: locking were wrong, small enough that `make bench` ends within 15 minutes on 2 loaded
 #: cores. `--bulk 500` runs the issue-5 size (and fills bulk_500_*).
-DEFAULT_BULK = 200
+DEFAULT_BULK = 100
 BASELINE_EXTERNAL_ID = "BaselineExternalId00000000000001"  # 32 characters, as the operator would type
 
 
