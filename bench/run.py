@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: locking were wrong, small enough that `make bench` ends within 15 minutes on 2 loaded
 #: cores. `--bulk 500` runs the issue-5 size (and fills bulk_500_*).
 DEFAULT_BULK = 100
+#: Fresh processes per cold-start target (each step now has its plain-boto3 anchor too).
+DEFAULT_ROUNDS = 12
 BASELINE_EXTERNAL_ID = "BaselineExternalId00000000000001"  # 32 characters, as the operator would type
 
 
@@ -416,7 +418,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller run: 5 cold-start rounds, 1 and 10 clusters")
-    parser.add_argument("--rounds", type=int, help="cold-start processes per handler (default 20, quick 5)")
+    parser.add_argument("--rounds", type=int, help=f"cold-start processes per target (default {DEFAULT_ROUNDS})")
     parser.add_argument("--sizes", type=_sizes, help="cluster counts for scaling (default 1,10,100; quick 1,10)")
     parser.add_argument(
         "--bulk", type=int, help=f"clusters in the bulk onboarding run (default {DEFAULT_BULK}, quick 50; --bulk 500)"
@@ -426,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
-    args.rounds = args.rounds or (5 if args.quick else 20)
+    args.rounds = args.rounds or (5 if args.quick else DEFAULT_ROUNDS)
     args.bulk = 0 if args.no_bulk else (args.bulk or (50 if args.quick else DEFAULT_BULK))
     args.root = args.root.resolve()
     # The bench process itself never publishes metrics (handlers run in it on the emulator).
