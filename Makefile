@@ -36,8 +36,11 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 run: $(BIN)/.installed
 	$(BIN)/atc-xaccount local run events/cluster-registered.json --world events/sample-world.json
 
+# Every core (pytest-xdist; TEST_WORKERS=0 runs in one process), one test file per worker
+# at a time so module-scoped emulators are built once, and the 10 slowest tests at the end.
+TEST_WORKERS ?= auto
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 # checkov and mypy pin their own trees (requirements-checks.txt): a third venv. Python
 # 3.11's venv writes no .gitignore into it, so the recipe does.

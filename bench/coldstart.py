@@ -32,7 +32,11 @@ from typing import Any
 from bench import awsserver, worlds
 
 BENCH_DIR = Path(__file__).resolve().parent
+#: The plain-boto3 anchor's handler (`plain/app.py`): imported in the probe as `app`.
+PLAIN_DIR = BENCH_DIR / "plain"
 PYCACHE = BENCH_DIR / ".pycache"
+#: Account-ID prefixes of the worlds the probes onboard: ours, and the plain anchors'.
+OURS, PLAIN = 71, 72
 NO_AWS_FILE = BENCH_DIR / ".no-aws-config"  # absent on purpose: Lambda has no ~/.aws files
 
 #: The probe. Reads its spec from stdin first, so only the import and the call are timed.
@@ -56,6 +60,46 @@ class Context:
 
 
 error = None
+recorded = None
+if spec.get("record"):
+    # Round 0 only (never timed): every AWS call the handler makes, with its parameters and
+    # the credentials it was signed with, so the plain anchor can replay exactly those calls.
+    import base64, copy
+    import botocore.client
+
+    recorded = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def _plain(value):
+        if isinstance(value, bytes):
+            return {"__bytes__": base64.b64encode(value).decode()}
+        if isinstance(value, dict):
+            return {k: _plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [_plain(v) for v in value]
+        return value
+
+    def _recording(client, operation, params):
+        creds = client._request_signer._credentials
+        entry = {
+            "service": client.meta.service_model.service_name,
+            "operation": operation,
+            "region": client.meta.region_name,
+            "params": _plain(copy.deepcopy(params)),
+            "access_key": creds.access_key if creds is not None else None,
+            "error": None,
+        }
+        recorded.append(entry)
+        try:
+            answer = original(client, operation, params)
+        except Exception as exc:
+            entry["error"] = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") or type(exc).__name__
+            raise
+        if operation == "AssumeRole":
+            entry["issued_access_key"] = answer["Credentials"]["AccessKeyId"]
+        return answer
+
+    botocore.client.BaseClient._make_api_call = _recording
 t0 = time.perf_counter()
 if spec["mode"] == "boto3":
     import boto3
@@ -73,7 +117,10 @@ else:
         except Exception as exc:
             error = type(exc).__name__ + ": " + str(exc)[:300]
 t2 = time.perf_counter()
-print("\nBENCH-PROBE " + json.dumps({"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "error": error}))
+result = {"import_ms": (t1 - t0) * 1e3, "call_ms": (t2 - t1) * 1e3, "error": error}
+if recorded is not None:
+    result["calls"] = recorded
+print("\nBENCH-PROBE " + json.dumps(result))
 """
 
 
@@ -82,15 +129,27 @@ class Target:
     """One probe target: a handler folder (or the boto3 baseline)."""
 
     name: str
-    mode: str  # handler | boto3 | boto3-call
+    mode: str  # handler | plain | boto3 | boto3-call
     code_dir: Path | None = None
     logical_id: str | None = None
     payload: str | None = None  # recorded state input (JSON text), None: import only
 
 
-def _run_probe(target: Target, env: dict[str, str], payload: Any, traced: bool = False) -> dict[str, Any]:
-    spec = {"mode": target.mode, "function": target.logical_id or target.name, "event": payload}
-    if target.code_dir is not None:
+def _run_probe(
+    target: Target, env: dict[str, str], payload: Any, traced: bool = False, record: bool = False
+) -> dict[str, Any]:
+    spec = {"mode": target.mode, "function": target.logical_id or target.name, "event": payload, "record": record}
+    if target.mode == "plain":
+        # No layer, no Powertools, no template variables beyond Lambda's own: plain boto3.
+        env = {k: v for k, v in env.items() if not k.startswith("POWERTOOLS_")}
+        env.update(
+            {
+                "PYTHONPATH": str(PLAIN_DIR),
+                "AWS_LAMBDA_FUNCTION_NAME": target.name,
+                "LAMBDA_TASK_ROOT": str(PLAIN_DIR),
+            }
+        )
+    elif target.code_dir is not None:
         env = {
             **env,
             "PYTHONPATH": os.pathsep.join([str(target.code_dir), env["BENCH_LAYER"]]),
@@ -104,7 +163,7 @@ def _run_probe(target: Target, env: dict[str, str], payload: Any, traced: bool =
         capture_output=True,
         text=True,
         env=env,
-        cwd=str(target.code_dir or BENCH_DIR),
+        cwd=str(PLAIN_DIR if target.mode == "plain" else target.code_dir or BENCH_DIR),
         timeout=180,
     )
     marker = [line for line in done.stdout.splitlines() if line.startswith("BENCH-PROBE ")]
@@ -216,21 +275,41 @@ def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: in
         samples: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
         operations: dict[str, list[str]] = {}
         traced = traced_functions(root)
+        plain: dict[str, Target] = {}  # handler name -> its plain-boto3 anchor
+        samples.update({f"plain {t.name}": [] for t in handlers if t.payload})
         with awsserver.serving() as (endpoint, observed), _xray_daemon() as daemon:
             env = {**_environment(root, _function_env(emulator), endpoint), "BENCH_XRAY_DAEMON": daemon}
-            for round_no in range(rounds + 1):  # round 0 warms the byte-code cache, not counted
-                emulator.seed(json.loads(worlds.remap_text(world_text, 71, round_no, names)))
+            for round_no in range(rounds + 1):  # round 0 records the calls and warms caches, not counted
+                # Ours and the anchors onboard separate copies of the sample world.
+                emulator.seed(json.loads(worlds.remap_text(world_text, OURS, round_no, names)))
+                emulator.seed(json.loads(worlds.remap_text(world_text, PLAIN, round_no, names)))
                 for target in targets:
                     payload = (
-                        json.loads(worlds.remap_text(target.payload, 71, round_no, names)) if target.payload else None
+                        json.loads(worlds.remap_text(target.payload, OURS, round_no, names)) if target.payload else None
                     )
+                    record = round_no == 0 and target.mode == "handler" and payload is not None
                     observed.take()
-                    sample = _run_probe(target, env, payload, traced.get(target.logical_id or "", False))
+                    sample = _run_probe(target, env, payload, traced.get(target.logical_id or "", False), record)
                     calls = observed.take()
                     if round_no == 0:
                         operations[target.name] = calls
+                        if record and sample.get("calls"):
+                            text = worlds.unmap_text(json.dumps({"calls": sample["calls"]}), OURS, 0, names)
+                            plain[target.name] = Target(f"plain {target.name}", "plain", payload=text)
                     else:
                         samples[target.name].append(sample)
+                    anchor = plain.get(target.name)
+                    if anchor is None or anchor.payload is None:
+                        continue
+                    observed.take()
+                    replay = json.loads(worlds.remap_text(anchor.payload, PLAIN, round_no, names))
+                    anchor_sample = _run_probe(anchor, env, replay)
+                    anchor_calls = observed.take()
+                    if round_no == 0:
+                        operations[anchor.name] = anchor_calls
+                    else:
+                        samples[anchor.name].append(anchor_sample)
+        targets.extend(plain.values())
 
     def median(values: list[float | None]) -> float | None:
         present = [v for v in values if v is not None]
@@ -245,14 +324,17 @@ def measure(root: Path, event: dict[str, Any], world: dict[str, Any], rounds: in
         called = target.mode == "boto3-call" or bool(target.payload)
         if target.mode == "handler":
             measured = "import + first call" if target.payload else "import only (not invoked by onboarding)"
+        elif target.mode == "plain":
+            measured = "import boto3 + the step's recorded calls, replayed"
         else:
             measured = "import only" if target.mode == "boto3" else "import + client + 1 call"
         results[target.name] = {
-            "kind": "handler" if target.mode == "handler" else "baseline",
+            "kind": {"handler": "handler", "plain": "plain"}.get(target.mode, "baseline"),
             "logical_id": target.logical_id,
             "measured": measured,
             "import_ms": median(imports),
             "first_call_ms": median([s["call_ms"] for s in runs]) if target.mode != "boto3" and called else None,
+            "plain_anchor": plain[target.name].name if target.name in plain else None,
             "total_ms": median(totals),
             "total_ms_min": round(min(t for t in totals if t is not None), 1) if any(totals) else None,
             "total_ms_max": round(max(t for t in totals if t is not None), 1) if any(totals) else None,

@@ -30,3 +30,11 @@ def remap_text(text: str, prefix: int, index: int, names: list[str]) -> str:
 
 def remap(obj: Any, prefix: int, index: int, names: list[str]) -> Any:
     return json.loads(remap_text(json.dumps(obj), prefix, index, names))
+
+
+def unmap_text(text: str, prefix: int, index: int, names: list[str]) -> str:
+    """The inverse of `remap_text`: a copy's accounts and names back to the sample's."""
+    cm, s3 = f"{prefix}1{index:09d}", f"{prefix}2{index:09d}"
+    for name in names:
+        text = text.replace(f"{name}-{prefix}x{index}", name)
+    return text.replace(cm, SAMPLE_CM).replace(s3, SAMPLE_S3)

@@ -1,4 +1,9 @@
-"""Fixtures shared by every test folder."""
+"""Fixtures shared by every test folder.
+
+The emulator's run-independent set-up (ASL parse trees, botocore service models, the
+parsed SAM and bootstrap templates) is cached for the whole session: see
+`atc_xaccount_cli.local.speedups`. Every test still gets its own emulated AWS.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,12 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 
+from atc_xaccount_cli.local import speedups
+
 REGION = "us-east-1"
+
+# At import, before any test module builds an emulator or a client (also in each xdist worker).
+speedups.enable()
 
 
 @pytest.fixture

@@ -5,6 +5,13 @@ Task state calls `functions/<step>/app.py` exactly as Lambda would, and an excep
 becomes a function error with Lambda's payload shape (`errorType`, `errorMessage`), so
 the ASL's Retry/Catch by name behave as in AWS. The AWS calls a step makes are counted
 here too, by operation, separately from the calls the state machine itself makes.
+
+Metrics: with `POWERTOOLS_METRICS_DISABLED` (the emulator's default) Powertools never
+flushes, yet it keeps every value in a class-level set shared by all handlers and prints
+the whole set as EMF JSON each time one metric reaches 100 values: a long run floods
+stdout. While the emulator is installed, each metric a handler adds is still validated by
+Powertools (name, unit, value, resolution) but on a throw-away set, and then only counted
+(`CallLedger.metrics`, `emitted_metrics()`).
 """
 
 from __future__ import annotations
@@ -25,12 +32,23 @@ from types import ModuleType
 from typing import Any
 
 import botocore.client
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from moto.awslambda_simple import models as simple_lambda
 
 from atc_xaccount_cli.local.template import FunctionSpec
 
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
 READ_OPERATIONS = frozenset({"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails"})
+
+_metrics_lock = threading.Lock()
+_emitted_metrics: Counter[str] = Counter()
+
+
+def emitted_metrics() -> dict[str, int]:
+    """Metric values the emulated handlers added in this process (counted, not printed), by name."""
+    with _metrics_lock:
+        return dict(sorted(_emitted_metrics.items()))
 
 
 def is_write(key: str) -> bool:
@@ -63,6 +81,14 @@ class CallLedger:
         self.by_operation: Counter[str] = Counter()
         self.by_step: dict[str, Counter[str]] = {}
         self.by_execution: dict[str, Counter[str]] = {}
+        #: Metric values the handlers added (name -> count); dropped, never printed.
+        self.metrics: Counter[str] = Counter()
+
+    def add_metric(self, name: str) -> None:
+        with self._lock:
+            self.metrics[name] += 1
+        with _metrics_lock:
+            _emitted_metrics[name] += 1
 
     def add(self, step: str, key: str, execution: str | None = None) -> None:
         with self._lock:
@@ -87,6 +113,7 @@ class CallLedger:
             self.by_operation.clear()
             self.by_step.clear()
             self.by_execution.clear()
+            self.metrics.clear()
 
 
 #: Hook for fault injection: called before each step AWS call with (step, key, params).
@@ -167,6 +194,7 @@ class Dispatcher:
         dispatcher = self
         original_invoke = simple_lambda.LambdaSimpleBackend.invoke
         original_call = botocore.client.BaseClient._make_api_call
+        original_add_metric = AmazonCloudWatchEMFProvider.add_metric
 
         def invoke(
             backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
@@ -185,13 +213,23 @@ class Dispatcher:
                     dispatcher.before_call(step, key, api_params)
             return original_call(client, operation_name, api_params)
 
+        def add_metric(provider: Any, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
+            if not is_metrics_disabled():
+                original_add_metric(provider, name, unit, value, resolution)
+                return
+            scratch = AmazonCloudWatchEMFProvider(namespace=provider.namespace, service=provider.service)
+            original_add_metric(scratch, name, unit, value, resolution)  # Powertools' own validation
+            dispatcher.ledger.add_metric(name.strip())
+
         simple_lambda.LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
         botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        AmazonCloudWatchEMFProvider.add_metric = add_metric  # type: ignore[method-assign]
         try:
             yield
         finally:
             simple_lambda.LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
             botocore.client.BaseClient._make_api_call = original_call  # type: ignore[method-assign]
+            AmazonCloudWatchEMFProvider.add_metric = original_add_metric  # type: ignore[method-assign]
 
 
 def code_zip(directory: Path) -> bytes:
