@@ -59,6 +59,9 @@ def bulk_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             e for p in sfn.get_paginator("get_execution_history").paginate(executionArn=result.arn) for e in p["events"]
         ]
         seen["history"] = json.dumps(events, default=str)
+        if result.status != "SUCCEEDED":
+            seen["report_body"] = ""
+            return
         location = result.output["report"]["report"].removeprefix("s3://")
         bucket, _, key = location.partition("/")
         seen["report_body"] = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
