@@ -6,6 +6,8 @@
   limit its own setting (`payload_bytes`, lowered by tests to prove a workflow stays under
   it at scale without generating megabytes), checks each state's input too, and records
   the largest payload it saw (a figure the benchmarks report).
+- `States.DataLimitExceeded` is terminal: `States.ALL` in a Retry or Catch does not match it
+  (moto's does).
 - Execution history: at most 25,000 events per execution; AWS fails an execution that
   would exceed it. moto has no limit. The emulator fails it with `States.Runtime` (AWS
   documents that the execution fails, not the error name it records).
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+from moto.stepfunctions.parser.asl.component.common.error_name import error_equals_decl
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
     FailureEventException,
@@ -77,6 +80,8 @@ class Limits:
             stack.enter_context(self._payload_quota())
             stack.enter_context(self._state_input_quota())
             stack.enter_context(self._history_quota())
+            stack.enter_context(_lambda_result_quota())
+            stack.enter_context(_data_limit_is_terminal())
             yield
 
     @contextmanager
@@ -132,6 +137,44 @@ class Limits:
             yield
         finally:
             cls.add_event = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def _lambda_result_quota() -> Iterator[None]:
+    """moto 5.2.5 raises an oversize Lambda result as a LambdaFunctionFailed whose error name
+    it then rebuilds as a custom error, which refuses the `States.` prefix and ends the
+    execution with States.Runtime. AWS fails the task with States.DataLimitExceeded, as
+    moto's generic state check does: use that."""
+    cls = state_task_lambda.StateTaskLambda
+    original = cls._verify_size_quota
+    cls._verify_size_quota = state_module.CommonStateField._verify_size_quota  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cls._verify_size_quota = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def _data_limit_is_terminal() -> Iterator[None]:
+    """AWS: "States.ALL ... can't catch the States.DataLimitExceeded terminal error type";
+    moto's States.ALL matches it, so a Catch would carry on past an oversize state."""
+    cls = error_equals_decl.ErrorEqualsDecl
+    original = cls._eval_body
+    terminal = StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded)
+
+    def eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        if error_name == terminal and terminal not in self.error_names:
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        original(self, env)
+
+    cls._eval_body = eval_body  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        cls._eval_body = original  # type: ignore[method-assign]
 
 
 class _HistoryFailure(FailureEvent):

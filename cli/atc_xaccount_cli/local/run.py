@@ -193,11 +193,14 @@ def run_events(
     prove: bool = True,
     detail_machine: str = ONBOARD,
     faults: FaultPlan | None = None,
+    payload_limit: int | None = None,
+    history_limit: int | None = None,
 ) -> RunReport:
     """Seed `world`, start every event at once, follow each to its end, report."""
     import time
 
-    with Emulator(root, parameters=parameters, verbose=verbose) as emulator:
+    limits = {"parameters": parameters, "verbose": verbose, "payload_limit": payload_limit}
+    with _emulator(root, {**limits, "history_limit": history_limit}) as emulator:
         routes = []
         for label, event in events:
             try:
@@ -229,7 +232,15 @@ def run_events(
             if prove and machine == ONBOARD and result.status == "SUCCEEDED":
                 report.proof, report.external_id = _prove(emulator, result.output, after)
             reports.append(report)
-    return RunReport(reports, after, calls, faults.injected if faults else [], seconds)
+    return RunReport(
+        reports,
+        after,
+        calls,
+        faults.injected if faults else [],
+        seconds,
+        largest_payload=emulator.limits.largest_payload,
+        largest_history=emulator.limits.largest_history,
+    )
 
 
 def _emulator(root: Path, options: dict[str, Any]) -> Emulator:
