@@ -316,8 +316,7 @@ def measure(
     wall = time.perf_counter() - started
     load_end = [round(x, 2) for x in os.getloadavg()]
     execution = report.executions[0]
-    output = execution.result.output or {}
-    bulk_report = output.get("report") or {}
+    bulk_report = execution.bulk_report or {}
     checked = evaluate(rows, bulk_report.get("rows") or [], report.world)
     calls = report.calls
     return {
@@ -346,6 +345,8 @@ def measure(
             "by_operation": calls["by_operation"],
         },
         "transitions": inspected.get("transitions"),
+        "largest_payload_bytes": report.largest_payload,
+        "largest_history_events": report.largest_history,
         "load_average": {"start": load_start, "end": load_end},
     }
 

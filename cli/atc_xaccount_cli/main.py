@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from atc_xaccount_cli.paths import UnreadableFile, check_input_files
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -180,6 +182,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    try:
+        check_input_files(vars(args))
+    except UnreadableFile as exc:
+        print(f"atc-xaccount: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "local":
         return _local(args, out)
     return _aws(args, out)

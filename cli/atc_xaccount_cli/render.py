@@ -164,9 +164,10 @@ class Printer:
         self.line()
         counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted((report.get("counts") or {}).items()))
         self.line(f"{report.get('total', 0)} rows in {seconds:.1f} s: {counts}; report {report.get('report')}")
-        for row in report.get("rows", []):
-            if row["status"] != "SUCCEEDED":
-                self.line(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}")
+        for row in report.get("problems", []):
+            self.line(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}")
+        if report.get("problemsOmitted"):
+            self.line(f"  ... and {report['problemsOmitted']} more in the report")
 
     def _audit(self, execution: ExecutionReport) -> None:
         clusters = (execution.result.output or {}).get("clusters") or []

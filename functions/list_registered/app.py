@@ -25,6 +25,12 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
-    result = list_registered(StepContext.from_env(os.environ, event.get("execution")))
-    metrics.add_metric(name="ClustersAudited", unit=MetricUnit.Count, value=len(result["clusters"]))
+    result = list_registered(
+        StepContext.from_env(os.environ, event.get("execution")),
+        event.get("start"),
+        event.get("previous"),
+        event.get("tally"),
+        scan=event.get("scan", True),
+    )
+    metrics.add_metric(name="ClustersAudited", unit=MetricUnit.Count, value=len(event.get("previous") or []))
     return result

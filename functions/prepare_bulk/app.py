@@ -26,5 +26,5 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
     result = prepare(event["bucket"], event["key"], StepContext.from_env(os.environ, event.get("execution")))
-    metrics.add_metric(name="BulkRowsRejected", unit=MetricUnit.Count, value=len(result["rejected"]))
+    metrics.add_metric(name="BulkRowsRejected", unit=MetricUnit.Count, value=result["rejected"])
     return result

@@ -26,4 +26,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     execution = event.get("execution", "bulk")
     logger.append_keys(execution=execution)
     ctx = StepContext.from_env(os.environ, execution)
-    return report(event["bucket"], event["key"], event["results"], event["rejected"], execution, ctx)
+    return report(event["bucket"], event["key"], event["manifest"], event["rejectedKey"], execution, ctx)

@@ -32,6 +32,10 @@ LOCKS = "table LocksTable"
 BULK_UPLOADS = "objects BulkBucket/uploads/*"
 BULK_ITEMS = "objects BulkBucket/uploads/*.items.json"
 BULK_REPORTS = "objects BulkBucket/reports/*"
+#: uploads/<file>.rejected.json (Prepare's rejected rows), results/<execution>/... (the
+#: Distributed Map's ResultWriter files, which Report reads).
+BULK_REJECTED = "objects BulkBucket/uploads/*.rejected.json"
+BULK_RESULTS = "objects BulkBucket/results/*"
 ANY = "*"
 #: The EventBridge rule Step Functions manages for its .sync integration with Step Functions.
 SYNC_RULE = "StepFunctionsGetEventsForStepFunctionsExecutionRule"
@@ -126,9 +130,18 @@ EXPECTED: dict[str, set[Grant]] = {
     # registry.get: what a failed compensation left (LeftByFailedCompensation).
     "AuditClusterFunction": {ASSUME, READ_SECRET, grant("dynamodb:GetItem", REGISTRY)},
     # steps/bulk.prepare: GetObject on the upload, PutObject of <upload>.items.json only.
-    "PrepareBulkFunction": {grant("s3:GetObject", BULK_UPLOADS), grant("s3:PutObject", BULK_ITEMS)},
-    # steps/bulk.report: PutObject of reports/<execution>.json.
-    "ReportBulkFunction": {grant("s3:PutObject", BULK_REPORTS)},
+    "PrepareBulkFunction": {
+        grant("s3:GetObject", BULK_UPLOADS),
+        grant("s3:PutObject", BULK_ITEMS),
+        grant("s3:PutObject", BULK_REJECTED),
+    },
+    # steps/bulk.report: reads the ResultWriter's files and the rejected rows, writes
+    # reports/<execution>.json.
+    "ReportBulkFunction": {
+        grant("s3:GetObject", BULK_RESULTS),
+        grant("s3:GetObject", BULK_REJECTED),
+        grant("s3:PutObject", BULK_REPORTS),
+    },
 }
 
 
@@ -147,6 +160,8 @@ def _labels(template: dict[str, Any], partition: str, region: str) -> dict[str, 
         f"{bulk}/uploads/*": BULK_UPLOADS,
         f"{bulk}/uploads/*.items.json": BULK_ITEMS,
         f"{bulk}/reports/*": BULK_REPORTS,
+        f"{bulk}/uploads/*.rejected.json": BULK_REJECTED,
+        f"{bulk}/results/*": BULK_RESULTS,
         "*": ANY,
     }
 
@@ -295,13 +310,14 @@ def test_a_widened_shared_managed_policy_is_caught_in_every_step_using_it(templa
 class _RecordingS3:
     """An S3 client that records (action, key) of every call the bulk steps make."""
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, objects: dict[str, bytes] | None = None) -> None:
         self.body = body
+        self.objects = objects or {}
         self.calls: list[tuple[str, str]] = []
 
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         self.calls.append(("s3:GetObject", Key))
-        return {"Body": io.BytesIO(self.body)}
+        return {"Body": io.BytesIO(self.objects.get(Key, self.body))}
 
     def put_object(self, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
         self.calls.append(("s3:PutObject", Key))
@@ -310,14 +326,23 @@ class _RecordingS3:
 
 def _bulk_calls(step: str) -> list[tuple[str, str]]:
     """Run steps/bulk.<step> on the sample file, uploaded where the CLI puts it."""
-    s3 = _RecordingS3((ROOT / "events" / "bulk-registrations.csv").read_bytes())
-    ctx: Any = SimpleNamespace(sessions=SimpleNamespace(local_client=lambda service: s3), defaults=Defaults())
     key = "uploads/1a2b3c4d-bulk-registrations.csv"  # aws/commands.register_bulk
+    folder = "results/bulk-0123456789ab/5f2c"  # the ResultWriter's <Prefix>/<map run id>
+    row = {"line": 2, "clusterId": "bulk-east-1", "status": "SUCCEEDED"}
+    objects = {
+        f"{folder}/manifest.json": json.dumps(
+            {"ResultFiles": {"SUCCEEDED": [{"Key": f"{folder}/SUCCEEDED_0.json"}], "FAILED": []}}
+        ).encode(),
+        f"{folder}/SUCCEEDED_0.json": json.dumps([{"Status": "SUCCEEDED", "Output": json.dumps(row)}]).encode(),
+        f"{key}.rejected.json": json.dumps([{"line": 4, "error": "InvalidEvent"}]).encode(),
+    }
+    s3 = _RecordingS3((ROOT / "events" / "bulk-registrations.csv").read_bytes(), objects)
+    ctx: Any = SimpleNamespace(sessions=SimpleNamespace(local_client=lambda service: s3), defaults=Defaults())
     if step == "prepare":
         bulk.prepare("bucket", key, ctx)
     else:
-        rows = [{"line": 2, "clusterId": "bulk-east-1", "status": "SUCCEEDED"}]
-        bulk.report("bucket", key, rows, [{"line": 4, "error": "InvalidEvent"}], "bulk-0123456789ab", ctx)
+        manifest = {"Bucket": "bucket", "Key": f"{folder}/manifest.json"}
+        bulk.report("bucket", key, manifest, f"{key}.rejected.json", "bulk-0123456789ab", ctx)
     return s3.calls
 
 
@@ -386,6 +411,11 @@ def test_the_bulk_state_machine_holds_what_the_distributed_map_and_sync_onboardi
     assert _bulk_machine_grants(template, partition, region) == logs | {
         # ItemReader: the items file Prepare wrote, not the upload.
         ("s3:GetObject", f"{objects}/uploads/*.items.json"),
+        # ResultWriter: each row's result under results/<execution>/ (AWS's ResultWriter policy).
+        ("s3:PutObject", f"{objects}/results/*"),
+        ("s3:GetObject", f"{objects}/results/*"),
+        ("s3:ListMultipartUploadParts", f"{objects}/results/*"),
+        ("s3:AbortMultipartUpload", f"{objects}/results/*"),
         # Distributed Map: its child executions.
         ("states:StartExecution", f"{states}:stateMachine:{name}"),
         ("states:DescribeExecution", f"{states}:execution:{name}/*"),

@@ -45,34 +45,47 @@ def test_the_generated_world_spreads_clusters_round_robin():
     assert bulk.plan(500, 50, 10) == generated, "deterministic"
 
 
-def test_a_failed_row_stays_small_in_the_map_results(tmp_path):
+def test_a_failed_row_is_written_small_by_the_result_writer(tmp_path):
     """A failed row keeps the onboarding's error and message, not its whole DescribeExecution.
 
-    The whole Cause (input, Lambda stack trace) is over 1.3 KB a row: 200 failed rows passed the
-    256 KiB state quota and the bulk execution failed with States.DataLimitExceeded, no report.
+    The whole Cause (input with the row's externalId, Lambda stack trace) is over 1.3 KB a
+    row. The Map writes each row's result to S3 (ResultWriter, AWS's file layout); its own
+    output is only where.
     """
     generated = bulk.plan(2, 2, 1)
     missing = next(a for a in generated["world"]["accounts"] if a.startswith(bulk.S3_PREFIX))
     generated["world"]["accounts"][missing]["roles"] = {}
     path = bulk.write_registrations(generated["rows"], tmp_path / "rows.jsonl")
-    exited: dict[str, Any] = {}
+    seen: dict[str, Any] = {}
 
     def on_finish(emulator, result):
-        sfn = emulator.client("stepfunctions")
+        sfn, s3 = emulator.client("stepfunctions"), emulator.client("s3")
         for event in sfn.get_execution_history(executionArn=result.arn, maxResults=1000)["events"]:
             details = event.get("stateExitedEventDetails") or {}
             if details.get("name") == "OnboardEach":
-                exited.update(json.loads(details["output"]))
+                seen.update(json.loads(details["output"]))
+        where = seen["onboarded"]["ResultWriterDetails"]
+        manifest = json.loads(s3.get_object(Bucket=where["Bucket"], Key=where["Key"])["Body"].read())
+        seen["manifest"] = manifest
+        seen["results"] = [
+            entry
+            for f in manifest["ResultFiles"]["SUCCEEDED"]
+            for entry in json.loads(s3.get_object(Bucket=where["Bucket"], Key=f["Key"])["Body"].read())
+        ]
 
     report = run_bulk(ROOT, path, generated["world"], on_finish=on_finish)
 
     assert report.result.status == "SUCCEEDED", report.cause_message
-    results = exited["onboarded"]["results"]
-    failed = [r for r in results if r["status"] == "FAILED"]
-    assert len(failed) == 1 and len(results) == 2
+    assert set(seen["onboarded"]) == {"MapRunArn", "ResultWriterDetails"}
+    assert seen["manifest"]["ResultFiles"]["FAILED"] == []
+    assert [f["Key"].rsplit("/", 1)[-1] for f in seen["manifest"]["ResultFiles"]["SUCCEEDED"]] == ["SUCCEEDED_0.json"]
+    outputs = [json.loads(e["Output"]) for e in seen["results"]]
+    assert {e["Status"] for e in seen["results"]} == {"SUCCEEDED"} and len(outputs) == 2
+    failed = [o for o in outputs if o["status"] == "FAILED"]
+    assert len(failed) == 1
     assert failed[0]["cause"]["error"] == "PrerequisiteMissing"
     assert missing in failed[0]["cause"]["cause"]
     assert len(json.dumps(failed[0])) < 300
-    rows = {r["status"]: r for r in report.result.output["report"]["rows"]}
+    rows = {r["status"]: r for r in report.executions[0].bulk_report["rows"]}
     assert rows["FAILED"]["cause"].startswith("PrerequisiteMissing: role atc-s3-access-keys does not exist")
-    assert "onboarded" not in report.result.output, "the rows are in the output once, under report"
+    assert "onboarded" not in report.result.output, "the Map's results are not in the output"

@@ -17,7 +17,8 @@ def test_a_bad_row_is_reported_by_line_and_the_others_are_onboarded(sample_world
     report = run_bulk(ROOT, ROOT / "events" / "bulk-registrations.csv", sample_world)
 
     assert report.succeeded
-    bulk = report.result.output["report"]
+    bulk = report.executions[0].bulk_report
+    assert report.result.output["report"]["counts"] == bulk["counts"]
     assert bulk["counts"] == {"SUCCEEDED": 4, "REJECTED": 1}
     rejected = [r for r in bulk["rows"] if r["status"] == "REJECTED"]
     assert [(r["line"], "detail.s3AccountId" in r["cause"]) for r in rejected] == [(4, True)]
@@ -43,7 +44,7 @@ def test_a_failing_onboarding_is_reported_with_its_cause(sample_world, tmp_path:
     world = {"accounts": {**sample_world["accounts"], "333333333333": {"roles": {}, "policies": {}, "buckets": []}}}
     report = run_bulk(ROOT, path, world)
 
-    rows_out = {r["clusterId"]: r for r in report.result.output["report"]["rows"]}
+    rows_out = {r["clusterId"]: r for r in report.executions[0].bulk_report["rows"]}
     assert rows_out["ok-1"]["status"] == "SUCCEEDED"
     assert rows_out["no-role"]["status"] == "FAILED"
     assert "PrerequisiteMissing" in rows_out["no-role"]["cause"]

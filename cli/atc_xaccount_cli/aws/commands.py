@@ -313,9 +313,8 @@ def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:
         for name, change in body["changes"].items():
             out.write(f"  {name:<13} {change.get('action')}\n")
         out.write("  (nothing to change)\n" if body["upToDate"] else "")
-    for row in (body.get("report") or {}).get("rows", []):
-        if row["status"] != "SUCCEEDED":
-            out.write(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}\n")
+    for row in (body.get("report") or {}).get("problems", []):
+        out.write(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}\n")
     if (body.get("report") or {}).get("counts"):
         out.write(f"  {body['report']['counts']}; report {body['report'].get('report')}\n")
     if command == "rotate-external-id":

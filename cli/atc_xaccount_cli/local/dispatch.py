@@ -35,6 +35,9 @@ import botocore.client
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from moto.awslambda_simple import models as simple_lambda
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service as service_task,
+)
 
 from atc_xaccount_cli.local.template import FunctionSpec
 
@@ -137,6 +140,12 @@ class Dispatcher:
         self._execution: contextvars.ContextVar[str | None] = contextvars.ContextVar(
             f"execution-{id(self)}", default=None
         )
+        #: The Task state whose service integration (not a Lambda step) is calling AWS:
+        #: faults can be injected there too (`PublishReady/events:PutEvents=fail`); those
+        #: calls are the state machine's own, so the ledger does not count them.
+        self._integration: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"integration-{id(self)}", default=None
+        )
         self._modules: dict[str, ModuleType] = {}
         self._import_lock = threading.Lock()
 
@@ -203,14 +212,16 @@ class Dispatcher:
 
         def make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             step = dispatcher.current_step
+            key = f"{client.meta.service_model.endpoint_prefix}:{operation_name}"
             if step is not None:
-                key = f"{client.meta.service_model.endpoint_prefix}:{operation_name}"
                 dispatcher.ledger.add(step, key, dispatcher.current_execution)
                 # AWS authorizes a request before anything else can go wrong with it.
                 if dispatcher.authorize is not None:
                     dispatcher.authorize(step, client, operation_name, api_params)
                 if dispatcher.before_call is not None:
                     dispatcher.before_call(step, key, api_params)
+            elif dispatcher.before_call is not None and (state := dispatcher._integration.get()) is not None:
+                dispatcher.before_call(state, key, api_params)
             return original_call(client, operation_name, api_params)
 
         def add_metric(provider: Any, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
@@ -221,15 +232,26 @@ class Dispatcher:
             original_add_metric(scratch, name, unit, value, resolution)  # Powertools' own validation
             dispatcher.ledger.add_metric(name.strip())
 
+        original_service_task = service_task.StateTaskService._eval_execution
+
+        def eval_service_task(task: Any, env: Any) -> None:
+            token = dispatcher._integration.set(task.name)
+            try:
+                original_service_task(task, env)
+            finally:
+                dispatcher._integration.reset(token)
+
         simple_lambda.LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
         botocore.client.BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
         AmazonCloudWatchEMFProvider.add_metric = add_metric  # type: ignore[method-assign]
+        service_task.StateTaskService._eval_execution = eval_service_task  # type: ignore[method-assign]
         try:
             yield
         finally:
             simple_lambda.LambdaSimpleBackend.invoke = original_invoke  # type: ignore[method-assign]
             botocore.client.BaseClient._make_api_call = original_call  # type: ignore[method-assign]
             AmazonCloudWatchEMFProvider.add_metric = original_add_metric  # type: ignore[method-assign]
+            service_task.StateTaskService._eval_execution = original_service_task  # type: ignore[method-assign]
 
 
 def code_zip(directory: Path) -> bytes:

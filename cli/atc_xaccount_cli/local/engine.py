@@ -27,6 +27,7 @@ from atc_xaccount_cli.executions import ExecutionResult, follow_execution
 from atc_xaccount_cli.local import authz, moto_gaps, step_roles
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
+from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
 from atc_xaccount_cli.local.pattern import admit, bus_statements, matches
 from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, load_yaml, substitute_definition
 
@@ -72,8 +73,12 @@ class Emulator:
         verbose: bool = False,
         endpoint_url: str | None = None,
         enforce_automation_role: bool | None = None,
+        payload_limit: int = PAYLOAD_BYTES,
+        history_limit: int = HISTORY_EVENTS,
     ) -> None:
         self.root = root
+        #: Step Functions' payload and history quotas (AWS's unless a test lowers them).
+        self.limits = Limits(payload_bytes=payload_limit, history_events=history_limit)
         self.app = SamApp.load(root, {**LOCAL_PARAMETERS, **(parameters or {})})
         # The bootstrap role of every account; None: enforced as `authz.enforcing()` says.
         self.authz = authz.AutomationRoleAuthz.for_emulator(
@@ -122,6 +127,7 @@ class Emulator:
             self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())
+        self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())
         self._stack.enter_context(warnings.catch_warnings())
         # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.

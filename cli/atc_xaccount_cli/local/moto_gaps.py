@@ -7,6 +7,23 @@ Each bridge makes moto do what AWS documents, never fakes a result:
   camelCase (`stateMachineArn`, ...). moto passes them through unchanged and botocore
   refuses them; the bridge maps them as AWS does, and maps the result back to the
   integration's documented `ExecutionArn`/`StartDate`.
+- The `.sync` and `.sync:2` integrations return (and, when the child fails, put in the
+  `Cause` of `States.TaskFailed`) the child's DescribeExecution in PascalCase on AWS:
+  `ExecutionArn`, `Input`, `Output`, `Status`, `Error`, `Cause`, `StartDate` (epoch
+  milliseconds), `InputDetails: {Included}`, ... moto keeps botocore's camelCase, so an ASL
+  that reads `$.error`/`$.cause` of the description works here and falls through on AWS.
+  The bridge renders them as AWS does.
+- A Distributed Map's `ResultWriter` (`arn:aws:states:::s3:putObject`): moto 5.2.5 writes
+  only an empty `manifest.json` and drops the results. AWS writes every child execution,
+  grouped by status, to `<Prefix>/<map run id>/SUCCEEDED_<n>.json` / `FAILED_<n>.json`
+  (a JSON array of `{ExecutionArn, Input, InputDetails, Name, Output, OutputDetails,
+  RedriveCount, RedriveStatus, StartDate, StateMachineArn, Status, StopDate}`, with
+  `Error`/`Cause` instead of `Output` for a failed one; Transformation NONE, the default
+  with an S3 export), lists them with their sizes in the manifest's `ResultFiles`, and the
+  state's output is `{MapRunArn, ResultWriterDetails: {Bucket, Key}}`. The bridge writes
+  them so. The child executions' ARNs and names are the emulator's (moto runs map items
+  in-process, not as executions). moto also evaluates the ResultWriter's `Parameters`
+  paths against the Map's results; AWS evaluates them against the state's input.
 - DynamoDB writes are atomic with respect to each other. moto 5.2.5 rolls a cancelled
   `TransactWriteItems` back by restoring a snapshot of the whole table taken when the
   transaction started, so a lock another execution released in between comes back to
@@ -19,15 +36,26 @@ Each bridge makes moto do what AWS documents, never fakes a result:
 
 from __future__ import annotations
 
+import datetime
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+    distributed_item_processor_worker as distributed_worker,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer import result_writer_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+    resource_eval_s3 as result_writer_s3,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_sfn as sfn_task,
 )
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
 
 
 def _camel(name: str) -> str:
@@ -45,6 +73,8 @@ _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_it
 def bridged() -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(_sfn_start_execution_casing())
+        stack.enter_context(_sfn_sync_output_casing())
+        stack.enter_context(_result_writer())
         stack.enter_context(_atomic_dynamodb_writes())
         stack.enter_context(_s3_encryption_action_names())
         yield
@@ -114,3 +144,179 @@ def _sfn_start_execution_casing() -> Iterator[None]:
     finally:
         cls._normalise_parameters = original  # type: ignore[method-assign]
         cls._eval_service_task = original_response  # type: ignore[method-assign]
+
+
+def aws_describe_execution(described: dict[str, Any]) -> dict[str, Any]:
+    """A DescribeExecution response as the `.sync`/`.sync:2` integrations render it on AWS."""
+    rendered: dict[str, Any] = {}
+    for key, value in described.items():
+        if isinstance(value, datetime.datetime):
+            value = int(value.timestamp() * 1000)
+        elif isinstance(value, dict) and key.endswith("Details"):
+            value = {_pascal(k): v for k, v in value.items()}
+        rendered[_pascal(key)] = value
+    return rendered
+
+
+def _aws_cased(resolver: Callable[[], Any] | None) -> Callable[[], Any] | None:
+    if resolver is None:
+        return None
+
+    def resolve() -> Any:
+        try:
+            result = resolver()
+        except FailureEventException as exc:
+            details = exc.failure_event.event_details or {}
+            failed = details.get("taskFailedEventDetails")
+            if failed and isinstance(failed.get("cause"), str):
+                try:
+                    described = json.loads(failed["cause"])
+                except json.JSONDecodeError:
+                    raise exc from None
+                if isinstance(described, dict) and "executionArn" in described:
+                    failed["cause"] = json.dumps(aws_describe_execution(described), separators=(",", ":"))
+            raise
+        return aws_describe_execution(result) if isinstance(result, dict) else result
+
+    return resolve
+
+
+@contextmanager
+def _sfn_sync_output_casing() -> Iterator[None]:
+    cls = sfn_task.StateTaskServiceSfn
+    originals = {name: getattr(cls, name) for name in ("_build_sync_resolver", "_build_sync2_resolver")}
+
+    def wrapped(original: Any) -> Any:
+        def build(self: Any, *args: Any, **kwargs: Any) -> Callable[[], Any] | None:
+            return _aws_cased(original(self, *args, **kwargs))
+
+        return build
+
+    for name, original in originals.items():
+        setattr(cls, name, wrapped(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(cls, name, original)
+
+
+#: AWS splits a status's results into files of at most 5 GB; far beyond any file here.
+RESULT_FILE_MAX_BYTES = 5 * 1024**3
+
+
+def _now_millis() -> int:
+    return int(datetime.datetime.now(tz=datetime.UTC).timestamp() * 1000)
+
+
+@contextmanager
+def _result_writer() -> Iterator[None]:
+    worker_cls = distributed_worker.DistributedItemProcessorWorker
+    writer_cls = result_writer_s3.ResourceEvalS3
+    original_eval_job = worker_cls._eval_job
+    original_put = writer_cls._handle_put_object
+    guard = threading.Lock()
+
+    def eval_job(self: Any, env: Any, job: Any) -> None:
+        started = _now_millis()
+        original_eval_job(self, env, job)
+        record = self._map_run_record
+        state = env.program_state()
+        entry: dict[str, Any] = {
+            "index": job.job_index,
+            "input": job.job_input,
+            "start": started,
+            "stop": _now_millis(),
+        }
+        if isinstance(state, ProgramError) or job.job_output is None:
+            error = getattr(state, "error", None) or {}
+            entry.update(status="FAILED", error=error.get("error"), cause=error.get("cause"))
+        else:
+            entry.update(status="SUCCEEDED", output=job.job_output)
+        with guard:
+            if not hasattr(record, "atc_results"):
+                record.atc_results = []
+            record.atc_results.append(entry)
+
+    def put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters = env.stack[-1]
+        record = env.map_run_record_pool_manager.get_all()[-1]
+        original_put(env, resource_runtime_part, state_credentials)
+        written = env.stack[-1]
+        s3 = writer_cls._get_s3_client(resource_runtime_part=resource_runtime_part, state_credentials=state_credentials)
+        manifest_key = written["ResultWriterDetails"]["Key"]
+        folder = manifest_key.rsplit("/", 1)[0]
+        bucket = parameters["Bucket"]
+        results = sorted(getattr(record, "atc_results", []), key=lambda e: e["index"])
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        for status in ("SUCCEEDED", "FAILED"):
+            rows = [_result_entry(record, e) for e in results if e["status"] == status]
+            for number, body in enumerate(_result_files(rows)):
+                key = f"{folder}/{status}_{number}.json"
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
+                files[status].append({"Key": key, "Size": len(body)})
+        manifest = {"DestinationBucket": bucket, "MapRunArn": record.map_run_arn, "ResultFiles": files}
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest, indent=2).encode())
+
+    decl_cls = result_writer_decl.ResultWriter
+    original_body = decl_cls._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        depth = len(env.stack)
+        env.stack.append(env.states.get_input())
+        self.parargs.eval(env=env)
+        parameters = env.stack.pop()
+        del env.stack[depth:]
+        env.stack.append(parameters)
+        self.resource_eval.eval_resource(env=env)
+
+    worker_cls._eval_job = eval_job  # type: ignore[method-assign]
+    writer_cls._handle_put_object = staticmethod(put_object)  # type: ignore[assignment]
+    decl_cls._eval_body = eval_body  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        worker_cls._eval_job = original_eval_job  # type: ignore[method-assign]
+        writer_cls._handle_put_object = staticmethod(original_put)  # type: ignore[assignment]
+        decl_cls._eval_body = original_body  # type: ignore[method-assign]
+
+
+def _result_entry(record: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """One child execution as AWS's ResultWriter writes it (Transformation NONE)."""
+    run = record.map_run_arn
+    name = f"{run.rsplit(':', 1)[-1][:8]}-{entry['index']:06d}"
+    execution_arn = run.replace(":mapRun:", ":execution:").rsplit(":", 1)[0] + f":{name}"
+    result: dict[str, Any] = {
+        "ExecutionArn": execution_arn,
+        "Input": json.dumps(entry["input"], separators=(",", ":")),
+        "InputDetails": {"Included": True},
+        "Name": name,
+        "RedriveCount": 0,
+        "RedriveStatus": "NOT_REDRIVABLE" if entry["status"] == "SUCCEEDED" else "REDRIVABLE",
+        "StartDate": entry["start"],
+        "StateMachineArn": run.replace(":mapRun:", ":stateMachine:").rsplit(":", 1)[0],
+        "Status": entry["status"],
+        "StopDate": entry["stop"],
+    }
+    if entry["status"] == "SUCCEEDED":
+        result["Output"] = json.dumps(entry["output"], separators=(",", ":"))
+        result["OutputDetails"] = {"Included": True}
+    else:
+        result["Error"] = entry.get("error")
+        result["Cause"] = entry.get("cause")
+    return result
+
+
+def _result_files(rows: list[dict[str, Any]]) -> Iterator[bytes]:
+    """JSON arrays of at most RESULT_FILE_MAX_BYTES each."""
+    batch: list[bytes] = []
+    size = 2
+    for row in rows:
+        encoded = json.dumps(row, separators=(",", ":")).encode()
+        if batch and size + len(encoded) + 1 > RESULT_FILE_MAX_BYTES:
+            yield b"[" + b",".join(batch) + b"]"
+            batch, size = [], 2
+        batch.append(encoded)
+        size += len(encoded) + 1
+    if batch:
+        yield b"[" + b",".join(batch) + b"]"

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
+from atc_xaccount_cli import paths
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access
-from atc_xaccount_cli.local.world import WorldError, load_world
+from atc_xaccount_cli.local.world import WorldError, validate_world
 
 ONBOARD, OFFBOARD, AUDIT = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"
 BULK = "BulkStateMachine"
@@ -35,6 +36,8 @@ class ExecutionReport:
     events: list[dict[str, Any]] = field(default_factory=list)
     proof: Proof | None = None
     external_id: str | None = None
+    #: A bulk execution's report, read back from S3 (every line of the file).
+    bulk_report: dict[str, Any] | None = None
 
     @property
     def cause_message(self) -> str | None:
@@ -55,6 +58,7 @@ class ExecutionReport:
             "states": [{"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in self.result.states],
             "events": [{"detail-type": e["detail-type"], "detail": e["detail"]} for e in self.events],
             "proof": self.proof.to_dict() if self.proof else None,
+            **({"bulkReport": self.bulk_report} if self.bulk_report is not None else {}),
         }
 
 
@@ -67,6 +71,9 @@ class RunReport:
     calls: dict[str, Any]
     faults: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The largest state payload (bytes) and execution history (events) the run reached.
+    largest_payload: int = 0
+    largest_history: int = 0
 
     @property
     def succeeded(self) -> bool:
@@ -119,11 +126,19 @@ def cause_message(cause: str | None) -> str | None:
     return parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
 
 
+def read_bytes(path: Path, what: str) -> bytes:
+    """A file named on the command line; a path that is no readable file is a usage error."""
+    try:
+        return paths.read_bytes(path, what)
+    except paths.UnreadableFile as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise UsageError(f"{what} {path}: no such file") from exc
+        return json.loads(read_bytes(path, what).decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path}: not UTF-8 text") from exc
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
 
@@ -136,10 +151,14 @@ def read_event(path: Path) -> dict[str, Any]:
 
 
 def read_world(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {"accounts": {}}
+    world = read_json(path, "world file")
     try:
-        return load_world(path) if path else {"accounts": {}}
+        validate_world(world)
     except WorldError as exc:
-        raise UsageError(f"world file: {exc}") from exc
+        raise UsageError(f"world file {path}: {exc}") from exc
+    return world  # type: ignore[no-any-return]
 
 
 def _accounts_of(event: dict[str, Any]) -> list[str]:
@@ -174,11 +193,14 @@ def run_events(
     prove: bool = True,
     detail_machine: str = ONBOARD,
     faults: FaultPlan | None = None,
+    payload_limit: int | None = None,
+    history_limit: int | None = None,
 ) -> RunReport:
     """Seed `world`, start every event at once, follow each to its end, report."""
     import time
 
-    with Emulator(root, parameters=parameters, verbose=verbose) as emulator:
+    limits = {"parameters": parameters, "verbose": verbose, "payload_limit": payload_limit}
+    with _emulator(root, {**limits, "history_limit": history_limit}) as emulator:
         routes = []
         for label, event in events:
             try:
@@ -210,18 +232,28 @@ def run_events(
             if prove and machine == ONBOARD and result.status == "SUCCEEDED":
                 report.proof, report.external_id = _prove(emulator, result.output, after)
             reports.append(report)
-    return RunReport(reports, after, calls, faults.injected if faults else [], seconds)
+    return RunReport(
+        reports,
+        after,
+        calls,
+        faults.injected if faults else [],
+        seconds,
+        largest_payload=emulator.limits.largest_payload,
+        largest_history=emulator.limits.largest_history,
+    )
+
+
+def _emulator(root: Path, options: dict[str, Any]) -> Emulator:
+    limits = {k: options[k] for k in ("payload_limit", "history_limit") if options.get(k)}
+    return Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False), **limits)
 
 
 def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any) -> RunReport:
     """Upload a registrations file and run the bulk workflow over it (Distributed Map)."""
     import time
 
-    try:
-        body = bulk_file.read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"registrations file {bulk_file}: no such file") from exc
-    with Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False)) as emulator:
+    body = read_bytes(bulk_file, "registrations file")
+    with _emulator(root, options) as emulator:
         try:
             emulator.seed(world)
         except WorldError as exc:
@@ -242,7 +274,26 @@ def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any)
             options["on_finish"](emulator, result)
         after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT} | _bulk_accounts(body)))
         report = ExecutionReport(str(bulk_file), BULK, "bulk file", result, ledger.summary(result.name))
-    return RunReport([report], after, calls, seconds=seconds)
+        report.bulk_report = _bulk_report(emulator, result)
+    return RunReport(
+        [report],
+        after,
+        calls,
+        seconds=seconds,
+        largest_payload=emulator.limits.largest_payload,
+        largest_history=emulator.limits.largest_history,
+    )
+
+
+def _bulk_report(emulator: Emulator, result: ExecutionResult) -> dict[str, Any] | None:
+    """The bulk report the workflow wrote to S3 (its output names where)."""
+    location = ((result.output or {}).get("report") or {}).get("report")
+    if not isinstance(location, str) or not location.startswith("s3://"):
+        return None
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    body = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    report: dict[str, Any] = json.loads(body)
+    return report
 
 
 def _bulk_accounts(body: bytes) -> set[str]:
@@ -254,15 +305,19 @@ def _bulk_accounts(body: bytes) -> set[str]:
 
 def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
     """Run the drift audit state machine once over the world's registry."""
-    with Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False)) as emulator:
+    import time
+
+    with _emulator(root, options) as emulator:
         try:
             emulator.seed(world)
         except WorldError as exc:
             raise UsageError(f"world file: {exc}") from exc
+        started = time.monotonic()
         with emulator.counting() as ledger:
-            result = emulator.follow(emulator.start({}, AUDIT), on_state=options.get("on_state"))
+            result = emulator.follow(emulator.start({}, AUDIT), on_state=options.get("on_state"), timeout=3600)
             repairs = _follow_repairs(emulator, result)
             calls = ledger.summary()
+        seconds = time.monotonic() - started
         after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()
         report = ExecutionReport("audit", AUDIT, "schedule", result, ledger.summary(result.name))
@@ -272,7 +327,14 @@ def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
             repaired = ExecutionReport("repair", ONBOARD, "audit repair", repair, ledger.summary(repair.name))
             repaired.events = [e for e in published if e.get("detail", {}).get("execution") == repair.name]
             executions.append(repaired)
-    return RunReport(executions, after, calls)
+    return RunReport(
+        executions,
+        after,
+        calls,
+        seconds=seconds,
+        largest_payload=emulator.limits.largest_payload,
+        largest_history=emulator.limits.largest_history,
+    )
 
 
 def _follow_repairs(emulator: Emulator, audit: ExecutionResult) -> list[ExecutionResult]:

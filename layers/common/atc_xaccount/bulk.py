@@ -97,3 +97,64 @@ def _split(value: str) -> list[str]:
     for separator in LIST_SEPARATORS:
         value = value.replace(separator, " ")
     return value.split()
+
+
+#: A report row's cause is at most this long: the onboarding's error name and message.
+CAUSE_MAX = 600
+
+
+def report_rows(results: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every line of the file, by line number: the Map's results (as its ResultWriter wrote
+    them, `{Status, Input, Output | Error, Cause}`) and the rejected rows."""
+    rows = [_result_row(r) for r in results]
+    rows += [{"line": r["line"], "clusterId": None, "status": "REJECTED", "cause": r["error"]} for r in rejected]
+    return sorted(rows, key=lambda r: r["line"] if isinstance(r["line"], int) else -1)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {"total": len(rows), "counts": counts}
+
+
+def _result_row(result: dict[str, Any]) -> dict[str, Any]:
+    """One child execution of the Map: its output is the row; a failed one names only its
+    line and cluster from its input (which also holds the row's externalId)."""
+    if result.get("Status") == "SUCCEEDED":
+        row = _json_object(result.get("Output"))
+        return {
+            "line": row.get("line"),
+            "clusterId": row.get("clusterId"),
+            "status": row.get("status", "SUCCEEDED"),
+            "cause": cause_text(row.get("cause")),
+        }
+    item = _json_object(result.get("Input"))
+    return {
+        "line": item.get("line"),
+        "clusterId": item.get("clusterId"),
+        "status": "FAILED",
+        "cause": _short(f"{result.get('Error') or 'States.Runtime'}: the row's execution failed in the bulk workflow"),
+    }
+
+
+def cause_text(cause: Any) -> str | None:
+    """`{error, cause}` (what the bulk workflow keeps of a failed onboarding) as one line."""
+    if not cause:
+        return None
+    if isinstance(cause, dict):
+        error, message = cause.get("error"), cause.get("cause")
+        return _short(f"{error}: {message}" if error and message else str(error or message))
+    return _short(str(cause))
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= CAUSE_MAX else text[: CAUSE_MAX - 1] + "…"

@@ -221,6 +221,28 @@ def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list
     return items
 
 
+def registered_page(
+    dynamodb: Any, table: str, limit: int, start: dict[str, Any] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of the READY clusters: (entries, the key to continue from, None at the end).
+
+    `limit` bounds the items read (DynamoDB applies it before the filter), so a page never
+    holds more than `limit` clusters however many are registered.
+    """
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "Limit": limit,
+        "FilterExpression": "#s = :ready",
+        "ExpressionAttributeNames": {"#s": "state"},
+        "ExpressionAttributeValues": {":ready": {"S": READY}},
+    }
+    if start:
+        kwargs["ExclusiveStartKey"] = start
+    with aws_call("dynamodb:Scan", AUTOMATION_ACCOUNT):
+        page = dynamodb.scan(**kwargs)
+    return [_from_ddb(i) for i in page["Items"]], page.get("LastEvaluatedKey")
+
+
 def registered(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     """Every cluster whose access is meant to exist (state READY), and every cluster a failed
     compensation left changes for (`leftBehind`): the audit reports both."""

@@ -44,10 +44,60 @@ REQUEST_FIELDS = (
 )
 
 
-def list_registered(ctx: StepContext) -> dict[str, Any]:
-    """The clusters to audit, as onboarding requests (what a repair would re-run)."""
-    entries = registry.registered(ctx.sessions.local_client("dynamodb"), ctx.registry_table)
-    return {"clusters": [{k: e[k] for k in REQUEST_FIELDS if k in e} for e in entries]}
+#: Clusters per page: what one Map over a page holds in state (each result carries its
+#: drift, up to a few hundred bytes a kind) stays far below the 256 KiB payload quota.
+PAGE_SIZE = 50
+#: Audited clusters the audit's output lists (findings first); the rest are counted.
+CLUSTERS_IN_OUTPUT = 50
+
+
+def list_registered(
+    ctx: StepContext,
+    start: dict[str, Any] | None = None,
+    previous: list[dict[str, Any]] | None = None,
+    tally: dict[str, Any] | None = None,
+    *,
+    scan: bool = True,
+    page_size: int = PAGE_SIZE,
+) -> dict[str, Any]:
+    """The next page of clusters to audit (as onboarding requests, what a repair re-runs),
+    and the tally of the audit so far with the previous page's results added.
+
+    The audit workflow loops over pages, so its state holds one page and a bounded tally
+    however many clusters are registered.
+    """
+    tally = add_to_tally(tally or new_tally(), previous or [])
+    if not scan:
+        return {"clusters": [], "next": None, "tally": tally}
+    entries, following = registry.registered_page(
+        ctx.sessions.local_client("dynamodb"), ctx.registry_table, page_size, start
+    )
+    clusters = [{k: e[k] for k in REQUEST_FIELDS if k in e} for e in entries]
+    return {"clusters": clusters, "next": following, "tally": tally}
+
+
+def new_tally() -> dict[str, Any]:
+    return {"audited": 0, "inSync": 0, "drifted": 0, "failed": 0, "repaired": 0, "clusters": [], "clustersOmitted": 0}
+
+
+def add_to_tally(tally: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, and the first CLUSTERS_IN_OUTPUT results, a finding before an in-sync one."""
+    tally = {**tally, "clusters": list(tally["clusters"])}
+    for result in results:
+        finding = bool(result.get("failed") or result.get("drift"))
+        tally["audited"] += 1
+        kind = "failed" if result.get("failed") else "drifted" if result.get("drift") else "inSync"
+        tally[kind] += 1
+        tally["repaired"] += 1 if result.get("repaired") else 0
+        kept: list[dict[str, Any]] = tally["clusters"]
+        if len(kept) < CLUSTERS_IN_OUTPUT:
+            kept.append(result)
+            continue
+        tally["clustersOmitted"] += 1
+        in_sync = next((i for i, r in enumerate(kept) if not (r.get("failed") or r.get("drift"))), None)
+        if finding and in_sync is not None:
+            kept[in_sync] = result
+    return tally
 
 
 def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """Bulk onboarding (`statemachine/bulk.asl.json`): prepare the file, then report on it.
 
 Prepare validates every row (bad rows are reported with their line numbers and do not
-stop the others) and writes the good ones as a JSON array the Distributed Map reads;
-each item becomes one ordinary onboarding execution, so per-role locks still serialize.
+stop the others) and writes the good ones as a JSON array the Distributed Map reads, and
+the rejected ones beside it; each item becomes one ordinary onboarding execution, so
+per-role locks still serialize. Nothing that grows with the file goes through the
+workflow's state (256 KiB): the Map's ResultWriter writes each row's result to S3 and the
+report is built from there.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 from typing import Any
 
 from atc_xaccount.aws_errors import aws_call
-from atc_xaccount.bulk import parse_bulk
+from atc_xaccount.bulk import parse_bulk, report_rows, summarize
 from atc_xaccount.steps.context import StepContext
 
 AUTOMATION_ACCOUNT = "automation"
@@ -22,56 +25,65 @@ def prepare(bucket: str, key: str, ctx: StepContext) -> dict[str, Any]:
     with aws_call("s3:GetObject", AUTOMATION_ACCOUNT):
         text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
     items, rejected = parse_bulk(key, text, ctx.defaults)
-    items_key = f"{key}.items.json"
-    with aws_call("s3:PutObject", AUTOMATION_ACCOUNT):
-        s3.put_object(Bucket=bucket, Key=items_key, Body=json.dumps(items).encode(), ContentType="application/json")
-    return {"bucket": bucket, "itemsKey": items_key, "items": len(items), "rejected": rejected}
+    items_key, rejected_key = f"{key}.items.json", f"{key}.rejected.json"
+    _put_json(s3, bucket, items_key, items)
+    _put_json(s3, bucket, rejected_key, rejected)
+    return {
+        "bucket": bucket,
+        "itemsKey": items_key,
+        "items": len(items),
+        "rejectedKey": rejected_key,
+        "rejected": len(rejected),
+    }
 
 
 def report(
     bucket: str,
     key: str,
-    results: list[dict[str, Any]],
-    rejected: list[dict[str, Any]],
+    manifest: dict[str, Any],
+    rejected_key: str,
     execution: str,
     ctx: StepContext,
 ) -> dict[str, Any]:
-    """One row per line of the file: status and cause; written next to the input."""
-    rows = sorted(
-        [
-            {"line": r["line"], "clusterId": r.get("clusterId"), "status": r["status"], "cause": _cause(r.get("cause"))}
-            for r in results
-        ]
-        + [{"line": r["line"], "clusterId": None, "status": "REJECTED", "cause": r["error"]} for r in rejected],
-        key=lambda r: r["line"],
-    )
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    summary = {"input": f"s3://{bucket}/{key}", "total": len(rows), "counts": counts, "rows": rows}
+    """One row per line of the file, status and cause, written next to the input.
+
+    `manifest` is the Map's `ResultWriterDetails` ({Bucket, Key} of manifest.json); the
+    report lists every row, the return value only counts and the first problem rows.
+    """
+    s3 = ctx.sessions.local_client("s3")
+    written = _get_json(s3, manifest["Bucket"], manifest["Key"])
+    results: list[dict[str, Any]] = []
+    for status in ("SUCCEEDED", "FAILED"):
+        for result_file in written.get("ResultFiles", {}).get(status, []):
+            results.extend(_get_json(s3, written.get("DestinationBucket", manifest["Bucket"]), result_file["Key"]))
+    rejected = _get_json(s3, bucket, rejected_key)
+    rows = report_rows(results, rejected)
+    summary = {"input": f"s3://{bucket}/{key}", **summarize(rows)}
     report_key = f"reports/{execution}.json"
     with aws_call("s3:PutObject", AUTOMATION_ACCOUNT):
-        ctx.sessions.local_client("s3").put_object(
-            Bucket=bucket, Key=report_key, Body=json.dumps(summary, indent=2).encode(), ContentType="application/json"
+        s3.put_object(
+            Bucket=bucket,
+            Key=report_key,
+            Body=json.dumps({**summary, "rows": rows}, indent=2).encode(),
+            ContentType="application/json",
         )
-    return {**{k: v for k, v in summary.items() if k != "rows"}, "report": f"s3://{bucket}/{report_key}", "rows": rows}
+    return {**summary, "report": f"s3://{bucket}/{report_key}", **_first_problems(rows)}
 
 
-def _cause(cause: Any) -> str | None:
-    """A failed child execution's cause is its DescribeExecution output: keep error and message."""
-    if not cause:
-        return None
-    try:
-        described = json.loads(cause) if isinstance(cause, str) else cause
-    except json.JSONDecodeError:
-        return str(cause)
-    if not isinstance(described, dict):
-        return str(cause)
-    inner = described.get("cause") or ""
-    try:
-        parsed = json.loads(inner)
-        message = parsed.get("errorMessage", inner) if isinstance(parsed, dict) else inner
-    except (json.JSONDecodeError, TypeError):
-        message = inner
-    error = described.get("error")
-    return f"{error}: {message}" if error else str(message or cause)
+#: Problem rows returned in the workflow's output (the report in S3 has them all).
+PROBLEMS_IN_OUTPUT = 20
+
+
+def _first_problems(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    problems = [r for r in rows if r["status"] != "SUCCEEDED"]
+    return {"problems": problems[:PROBLEMS_IN_OUTPUT], "problemsOmitted": max(0, len(problems) - PROBLEMS_IN_OUTPUT)}
+
+
+def _put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
+    with aws_call("s3:PutObject", AUTOMATION_ACCOUNT):
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(value).encode(), ContentType="application/json")
+
+
+def _get_json(s3: Any, bucket: str, key: str) -> Any:
+    with aws_call("s3:GetObject", AUTOMATION_ACCOUNT):
+        return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
