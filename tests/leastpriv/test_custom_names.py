@@ -117,13 +117,15 @@ def test_only_the_missing_parameter_is_named(lab: Lab):
     """The cluster manager account was bootstrapped for the custom names, the S3 account for all but one."""
     case = lab.case()
     world = _custom_world(case)
-    del world["accounts"][case.s3]["bootstrap"]["AccessPolicyName"]
+    # AccessPolicyName scopes no permission any more (the doctor reads every policy document
+    # of the account), so the parameter left out is the access role's name.
+    del world["accounts"][case.s3]["bootstrap"]["AccessRoleName"]
     lab.emulator.seed(world)
 
     result = lab.run(_custom_event(case))
 
     assert result.error == "AutomationRoleDenied", result.cause
-    assert f"AccessPolicyName={CUSTOM['accessPolicyName']}" in result.cause
+    assert f"AccessRoleName={CUSTOM['accessRoleName']}" in result.cause
     assert f"account {case.s3}" in result.cause
 
 

@@ -61,6 +61,10 @@ GRANTS = [
     ("ListRegisteredFunction", "ListReadyClusters", "dynamodb:Scan", "audit"),
     ("AuditClusterFunction", "AssumeAutomationRole", "sts:AssumeRole", "audit"),
     ("AuditClusterFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "audit"),
+    ("AuditClusterFunction", "ReadRegistration", "dynamodb:GetItem", "audit"),
+    ("VerifyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
+    ("MergeTrustFunction", "FindClustersSharingAnExternalId", "dynamodb:Query", "new-external-id"),
+    ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:GetItem", "offboard"),
 ]
 
 #: Grants no emulated scenario can reach, and why (each still proven by another test).
@@ -75,6 +79,13 @@ NOT_ON_THE_EMULATOR = {
     ("PrepareBulkFunction", "ReadUploads", "s3:GetObject"),
     ("PrepareBulkFunction", "WriteItems", "s3:PutObject"),
     ("ReportBulkFunction", "WriteReports", "s3:PutObject"),
+    ("ReportBulkFunction", "ReadResults", "s3:GetObject"),
+    # Only a compensation that cannot finish records what it left (tests/lifecycle/test_undo.py
+    # runs that path under enforcement), and the provenance of a policy shared by clusters is
+    # updated or deleted only by the last deregistrations of tests/lifecycle/test_undo.py.
+    ("CompensateFunction", "RecordWhatWasLeftBehind", "dynamodb:UpdateItem"),
+    ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:UpdateItem"),
+    ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:DeleteItem"),
 }
 
 ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"

@@ -109,7 +109,8 @@ def test_failed_new_policy_version_keeps_all_five_versions(sample_world):
     report = run([registration(FIRST)], world, faults=["EnsureAssumePolicy/iam:CreatePolicyVersion=denied:1:1"])
 
     assert report.result.status == "FAILED"
-    assert report.result.error == "AwsOperationFailed" and "AccessDenied" in report.cause_message
+    # A denial of the automation role's call is named as such (issue 10 item 5).
+    assert report.result.error == "AutomationRoleDenied" and "AccessDenied" in report.cause_message
     assert targets(report.world) == world["accounts"]
 
 

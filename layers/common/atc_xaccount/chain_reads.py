@@ -17,7 +17,7 @@ from atc_xaccount import iam_ops
 from atc_xaccount.arns import role_arn
 from atc_xaccount.aws_errors import error_code
 from atc_xaccount.chain import BucketDocs, ChainDocuments, KeyDocs, RoleDocs
-from atc_xaccount.errors import AwsOperationFailed
+from atc_xaccount.errors import AutomationRoleDenied, AwsOperationFailed
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.sessions import AccountSessions
 
@@ -39,7 +39,7 @@ def read_role(iam: Any, account: str, arn: str) -> RoleDocs | None:
             policies.append((policy_arn.rsplit("/", 1)[-1], document))
     try:
         policies.extend(iam_ops.inline_policies(iam, account, name))
-    except AwsOperationFailed as exc:
+    except (AwsOperationFailed, AutomationRoleDenied) as exc:
         unreadable["inline policies"] = f"{exc.code}: {exc.aws_message}"
     boundary = None
     boundary_arn = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
@@ -61,7 +61,7 @@ def read_role(iam: Any, account: str, arn: str) -> RoleDocs | None:
 def _policy_document(iam: Any, account: str, arn: str, unreadable: dict[str, str]) -> dict[str, Any] | None:
     try:
         state = iam_ops.get_policy_state(iam, account, arn)
-    except AwsOperationFailed as exc:
+    except (AwsOperationFailed, AutomationRoleDenied) as exc:
         unreadable[arn] = f"{exc.code}: {exc.aws_message}"
         return None
     if state is None:

@@ -131,9 +131,11 @@ class AutomationRoleDenied(AtcXaccountError):
                 "(bootstrap/automation-role.yaml) was deployed with"
             )
         super().__init__(
-            f"the automation role in account {account} may not call {action} on {resource}: {fix}",
+            f"the automation role in account {account} may not call {action} on {resource} (AccessDenied): {fix}",
             account=account,
         )
+        #: AWS's error code, as `AwsOperationFailed.code` carries it.
+        self.code = "AccessDenied"
         self.action = action
         self.resource = resource
         self.parameter = parameter
