@@ -7,13 +7,13 @@ still need the same access role in the same assume policy.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from atc_xaccount import ddb_types
 from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
 
 AUTOMATION_ACCOUNT = "automation"
@@ -22,23 +22,12 @@ BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
 READY, FAILED, REVOKED = "READY", "FAILED", "REVOKED"
 
 
-@functools.cache
-def _types() -> tuple[Any, Any]:
-    """boto3's DynamoDB (de)serializers, imported on first use: importing boto3 costs ~100 ms
-    of cold start, which handlers that never touch the registry should not pay."""
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-    return TypeSerializer(), TypeDeserializer()
-
-
 def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    serializer = _types()[0]
-    return {k: serializer.serialize(v) for k, v in item.items() if v is not None}
+    return {k: ddb_types.serialize(v) for k, v in item.items() if v is not None}
 
 
 def _from_ddb(item: dict[str, Any]) -> dict[str, Any]:
-    deserializer = _types()[1]
-    return {k: _plain(deserializer.deserialize(v)) for k, v in item.items()}
+    return {k: _plain(ddb_types.deserialize(v)) for k, v in item.items()}
 
 
 def _plain(value: Any) -> Any:
@@ -99,7 +88,7 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
     """
     fields = {k: v for k, v in record.items() if k not in ("clusterId", *STAMPS) and v is not None}
     names = {f"#f{i}": k for i, k in enumerate(fields)}
-    values = {f":v{i}": _types()[0].serialize(v) for i, v in enumerate(fields.values())}
+    values = {f":v{i}": ddb_types.serialize(v) for i, v in enumerate(fields.values())}
     sets = [f"#f{i} = :v{i}" for i in range(len(fields))]
     names.update({"#c": "createdAt", "#u": "updatedAt", "#e": "lastExecution", "#seen": SEEN})
     values.update({":now": {"S": now()}, ":e": {"S": str(record.get("lastExecution") or "")}})
@@ -286,7 +275,7 @@ def record_left_behind(
     given = request.to_dict()
     names = {"#l": LEFT_BEHIND, "#s": "state", "#e": "leftByExecution", "#r": "lastError", "#u": "updatedAt"}
     values: dict[str, Any] = {
-        ":l": _types()[0].serialize(left),
+        ":l": ddb_types.serialize(left),
         ":failed": {"S": FAILED},
         ":e": {"S": execution or ""},
         ":r": {"S": (error or "")[:1000]},
