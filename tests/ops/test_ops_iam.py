@@ -387,12 +387,12 @@ def write_new_version(iam: Any, arn: str) -> dict[str, Any]:
 
 def test_a_denied_new_version_puts_the_retired_one_back(five):
     """Delete-then-create at five versions must not lose the retired document on failure."""
-    from atc_xaccount.errors import AwsOperationFailed
+    from atc_xaccount.errors import AutomationRoleDenied
 
     iam, arn = five
     iam.create_policy_version = Flaky(iam.create_policy_version, client_error("AccessDenied", "not authorized"))
 
-    with pytest.raises(AwsOperationFailed, match="AccessDenied"):
+    with pytest.raises(AutomationRoleDenied, match="AccessDenied"):
         write_new_version(iam, arn)
 
     assert all_documents(iam, arn) == sorted(json.dumps(d, sort_keys=True) for d in FIVE_DOCS)

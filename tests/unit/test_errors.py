@@ -127,7 +127,8 @@ def test_every_error_the_state_machines_retry_or_catch_by_name_exists() -> None:
                 "User: ... is not authorized to perform: iam:GetRole",
             ),
             "the automation role in account 111111111111 may not call iam:GetRole on "
-            "arn:aws:iam::111111111111:role/atc-transfer-node: deploy that account's bootstrap stack instance "
+            "arn:aws:iam::111111111111:role/atc-transfer-node (AccessDenied): "
+            "deploy that account's bootstrap stack instance "
             "(bootstrap/automation-role.yaml) with NodeRoleName=atc-transfer-node, e.g. aws cloudformation "
             "update-stack-instances --accounts 111111111111 --parameter-overrides "
             "ParameterKey=NodeRoleName,ParameterValue=atc-transfer-node ...",

@@ -213,7 +213,8 @@ def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list
 def registered_page(
     dynamodb: Any, table: str, limit: int, start: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of the READY clusters: (entries, the key to continue from, None at the end).
+    """One page of the clusters to audit (READY, or with changes a failed compensation left):
+    (entries, the key to continue from, None at the end).
 
     `limit` bounds the items read (DynamoDB applies it before the filter), so a page never
     holds more than `limit` clusters however many are registered.
@@ -221,7 +222,7 @@ def registered_page(
     kwargs: dict[str, Any] = {
         "TableName": table,
         "Limit": limit,
-        "FilterExpression": "#s = :ready",
+        "FilterExpression": "#s = :ready OR attribute_exists(leftBehind)",
         "ExpressionAttributeNames": {"#s": "state"},
         "ExpressionAttributeValues": {":ready": {"S": READY}},
     }
