@@ -18,16 +18,6 @@ from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext
 
 EXIT_OK, EXIT_BROKEN, EXIT_UNDECIDABLE = 0, 1, 3
-_REQUEST_FIELDS = (
-    "clusterId",
-    "clusterManagerAccountId",
-    "s3AccountId",
-    "buckets",
-    "nodeRoleName",
-    "accessRoleName",
-    "assumePolicyName",
-    "accessPolicyName",
-)
 
 
 class ClusterUnknown(LookupError):
@@ -56,7 +46,7 @@ def cluster_request(ctx: StepContext, cluster_id: str, event: dict[str, Any] | N
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, cluster_id)
     if entry is None:
         raise ClusterUnknown(f"cluster {cluster_id} is not registered; give its event with --event FILE")
-    return ClusterRequest.from_dict({k: entry[k] for k in _REQUEST_FIELDS if k in entry}), True
+    return ClusterRequest.from_dict({k: entry[k] for k in registry.REQUEST_FIELDS if k in entry}), True
 
 
 def doctor(

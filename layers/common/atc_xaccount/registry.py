@@ -20,6 +20,18 @@ AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
 
 READY, FAILED, REVOKED = "READY", "FAILED", "REVOKED"
+#: The fields of a cluster's request the registry keeps (camelCase, as in the event):
+#: what an audit, a rotation or the doctor rebuilds the request from.
+REQUEST_FIELDS = (
+    "clusterId",
+    "clusterManagerAccountId",
+    "s3AccountId",
+    "buckets",
+    "nodeRoleName",
+    "accessRoleName",
+    "assumePolicyName",
+    "accessPolicyName",
+)
 
 
 def _to_ddb(item: dict[str, Any]) -> dict[str, Any]:

@@ -32,16 +32,6 @@ REPAIRABLE = frozenset(
 #: Drift kind of a change a failed compensation could not undo (issue 9 item 4).
 LEFT_BEHIND = "LeftByFailedCompensation"
 UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
-REQUEST_FIELDS = (
-    "clusterId",
-    "clusterManagerAccountId",
-    "s3AccountId",
-    "buckets",
-    "nodeRoleName",
-    "accessRoleName",
-    "assumePolicyName",
-    "accessPolicyName",
-)
 
 
 #: Clusters per page: what one Map over a page holds in state (each result carries its
@@ -72,7 +62,7 @@ def list_registered(
     entries, following = registry.registered_page(
         ctx.sessions.local_client("dynamodb"), ctx.registry_table, page_size, start
     )
-    clusters = [{k: e[k] for k in REQUEST_FIELDS if k in e} for e in entries]
+    clusters = [{k: e[k] for k in registry.REQUEST_FIELDS if k in e} for e in entries]
     return {"clusters": clusters, "next": following, "tally": tally}
 
 

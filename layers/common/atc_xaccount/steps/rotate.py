@@ -33,20 +33,8 @@ def registered_request(cluster_id: str, ctx: StepContext) -> tuple[ClusterReques
     if entry is None or entry.get("state") != registry.READY:
         raise PrerequisiteMissing("registered cluster", cluster_id, "automation")
     # The registry keeps the request's own camelCase fields.
-    request = ClusterRequest.from_dict({k: entry.get(k) for k in _REQUEST_FIELDS} | {"externalId": None})
+    request = ClusterRequest.from_dict({k: entry.get(k) for k in registry.REQUEST_FIELDS} | {"externalId": None})
     return request, entry
-
-
-_REQUEST_FIELDS = (
-    "clusterId",
-    "clusterManagerAccountId",
-    "s3AccountId",
-    "buckets",
-    "nodeRoleName",
-    "accessRoleName",
-    "assumePolicyName",
-    "accessPolicyName",
-)
 
 
 def _version(secrets: Any, name: str, stage: str) -> tuple[str, str] | None:
