@@ -130,6 +130,8 @@ def plan(clusters: int, s3_accounts: int, cm_accounts: int, *, seed: int = SEED)
     rng.shuffle(order)
     return {
         "world": world,
+        # The deployment connects every generated cluster manager account to its S3 accounts.
+        "parameters": {"AllowedAccountPairs": ",".join(f"{cm_account(k)}:*" for k in range(cm_accounts))},
         "rows": [rows[i] for i in order],
         "trust_quota": quota,
         "trust_policy_size_predicted_max": largest,
@@ -310,7 +312,14 @@ def measure(
         if log:
             log(f"bulk: {clusters} clusters, {s3_accounts} S3 accounts, {cm_accounts} cluster manager accounts")
         try:
-            report = run_bulk(root, path, generated["world"], on_start=on_start, on_finish=on_finish)
+            report = run_bulk(
+                root,
+                path,
+                generated["world"],
+                parameters=generated["parameters"],
+                on_start=on_start,
+                on_finish=on_finish,
+            )
         finally:
             done.set()
     wall = time.perf_counter() - started

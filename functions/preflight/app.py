@@ -24,6 +24,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    result = preflight(request, ctx, owner=event.get("execution"), locked=bool(event.get("locked")))
+    result = preflight(
+        request, ctx, owner=event.get("execution"), locked=bool(event.get("locked")), repair=bool(event.get("repair"))
+    )
     metrics.add_metric(name="PreflightPassed", unit=MetricUnit.Count, value=1)
     return result

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.observability import Tracer
 from atc_xaccount.steps.bulk import prepare
 from atc_xaccount.steps.context import StepContext
@@ -25,6 +26,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
-    result = prepare(event["bucket"], event["key"], StepContext.from_env(os.environ, event.get("execution")))
+    ctx = StepContext.from_env(os.environ, event.get("execution"))
+    result = prepare(event["bucket"], event["key"], ctx, AccountPairs.from_env(os.environ))
     metrics.add_metric(name="BulkRowsRejected", unit=MetricUnit.Count, value=result["rejected"])
     return result

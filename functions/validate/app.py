@@ -1,6 +1,7 @@
-"""Validate: turn the EventBridge event (or its detail) into a request, or refuse it.
+"""Validate: turn the EventBridge event (or its detail) into an authorized request, or refuse it.
 
-No AWS call: a bad event fails here, naming the field and the rule, before any write.
+No call into a target account: a bad or unauthorized event fails here, naming the field
+and the rule (or the accounts and the parameter), before any write.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.model import Defaults
 from atc_xaccount.observability import Tracer
 from atc_xaccount.steps.validate import REGISTERED, validate
@@ -28,7 +30,12 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
-    result = validate(event.get("event"), Defaults.from_env(os.environ), event.get("detailType", REGISTERED))
+    result = validate(
+        event.get("event"),
+        Defaults.from_env(os.environ),
+        event.get("detailType", REGISTERED),
+        AccountPairs.from_env(os.environ),
+    )
     logger.append_keys(cluster_id=result["request"]["clusterId"])
     metrics.add_metric(name="EventAccepted", unit=MetricUnit.Count, value=1)
     return result

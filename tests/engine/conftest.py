@@ -30,14 +30,26 @@ def registered_event() -> dict[str, Any]:
 
 
 def with_detail(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy of the envelope with detail fields changed (None removes a field)."""
+    """A copy of the envelope with detail fields changed (None removes a field).
+
+    The envelope's `account` follows `clusterManagerAccountId`: EventBridge sets it to the
+    sender, and a cluster manager account sends its own clusters' events.
+    """
     event = copy.deepcopy(event)
     for key, value in changes.items():
         if value is None:
             event["detail"].pop(key, None)
         else:
             event["detail"][key] = value
+    if "account" in event and isinstance(event["detail"].get("clusterManagerAccountId"), str):
+        event["account"] = event["detail"]["clusterManagerAccountId"]
     return event
+
+
+def admitting(*pairs: str) -> dict[str, str]:
+    """Template parameters connecting `pairs` (`CM:S3`) and admitting their senders on the bus."""
+    senders = sorted({pair.split(":")[0] for pair in pairs})
+    return {"AllowedAccountPairs": ",".join(pairs), "EventSourceAccounts": ",".join(senders)}
 
 
 def onboard(event: dict[str, Any], world: dict[str, Any], **options: Any) -> RunReport:

@@ -18,6 +18,8 @@ from atc_xaccount_cli.local.run import run_bulk
 from tests.engine.conftest import CM, ROOT
 
 NO_ROLE = "333333333333"
+#: The sample cluster manager account may be connected to any S3 account, NO_ROLE included.
+ANY_S3_ACCOUNT = {"AllowedAccountPairs": "111111111111:*"}
 LIMIT = 12 * 1024
 FAILING, REJECTED = 120, 6
 
@@ -66,7 +68,7 @@ def bulk_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         bucket, _, key = location.partition("/")
         seen["report_body"] = emulator.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
-    report = run_bulk(ROOT, path, world, on_finish=on_finish, payload_limit=LIMIT)
+    report = run_bulk(ROOT, path, world, on_finish=on_finish, payload_limit=LIMIT, parameters=ANY_S3_ACCOUNT)
     return {"report": report, "rows": rows, **seen}
 
 

@@ -73,7 +73,7 @@ def test_a_failed_row_is_written_small_by_the_result_writer(tmp_path):
             for entry in json.loads(s3.get_object(Bucket=where["Bucket"], Key=f["Key"])["Body"].read())
         ]
 
-    report = run_bulk(ROOT, path, generated["world"], on_finish=on_finish)
+    report = run_bulk(ROOT, path, generated["world"], parameters=generated["parameters"], on_finish=on_finish)
 
     assert report.result.status == "SUCCEEDED", report.cause_message
     assert set(seen["onboarded"]) == {"MapRunArn", "ResultWriterDetails"}

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from atc_xaccount.evaluate import evaluate_trust
-from tests.engine.conftest import CM, S3, iam_writes, onboard, trust_of, with_detail, without_secrets
+from tests.engine.conftest import CM, S3, admitting, iam_writes, onboard, trust_of, with_detail, without_secrets
 
 NODE_ARN = f"arn:aws:iam::{CM}:role/atc-node"
 ACCESS_ARN = f"arn:aws:iam::{S3}:role/atc-s3-access-keys"
@@ -163,7 +163,7 @@ def test_same_account_for_cluster_manager_and_s3(registered_event, sample_world)
     world["accounts"][S3]["roles"]["atc-node"] = world["accounts"][CM]["roles"]["atc-node"]
     del world["accounts"][CM]
     event = with_detail(registered_event, clusterManagerAccountId=S3)
-    report = onboard(event, world)
+    report = onboard(event, world, parameters=admitting(f"{S3}:{S3}"))
 
     assert report.result.status == "SUCCEEDED", report.cause_message
     assert len(iam_writes(report)) == 3
@@ -188,9 +188,10 @@ def test_second_cluster_keeps_the_first_clusters_grant(registered_event, sample_
 def test_second_cluster_manager_account_adds_its_own_grant(registered_event, sample_world):
     world = copy.deepcopy(sample_world)
     world["accounts"]["444444444444"] = copy.deepcopy(world["accounts"][CM])
-    first = onboard(registered_event, world, prove=False)
+    pairs = admitting(f"{CM}:{S3}", f"444444444444:{S3}")
+    first = onboard(registered_event, world, prove=False, parameters=pairs)
     event = with_detail(registered_event, clusterId="other-cluster", clusterManagerAccountId="444444444444")
-    second = onboard(event, first.world)
+    second = onboard(event, first.world, parameters=pairs)
 
     assert second.result.status == "SUCCEEDED", second.cause_message
     trust = trust_of(second.world)

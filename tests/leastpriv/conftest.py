@@ -79,6 +79,7 @@ class Case:
         event = copy.deepcopy(base)
         ids = {"clusterId": self.cluster, "clusterManagerAccountId": self.cm, "s3AccountId": self.s3}
         event["detail"].update(ids)
+        event["account"] = self.cm  # EventBridge sets it to the sender: the cluster manager account
         if "buckets" in event["detail"]:
             event["detail"]["buckets"] = [self.bucket]
         event["detail"].update(detail)
@@ -92,6 +93,10 @@ class Case:
     @property
     def assume_policy_arn(self) -> str:
         return f"arn:aws:iam::{self.cm}:policy/{ASSUME_POLICY}"
+
+
+#: Every case's cluster manager account (Lab.case) may be connected to its S3 account.
+LAB_PAIRS = ",".join(f"{100000000000 + n}:*" for n in range(1, 200))
 
 
 class Lab:
@@ -136,7 +141,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with Emulator(ROOT, enforce_automation_role=True) as emulator:
+    with Emulator(ROOT, parameters={"AllowedAccountPairs": LAB_PAIRS}, enforce_automation_role=True) as emulator:
         yield Lab(emulator)
 
 

@@ -38,13 +38,19 @@ def load(name: str) -> dict[str, Any]:
 
 
 def with_detail(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    """A copy of the envelope with detail fields changed (None removes a field)."""
+    """A copy of the envelope with detail fields changed (None removes a field).
+
+    The envelope's `account` follows `clusterManagerAccountId`: EventBridge sets it to the
+    sender, and a cluster manager account sends its own clusters' events.
+    """
     event = copy.deepcopy(event)
     for key, value in changes.items():
         if value is None:
             event["detail"].pop(key, None)
         else:
             event["detail"][key] = value
+    if "account" in event and isinstance(event["detail"].get("clusterManagerAccountId"), str):
+        event["account"] = event["detail"]["clusterManagerAccountId"]
     return event
 
 
@@ -56,13 +62,35 @@ def deregistration(cluster: str, **detail: Any) -> dict[str, Any]:
     return with_detail(load("cluster-deregistered.json"), clusterId=cluster, **detail)
 
 
+#: The cluster manager accounts the scenarios use: each may be connected to any S3 account
+#: and send its events to the bus (the emulator's defaults admit the sample pair only;
+#: tests/lifecycle/test_authorization.py runs with those).
+SCENARIO_ACCOUNTS = ("111111111111", "333333333333", "444444444444", "555555555555", "999999999999")
+SCENARIO_PARAMETERS = {
+    "AllowedAccountPairs": ",".join(f"{account}:*" for account in SCENARIO_ACCOUNTS),
+    "EventSourceAccounts": ",".join(SCENARIO_ACCOUNTS),
+}
+
+
 def run(
-    events: list[dict[str, Any]], world: dict[str, Any], *, faults: list[str] | None = None, seed: int = 1
+    events: list[dict[str, Any]],
+    world: dict[str, Any],
+    *,
+    faults: list[str] | None = None,
+    seed: int = 1,
+    parameters: dict[str, str] | None = None,
 ) -> RunReport:
     """Start every event at once on `world` (whole events are routed by detail-type)."""
     plan = FaultPlan(faults, seed=seed) if faults else None
     labelled = [(f"event-{i}", e) for i, e in enumerate(events)]
-    return run_events(ROOT, labelled, copy.deepcopy(world), prove=False, faults=plan)
+    return run_events(
+        ROOT,
+        labelled,
+        copy.deepcopy(world),
+        prove=False,
+        faults=plan,
+        parameters=SCENARIO_PARAMETERS if parameters is None else parameters,
+    )
 
 
 def targets(world: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,9 @@ ASL_NAMES = {
     "WouldWidenAccess",
     "UndoIncomplete",
     "CompensationIncomplete",
+    "RequestNotAuthorized",
+    "DeregistrationIncomplete",
+    "NotRepairable",
 }
 
 

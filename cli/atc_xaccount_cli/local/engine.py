@@ -47,6 +47,9 @@ LOCAL_PARAMETERS = {
     # The sample events come from the sample cluster manager account (events/*.json),
     # forwarded to the automation account's bus as bootstrap/event-forwarder.yaml does.
     "EventSourceAccounts": "111111111111",
+    # The sample pair (events/sample-world.json): the sample cluster manager account may be
+    # connected to the sample S3 account. `--param AllowedAccountPairs=...` overrides it.
+    "AllowedAccountPairs": "111111111111:222222222222",
 }
 
 #: What the emulated Lambda environment sets besides the template's variables.

@@ -162,6 +162,8 @@ class Resolver:
                 return self._sub(arg)
             if key == "Fn::Join":
                 sep, items = arg
+                if not isinstance(items, list):  # a CommaDelimitedList parameter: its value is the list
+                    return str(sep).join(v.strip() for v in str(self.resolve(items)).split(","))
                 return str(sep).join(str(self.resolve(item)) for item in items)
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}

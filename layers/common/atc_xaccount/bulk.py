@@ -11,8 +11,9 @@ import io
 import json
 from typing import Any
 
-from atc_xaccount.errors import InvalidEvent
-from atc_xaccount.model import Defaults, parse_event
+from atc_xaccount.authorization import AccountPairs, authorize_pair, authorize_sender
+from atc_xaccount.errors import InvalidEvent, RequestNotAuthorized
+from atc_xaccount.model import Defaults, event_sender, parse_event
 
 LIST_SEPARATORS = (";", " ")
 
@@ -28,8 +29,15 @@ def detect_format(name: str, text: str) -> str:
     return "jsonl" if first.startswith("{") else "csv"
 
 
-def parse_bulk(name: str, text: str, defaults: Defaults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(items, rejected): items are `{"line", "detail"}`, rejected `{"line", "error"}`."""
+def parse_bulk(
+    name: str, text: str, defaults: Defaults, pairs: AccountPairs | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(items, rejected): items are `{"line", "detail"}`, rejected `{"line", "error"}`.
+
+    With `pairs` (the deployment's AllowedAccountPairs) a row connecting accounts the
+    deployment does not connect is rejected like a malformed one; so is a whole event whose
+    `account` is not the cluster manager account it names.
+    """
     rows = _jsonl_rows(text) if detect_format(name, text) == "jsonl" else _csv_rows(text)
     items: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -40,8 +48,11 @@ def parse_bulk(name: str, text: str, defaults: Defaults) -> tuple[list[dict[str,
             continue
         try:
             request = parse_event(row, defaults)
-        except InvalidEvent as exc:
-            rejected.append({"line": line, "error": f"InvalidEvent: {exc}"})
+            authorize_sender(event_sender(row), request.cluster_manager_account_id)
+            if pairs is not None:
+                authorize_pair(pairs, request.cluster_manager_account_id, request.s3_account_id, "row")
+        except (InvalidEvent, RequestNotAuthorized) as exc:
+            rejected.append({"line": line, "error": f"{type(exc).__name__}: {exc}"})
             continue
         if request.cluster_id in seen:
             rejected.append(

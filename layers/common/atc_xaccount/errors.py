@@ -304,3 +304,41 @@ def left_from_cause(cause: str | None) -> list[dict[str, Any]]:
     except ValueError:
         return []
     return [item for item in left if isinstance(item, dict)] if isinstance(left, list) else []
+
+
+class RequestNotAuthorized(AtcXaccountError):
+    """The request may not be made: its sender is not the account it speaks for, or the
+    deployment does not connect those accounts. Refused before any call into a target account."""
+
+    def __init__(self, reason: str, *, fix: str, account: str | None = None, **facts: str | None) -> None:
+        super().__init__(f"request not authorized: {reason}; nothing was changed: {fix}", account=account)
+        self.reason = reason
+        self.fix = fix
+        for key, value in facts.items():
+            setattr(self, key, value)
+
+
+class DeregistrationIncomplete(AtcXaccountError):
+    """The cluster's deregistration started (the registry says REVOKING) and has not finished:
+    nothing may grant its access again until a deregistration runs to the end."""
+
+    def __init__(self, cluster_id: str, execution: str | None) -> None:
+        super().__init__(
+            f"cluster {cluster_id} is being deregistered (registry state REVOKING, execution "
+            f"{execution or 'unknown'}); nothing was changed: re-run its deregistration to finish it, "
+            "then register it again if its access should exist"
+        )
+        self.cluster_id = cluster_id
+        self.execution = execution
+
+
+class NotRepairable(AtcXaccountError):
+    """A repair restores only what the registry says should exist (a READY cluster)."""
+
+    def __init__(self, cluster_id: str, state: str | None) -> None:
+        super().__init__(
+            f"cluster {cluster_id} is {state or 'not registered'} in the registry: a repair only restores the "
+            "access of a READY cluster; nothing was changed"
+        )
+        self.cluster_id = cluster_id
+        self.state = state

@@ -126,9 +126,51 @@ class ClusterRequest:
 
 def parse_event(event: object, defaults: Defaults, expected_detail_type: str = "Cluster Registered") -> ClusterRequest:
     """Accept a whole EventBridge event or just its detail; report every problem at once."""
+    problems: Problems = []
+    detail, roots = _envelope(event, expected_detail_type, problems)
+    request = _parse_detail(detail, "detail", defaults, problems)
+    if request is None or problems:
+        _raise(problems, roots)
+    return request
+
+
+def event_sender(event: object) -> str | None:
+    """The account EventBridge says put a whole event on the bus; None for a bare detail.
+
+    EventBridge sets `account` itself: a sender cannot choose it, unlike the detail.
+    """
+    if isinstance(event, dict) and "detail" in event and isinstance(event.get("account"), str):
+        return str(event["account"])
+    return None
+
+
+ROTATION_PHASES = ("start", "finish")
+_ROTATION_FIELDS = frozenset({"clusterId", "clusterManagerAccountId", "s3AccountId", "phase"})
+
+
+def parse_rotation(event: object, defaults: Defaults) -> tuple[ClusterRequest, str]:
+    """A `Rotate External ID` event (or its detail): the cluster, its two accounts and the phase."""
+    problems: Problems = []
+    detail, roots = _envelope(event, "Rotate External ID", problems)
+    phase = detail.get("phase")
+    if phase is None:
+        problems.append(("detail.phase", "required"))
+    elif phase not in ROTATION_PHASES:
+        problems.append(("detail.phase", "must be 'start' or 'finish'"))
+    for key in detail:
+        if key not in _ROTATION_FIELDS:
+            problems.append((f"detail.{key}", "unknown field"))
+    named = {k: v for k, v in detail.items() if k in _ROTATION_FIELDS - {"phase"}}
+    request = _parse_detail(named, "detail", defaults, problems)
+    if request is None or problems:
+        _raise(problems, roots)
+    return request, str(phase)
+
+
+def _envelope(event: object, expected_detail_type: str, problems: Problems) -> tuple[dict[str, Any], dict[str, object]]:
+    """(the detail, the roots error paths start from); envelope problems are appended."""
     if not isinstance(event, dict):
         raise InvalidEvent("event", "must be a JSON object")
-    problems: Problems = []
     detail: object = event
     if "detail" in event:
         for key in event:
@@ -139,15 +181,14 @@ def parse_event(event: object, defaults: Defaults, expected_detail_type: str = "
             problems.append(("event.detail-type", "required"))
         elif detail_type != expected_detail_type:
             problems.append(("event.detail-type", f"must be {expected_detail_type!r}"))
+        if "account" in event and not is_valid_account_id(event["account"]):
+            problems.append(("event.account", "must be 12 digits (the account EventBridge says sent the event)"))
         detail = event["detail"]
     roots = {"event": event, "detail": detail}
     if not isinstance(detail, dict):
         problems.append(("detail", "must be a JSON object"))
         _raise(problems, roots)
-    request = _parse_detail(detail, "detail", defaults, problems)
-    if request is None or problems:
-        _raise(problems, roots)
-    return request
+    return detail, roots
 
 
 def _raise(problems: Problems, roots: Mapping[str, object]) -> NoReturn:

@@ -20,6 +20,9 @@ AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
 
 READY, FAILED, REVOKED = "READY", "FAILED", "REVOKED"
+#: Deregistration started: recorded before its first revoke write, so nothing (an audit's
+#: repair, a stale registration) grants the cluster's access back until it finishes.
+REVOKING = "REVOKING"
 #: The fields of a cluster's request the registry keeps (camelCase, as in the event):
 #: what an audit, a rotation or the doctor rebuilds the request from.
 REQUEST_FIELDS = (

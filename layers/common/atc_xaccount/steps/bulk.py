@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.aws_errors import aws_call
 from atc_xaccount.bulk import parse_bulk, report_rows, summarize
 from atc_xaccount.steps.context import StepContext
@@ -20,11 +21,12 @@ from atc_xaccount.steps.context import StepContext
 AUTOMATION_ACCOUNT = "automation"
 
 
-def prepare(bucket: str, key: str, ctx: StepContext) -> dict[str, Any]:
+def prepare(bucket: str, key: str, ctx: StepContext, pairs: AccountPairs | None = None) -> dict[str, Any]:
+    """Validate and authorize every row (`pairs`: the deployment's AllowedAccountPairs)."""
     s3 = ctx.sessions.local_client("s3")
     with aws_call("s3:GetObject", AUTOMATION_ACCOUNT):
         text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-    items, rejected = parse_bulk(key, text, ctx.defaults)
+    items, rejected = parse_bulk(key, text, ctx.defaults, pairs)
     items_key, rejected_key = f"{key}.items.json", f"{key}.rejected.json"
     _put_json(s3, bucket, items_key, items)
     _put_json(s3, bucket, rejected_key, rejected)

@@ -16,6 +16,7 @@ from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, Verific
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
+from atc_xaccount.steps.admission import admit_onboarding
 from atc_xaccount.steps.checks import (
     check_policy_quota,
     check_trust_quota,
@@ -33,7 +34,7 @@ from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant,
 
 
 def preflight(
-    request: ClusterRequest, ctx: StepContext, owner: str | None = None, locked: bool = False
+    request: ClusterRequest, ctx: StepContext, owner: str | None = None, locked: bool = False, repair: bool = False
 ) -> dict[str, Any]:
     """Prove every prerequisite and quota holds before the first write; say what must change.
 
@@ -43,9 +44,13 @@ def preflight(
     their last holder left them (`locks.acquire_if_unchanged`); `locked` says whether it
     did. `locked=True` on input means the locks are already held (the slow path).
     `upToDate` lets the state machine skip locking and writing (zero write calls).
+    First of all, the registry says whether this request may act on the cluster at all
+    (`admission`): another account's cluster, one being deregistered, or a repair of a
+    cluster that is not READY is refused before any call into a target account.
     """
     cm, s3 = request.cluster_manager_account_id, request.s3_account_id
     targets = Targets.of(request, ctx.partition)
+    entry = admit_onboarding(request, ctx, repair=repair)
 
     def cluster_manager_side() -> tuple[Any, Any, bool, dict[str, Any] | None]:
         cm_iam = ctx.sessions.client("iam", cm)
@@ -186,7 +191,9 @@ def preflight(
     if not needed:
         result["verified"] = verified
         result["upToDate"] = True
-        result["recordNeeded"] = locked or _record_needed(request, ctx, owner, verified["externalIdFingerprint"])
+        result["recordNeeded"] = locked or registry.differs(
+            entry, registration_entry(request, ctx, owner, verified["externalIdFingerprint"])
+        )
     seen = {
         locks.trust_lock_key(s3, request.access_role_name): locks.document_hash(trust),
         locks.policy_lock_key(cm, request.assume_policy_name): locks.policy_hash(
@@ -246,11 +253,6 @@ def _policy_plan(policy: Any) -> dict[str, Any] | None:
         ],
         "attachmentCount": policy.attachment_count,
     }
-
-
-def _record_needed(request: ClusterRequest, ctx: StepContext, execution: str | None, fp: str) -> bool:
-    existing = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
-    return registry.differs(existing, registration_entry(request, ctx, execution, fp))
 
 
 def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool, str | None]:
