@@ -1,4 +1,4 @@
-"""Remove this cluster's external ID from the node role's grant in the trust policy."""
+"""Remove this cluster's external ID from the node role's grant; the first revoke records REVOKING."""
 
 from __future__ import annotations
 
@@ -23,4 +23,4 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    return revoke_trust(request, ctx)
+    return revoke_trust(request, ctx, event.get("execution"), record_intent=bool(event.get("recordIntent")))

@@ -104,11 +104,13 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),  # external_ids.restore_previous
     },
     "LoadRegistrationFunction": {grant("dynamodb:GetItem", REGISTRY)},
-    # registry.get, and registry.clusters_of_cluster_manager (Query on the GSI).
+    # registry.mark_revoking (UpdateItem) before the first revoke; registry.get, and
+    # registry.clusters_of_cluster_manager (Query on the GSI).
     "RevokeTrustFunction": {
         ASSUME,
         READ_SECRET,
         grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
         grant("dynamodb:Query", REGISTRY_INDEX),
     },
     # registry.clusters_of_cluster_manager; registry.read_provenance / forget_provenance.

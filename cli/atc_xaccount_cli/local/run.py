@@ -324,7 +324,9 @@ def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
         report.events = [e for e in published if e.get("detail", {}).get("execution") == result.name]
         executions = [report]
         for repair in repairs:
-            repaired = ExecutionReport("repair", ONBOARD, "audit repair", repair, ledger.summary(repair.name))
+            # A repair re-runs onboarding; a deregistration that did not finish is re-driven instead.
+            machine = OFFBOARD if f":execution:{OFFBOARD}:" in repair.arn else ONBOARD
+            repaired = ExecutionReport("repair", machine, "audit repair", repair, ledger.summary(repair.name))
             repaired.events = [e for e in published if e.get("detail", {}).get("execution") == repair.name]
             executions.append(repaired)
     return RunReport(

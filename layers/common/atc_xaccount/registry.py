@@ -212,6 +212,33 @@ def set_state(
             raise translate(exc, "dynamodb:UpdateItem", AUTOMATION_ACCOUNT) from exc
 
 
+def mark_revoking(dynamodb: Any, table: str, cluster_id: str, execution: str | None) -> None:
+    """Record the intent to deregister before the first revoke write (idempotent).
+
+    From here on nothing grants the cluster's access again (onboarding refuses it, the
+    audit reports it and only ever re-drives the deregistration) until Forget says REVOKED.
+    """
+    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"clusterId": {"S": cluster_id}},
+                UpdateExpression="SET #s = :s, #e = :e, #u = :u",
+                ConditionExpression="attribute_exists(clusterId) AND #s <> :revoked",
+                ExpressionAttributeNames={"#s": "state", "#e": "lastExecution", "#u": "updatedAt"},
+                ExpressionAttributeValues={
+                    ":s": {"S": REVOKING},
+                    ":e": {"S": execution or ""},
+                    ":u": {"S": now()},
+                    ":revoked": {"S": REVOKED},
+                },
+            )
+        except ClientError as exc:
+            # Already REVOKED (a re-delivered deregistration that finished): nothing to record.
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+
+
 def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     with aws_call("dynamodb:Query", AUTOMATION_ACCOUNT):
@@ -225,10 +252,16 @@ def clusters_of_cluster_manager(dynamodb: Any, table: str, account: str) -> list
     return items
 
 
+#: What the audit reads: access meant to exist (READY), a deregistration that did not finish
+#: (REVOKING), and changes a failed compensation left (`leftBehind`).
+AUDITED_FILTER = "#s = :ready OR #s = :revoking OR attribute_exists(leftBehind)"
+AUDITED_VALUES = {":ready": {"S": READY}, ":revoking": {"S": REVOKING}}
+
+
 def registered_page(
     dynamodb: Any, table: str, limit: int, start: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One page of the clusters to audit (READY, or with changes a failed compensation left):
+    """One page of the clusters to audit (READY, REVOKING, or with changes a failed compensation left):
     (entries, the key to continue from, None at the end).
 
     `limit` bounds the items read (DynamoDB applies it before the filter), so a page never
@@ -237,9 +270,9 @@ def registered_page(
     kwargs: dict[str, Any] = {
         "TableName": table,
         "Limit": limit,
-        "FilterExpression": "#s = :ready OR attribute_exists(leftBehind)",
+        "FilterExpression": AUDITED_FILTER,
         "ExpressionAttributeNames": {"#s": "state"},
-        "ExpressionAttributeValues": {":ready": {"S": READY}},
+        "ExpressionAttributeValues": AUDITED_VALUES,
     }
     if start:
         kwargs["ExclusiveStartKey"] = start
@@ -249,15 +282,15 @@ def registered_page(
 
 
 def registered(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    """Every cluster whose access is meant to exist (state READY), and every cluster a failed
-    compensation left changes for (`leftBehind`): the audit reports both."""
+    """Every cluster whose access is meant to exist (state READY), whose deregistration did not
+    finish (REVOKING), and every cluster a failed compensation left changes for (`leftBehind`)."""
     items: list[dict[str, Any]] = []
     with aws_call("dynamodb:Scan", AUTOMATION_ACCOUNT):
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=table,
-            FilterExpression="#s = :ready OR attribute_exists(leftBehind)",
+            FilterExpression=AUDITED_FILTER,
             ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":ready": {"S": READY}},
+            ExpressionAttributeValues=AUDITED_VALUES,
         ):
             items.extend(_from_ddb(i) for i in page["Items"])
     return sorted(items, key=lambda i: i["clusterId"])

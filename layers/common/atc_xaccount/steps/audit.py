@@ -2,7 +2,9 @@
 
 Read-only. For each READY cluster in the registry it checks the three changes and the
 node role itself; a grant whose principal shows as a bare unique ID (`AROA…`) means the
-node role was deleted and recreated, which silently breaks the grant.
+node role was deleted and recreated, which silently breaks the grant. A cluster whose
+deregistration did not finish (REVOKING) is reported and, with repair on, its
+deregistration is re-driven (`redrive`): its access is never granted back.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ REPAIRABLE = frozenset(
 )
 #: Drift kind of a change a failed compensation could not undo (issue 9 item 4).
 LEFT_BEHIND = "LeftByFailedCompensation"
+#: Drift kind of a deregistration that recorded its intent (REVOKING) and did not finish.
+DEREGISTRATION_INCOMPLETE = "DeregistrationIncomplete"
 UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
 
 
@@ -111,9 +115,18 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             resource,
             f"{left.get('what')} (execution {entry.get('leftByExecution')})",
         )
+    if entry.get("state") == registry.REVOKING:
+        found(
+            DEREGISTRATION_INCOMPLETE,
+            cm,
+            request.cluster_id,
+            f"deregistration {entry.get('lastExecution') or ''} started and did not finish; its access is not "
+            "granted back: re-run the deregistration (the audit does, with RepairDrift=true)",
+        )
+        return {**_result(request, drift), "redrive": True, "deregistration": _deregistration(request)}
     if entry and entry.get("state") != registry.READY:
         # Never onboarded (or deregistered): only what its failed compensation left is news.
-        return {"clusterId": request.cluster_id, "drift": drift, "drifted": bool(drift), "request": request.to_dict()}
+        return _result(request, drift)
 
     if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
         found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")
@@ -156,13 +169,27 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             )
         elif not evaluate_trust(trust, targets.node_role_arn, stored[1]).allowed:
             found("TrustGrantMissing", s3, targets.access_role_arn, "the trust policy no longer admits the node role")
+    return _result(request, drift)
+
+
+def _result(request: ClusterRequest, drift: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "clusterId": request.cluster_id,
         "drift": drift,
         "drifted": bool(drift),
         # A statement edited by hand is a human's decision: --repair never rewrites it.
         "repairable": bool(drift) and all(d["repairable"] for d in drift),
+        "redrive": False,
         "request": request.to_dict(),
+    }
+
+
+def _deregistration(request: ClusterRequest) -> dict[str, Any]:
+    """The offboarding input that finishes a deregistration (the names come from the registry)."""
+    return {
+        "clusterId": request.cluster_id,
+        "clusterManagerAccountId": request.cluster_manager_account_id,
+        "s3AccountId": request.s3_account_id,
     }
 
 

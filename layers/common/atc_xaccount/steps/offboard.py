@@ -63,13 +63,20 @@ def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
     ]
 
 
-def revoke_trust(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+def revoke_trust(
+    request: ClusterRequest, ctx: StepContext, execution: str | None = None, *, record_intent: bool = False
+) -> dict[str, Any]:
     """Remove this cluster's external IDs from the node role's grant (the grant goes when empty).
 
     Its IDs are the one in its secret and any granted ID whose fingerprint the registry
     records as the cluster's (current or former): an ID whose secret was lost is still
     known by its fingerprint. An ID another registered cluster also uses stays.
+    `record_intent` (the first revoke of an offboarding, under its locks) records the
+    cluster as REVOKING before anything is revoked: a deregistration that fails midway is
+    then finished by re-running it, never repaired back.
     """
+    if record_intent and not ctx.dry_run:
+        registry.mark_revoking(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id, execution)
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
