@@ -35,6 +35,8 @@ class ExecutionResult:
     output: Any
     states: list[StateRun] = field(default_factory=list)
     transitions: int = 0
+    #: The execution history as Step Functions records it (each state's input and output).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def follow_execution(
@@ -51,12 +53,14 @@ def follow_execution(
     polls = 0
     states: list[StateRun] = []
     transitions = 0
+    events: list[dict[str, Any]] = []
     while True:
         described = sfn.describe_execution(executionArn=arn)
         finished = described["status"] != "RUNNING"
         # Reading the history is the expensive call: only for the live view, and sparingly.
         if finished or (on_state is not None and polls % max(1, int(0.2 / poll)) == 0):
-            states, transitions = _state_runs(_history(sfn, arn))
+            events = _history(sfn, arn)
+            states, transitions = _state_runs(events)
             done = [s for s in states if s.exited is not None]
             if on_state is not None:
                 for state in done[reported:]:
@@ -68,7 +72,9 @@ def follow_execution(
             raise TimeoutError(f"execution {arn} still running after {timeout:.0f}s")
         polls += 1
         time.sleep(poll)
-    return result_of(described, states, transitions)
+    result = result_of(described, states, transitions)
+    result.history = events
+    return result
 
 
 def result_of(described: dict[str, Any], states: list[StateRun], transitions: int) -> ExecutionResult:
@@ -89,6 +95,11 @@ def describe(sfn: Any, arn: str) -> ExecutionResult:
     """The execution as it is now, with its states so far."""
     states, transitions = _state_runs(_history(sfn, arn))
     return result_of(sfn.describe_execution(executionArn=arn), states, transitions)
+
+
+def history_json(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History events as JSON: timestamps in ISO 8601, everything else as Step Functions gave it."""
+    return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items()} for e in events]
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

@@ -23,4 +23,4 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
-    return load_registration(request, ctx)
+    return load_registration(request, ctx, require_ready=bool(event.get("requireReady")))

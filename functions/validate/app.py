@@ -1,7 +1,8 @@
 """Validate: turn the EventBridge event (or its detail) into an authorized request, or refuse it.
 
 No call into a target account: a bad or unauthorized event fails here, naming the field
-and the rule (or the accounts and the parameter), before any write.
+and the rule (or the accounts and the parameter), before any write. An external ID the
+event gives is moved into the cluster's secret here, the first step that may write it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.model import Defaults
 from atc_xaccount.observability import Tracer
+from atc_xaccount.steps.context import StepContext
 from atc_xaccount.steps.validate import REGISTERED, validate
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ metrics = Metrics()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)  # the request may carry the external ID
+@tracer.capture_lambda_handler(capture_response=False)  # the event may carry the external ID
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution=event.get("execution"))
@@ -35,6 +37,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         Defaults.from_env(os.environ),
         event.get("detailType", REGISTERED),
         AccountPairs.from_env(os.environ),
+        StepContext.from_env(os.environ, event.get("execution")),
     )
     logger.append_keys(cluster_id=result["request"]["clusterId"])
     metrics.add_metric(name="EventAccepted", unit=MetricUnit.Count, value=1)

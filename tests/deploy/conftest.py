@@ -46,6 +46,12 @@ def deployed_resolver(template: dict[str, Any], partition: str = "aws", region: 
         elif kind == "AWS::KMS::Key":
             refs[lid] = "1234abcd-12ab-34cd-56ef-1234567890ab"
             attributes[(lid, "Arn")] = arn.format(service="kms", resource=f"key/{refs[lid]}")
+        elif kind == "AWS::SecretsManager::Secret":
+            # A secret's ARN ends in six random characters after its name.
+            named = res["Properties"]["Name"]
+            name = str(named.get("Fn::Sub", named) if isinstance(named, dict) else named)
+            name = name.replace("${AWS::StackName}", STACK)
+            refs[lid] = arn.format(service="secretsmanager", resource=f"secret:{name}-AbCdEf")
         elif kind == "AWS::CloudWatch::Alarm":
             attributes[(lid, "Arn")] = arn.format(service="cloudwatch", resource=f"alarm:{lid}")
         elif kind == "AWS::Logs::LogGroup":
@@ -58,7 +64,11 @@ def deployed_resolver(template: dict[str, Any], partition: str = "aws", region: 
         else:
             refs[lid] = lid
     # The dead-letter queues SAM generates for the EventBridge rules (QueueLogicalId).
-    for queue in ("OnboardStateMachineClusterRegisteredDLQ", "OffboardStateMachineClusterDeregisteredDLQ"):
+    for queue in (
+        "OnboardStateMachineClusterRegisteredDLQ",
+        "OffboardStateMachineClusterDeregisteredDLQ",
+        "RotateStateMachineRotateExternalIdDLQ",
+    ):
         refs[queue] = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}"
         attributes[(queue, "QueueName")] = queue
         attributes[(queue, "Arn")] = arn.format(service="sqs", resource=queue)
@@ -70,7 +80,15 @@ def deployed_resolver(template: dict[str, Any], partition: str = "aws", region: 
         "AWS::StackName": STACK,
         "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com",
     }
-    return Resolver(parameters=parameters, pseudo=pseudo, attributes=attributes, refs=refs)
+    lists = frozenset(n for n, spec in template["Parameters"].items() if spec.get("Type") == "CommaDelimitedList")
+    return Resolver(
+        parameters=parameters,
+        pseudo=pseudo,
+        attributes=attributes,
+        refs=refs,
+        lists=lists,
+        conditions=template.get("Conditions") or {},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,13 @@ def lambda_tasks(states: dict[str, Any], where: str) -> Iterator[tuple[str, dict
 
 
 def test_every_machine_has_lambda_tasks():
-    assert {p.name for p in MACHINES} == {"audit.asl.json", "bulk.asl.json", "offboard.asl.json", "onboard.asl.json"}
+    assert {p.name for p in MACHINES} == {
+        "audit.asl.json",
+        "bulk.asl.json",
+        "offboard.asl.json",
+        "onboard.asl.json",
+        "rotate.asl.json",
+    }
     for path in MACHINES:
         assert list(lambda_tasks(json.loads(path.read_text(encoding="utf-8"))["States"], path.stem))
 

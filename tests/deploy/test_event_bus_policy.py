@@ -15,7 +15,7 @@ from atc_xaccount_cli.local.template import load_yaml
 from tests.deploy.conftest import ROOT, deployed_resolver, resources_of
 
 FORWARDER = ROOT / "bootstrap" / "event-forwarder.yaml"
-CLUSTER_EVENTS = ["Cluster Registered", "Cluster Deregistered"]
+CLUSTER_EVENTS = ["Cluster Registered", "Cluster Deregistered", "Rotate External ID"]
 
 
 def _event(account: str, name: str = "cluster-registered.json") -> dict[str, Any]:

@@ -121,7 +121,15 @@ def test_every_state_machine_has_a_failed_executions_alarm_and_its_dashboard_lin
         if (a["Namespace"], a["MetricName"]) == ("AWS/States", "ExecutionsFailed")
     }
     assert (
-        failed == machines == {"OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine", "BulkStateMachine"}
+        failed
+        == machines
+        == {
+            "OnboardStateMachine",
+            "OffboardStateMachine",
+            "AuditStateMachine",
+            "BulkStateMachine",
+            "RotateStateMachine",
+        }
     )
     arn = deployed_resolver(template).refs
     lines = dashboard_metrics(template)
@@ -146,7 +154,13 @@ def test_every_rules_dead_letter_queue_has_an_alarm_and_its_dashboard_line(templ
         if (a["Namespace"], a["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     }
     assert (
-        alarmed == queues == {"OnboardStateMachineClusterRegisteredDLQ", "OffboardStateMachineClusterDeregisteredDLQ"}
+        alarmed
+        == queues
+        == {
+            "OnboardStateMachineClusterRegisteredDLQ",
+            "OffboardStateMachineClusterDeregisteredDLQ",
+            "RotateStateMachineRotateExternalIdDLQ",
+        }
     )
     for alarm in alarms(template).values():
         if alarm["Namespace"] == "AWS/SQS":

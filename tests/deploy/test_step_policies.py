@@ -52,17 +52,33 @@ def grant(action: str, resource: str, condition: dict[str, Any] | None = None) -
     return action, resource, json.dumps(condition, sort_keys=True) if condition else ""
 
 
-ASSUME = grant("sts:AssumeRole", AUTOMATION_ROLE)  # sessions.AccountSessions.credentials
+#: sessions.AccountSessions.credentials, only in the accounts AllowedAccountPairs names (none by
+#: default: fail closed) and, with EventSourceOrganizationId, its organization's.
+IN_THE_PAIRS = {"StringLike": {"aws:ResourceAccount": [""]}}
+ASSUME = grant("sts:AssumeRole", AUTOMATION_ROLE, IN_THE_PAIRS)
+#: external_ids.fingerprints: the HMAC key of the external ID fingerprints, once per container.
+FINGERPRINT_KEY = "secret FingerprintKey"
+READ_KEY = grant("secretsmanager:GetSecretValue", FINGERPRINT_KEY)
 READ_SECRET = grant("secretsmanager:GetSecretValue", SECRETS)  # external_ids.read_external_id
 VALIDATE = grant("access-analyzer:ValidatePolicy", ANY)  # analyzer.validate; no resource type
 
 EXPECTED: dict[str, set[Grant]] = {
-    # model.parse_event only.
-    "ValidateFunction": set(),
+    # model.parse_event and authorization; for an event that gives an externalId,
+    # steps.validate.move_external_id: registry.get (the owner), staged_ids.stage (read,
+    # then create with the cluster tag or put a staged version), its keyed fingerprint.
+    "ValidateFunction": {
+        READ_KEY,
+        grant("dynamodb:GetItem", REGISTRY),
+        READ_SECRET,
+        grant("secretsmanager:CreateSecret", SECRETS),
+        grant("secretsmanager:PutSecretValue", SECRETS),
+        grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
+    },
     # iam_ops reads in both accounts; the stored ID sizes the trust grant; lint before writing;
     # locks.acquire_if_unchanged (TransactWriteItems of Update items, authorized per item);
     # registry.get when everything is in place (is the registry up to date too?).
     "PreflightFunction": {
+        READ_KEY,
         ASSUME,
         READ_SECRET,
         VALIDATE,
@@ -75,16 +91,18 @@ EXPECTED: dict[str, set[Grant]] = {
     # external_ids.create_external_id / ensure_external_id (create with the cluster tag, or
     # read and put), then the trust merge.
     "MergeTrustFunction": {
+        READ_KEY,
         ASSUME,
         READ_SECRET,
         grant("secretsmanager:CreateSecret", SECRETS),
-        grant("secretsmanager:PutSecretValue", SECRETS),
         grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
+        # staged_ids.promote: the ID Validate staged becomes the cluster's once granted.
+        grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
         grant("dynamodb:Query", REGISTRY_INDEX),  # registry.external_id_users (a shared ID stays)
     },
     # Evaluation of the documents the write steps left, for the external ID in the
     # cluster's secret (external_ids.require_external_id): no IAM call.
-    "VerifyFunction": {READ_SECRET},
+    "VerifyFunction": {READ_SECRET, READ_KEY},
     # locks.acquire, and locks._first_holder to name who holds a busy lock.
     "AcquireLocksFunction": {
         grant("dynamodb:UpdateItem", LOCKS, IN_TRANSACTION),
@@ -97,6 +115,7 @@ EXPECTED: dict[str, set[Grant]] = {
     # Undo in the target accounts; delete a secret this execution created; what it cannot
     # undo goes on the cluster's record (registry.record_left_behind).
     "CompensateFunction": {
+        READ_KEY,
         ASSUME,
         READ_SECRET,
         grant("dynamodb:UpdateItem", REGISTRY),
@@ -107,13 +126,14 @@ EXPECTED: dict[str, set[Grant]] = {
     # registry.mark_revoking (UpdateItem) before the first revoke; registry.get, and
     # registry.clusters_of_cluster_manager (Query on the GSI).
     "RevokeTrustFunction": {
+        READ_KEY,
         ASSUME,
         READ_SECRET,
         grant("dynamodb:GetItem", REGISTRY),
         grant("dynamodb:UpdateItem", REGISTRY),
         grant("dynamodb:Query", REGISTRY_INDEX),
     },
-    # registry.clusters_of_cluster_manager; registry.read_provenance / forget_provenance.
+    # registry.clusters_of_cluster_manager; provenance.read_provenance / forget_provenance.
     "RevokePolicyFunction": {
         ASSUME,
         grant("dynamodb:Query", REGISTRY_INDEX),
@@ -128,14 +148,41 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("dynamodb:UpdateItem", REGISTRY),
     },
     # registry.registered: Scan with a filter on state.
+    # steps.rotate.start: the current ID against the registry, a pending AWSPENDING version (taken
+    # off again when its grant fails), the grant; steps.rotate.finish: the proof, the withdrawal
+    # (kept for clusters sharing the ID: the GSI), the promotion, registry.put of the fingerprint.
+    "RotateStartFunction": {
+        ASSUME,
+        READ_KEY,
+        grant("dynamodb:GetItem", REGISTRY),
+        READ_SECRET,
+        grant("secretsmanager:PutSecretValue", SECRETS),
+        grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
+    },
+    "RotateFinishFunction": {
+        ASSUME,
+        READ_KEY,
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:PutItem", REGISTRY),
+        grant("dynamodb:Query", REGISTRY_INDEX),
+        READ_SECRET,
+        grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
+    },
     "ListRegisteredFunction": {grant("dynamodb:Scan", REGISTRY)},
     # registry.get: what a failed compensation left (LeftByFailedCompensation).
-    "AuditClusterFunction": {ASSUME, READ_SECRET, grant("dynamodb:GetItem", REGISTRY)},
+    "AuditClusterFunction": {ASSUME, READ_SECRET, READ_KEY, grant("dynamodb:GetItem", REGISTRY)},
     # steps/bulk.prepare: GetObject on the upload, PutObject of <upload>.items.json only.
     "PrepareBulkFunction": {
         grant("s3:GetObject", BULK_UPLOADS),
         grant("s3:PutObject", BULK_ITEMS),
         grant("s3:PutObject", BULK_REJECTED),
+        # A row's externalId into its cluster's secret, as Validate does (steps.bulk._move_external_ids).
+        READ_KEY,
+        grant("dynamodb:GetItem", REGISTRY),
+        READ_SECRET,
+        grant("secretsmanager:CreateSecret", SECRETS),
+        grant("secretsmanager:PutSecretValue", SECRETS),
+        grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
     },
     # steps/bulk.report: reads the ResultWriter's files and the rejected rows, writes
     # reports/<execution>.json.
@@ -159,6 +206,7 @@ def _labels(template: dict[str, Any], partition: str, region: str) -> dict[str, 
         f"{table}/ClusterRegistryTable": REGISTRY,
         f"{table}/ClusterRegistryTable/index/byClusterManagerAccount": REGISTRY_INDEX,
         f"{table}/LocksTable": LOCKS,
+        deployed_resolver(template, partition, region).refs["FingerprintKey"]: FINGERPRINT_KEY,
         f"{bulk}/uploads/*": BULK_UPLOADS,
         f"{bulk}/uploads/*.items.json": BULK_ITEMS,
         f"{bulk}/reports/*": BULK_REPORTS,
@@ -248,6 +296,8 @@ def test_only_steps_that_reach_target_accounts_may_assume_the_automation_role():
         "RevokeTrustFunction",
         "RevokePolicyFunction",
         "AuditClusterFunction",
+        "RotateStartFunction",
+        "RotateFinishFunction",
     }
     # MergeTrust always gets preflight's plan (the ASL passes it), which preflight validated.
     assert {fn for fn, grants in EXPECTED.items() if VALIDATE in grants} == {
@@ -301,6 +351,10 @@ def test_a_widened_shared_managed_policy_is_caught_in_every_step_using_it(templa
         "MergeTrustFunction",
         "CompensateFunction",
         "ForgetFunction",
+        "ValidateFunction",  # its own StageExternalIds statement
+        "PrepareBulkFunction",
+        "RotateStartFunction",  # its own StagePendingExternalId statement
+        "RotateFinishFunction",
     }
     flagged = {v.split(":")[0] for v in violations(template) if "secretsmanager:ListSecrets" in v}
     assert flagged == users
@@ -350,7 +404,7 @@ def _bulk_calls(step: str) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("function", "step"), [("PrepareBulkFunction", "prepare"), ("ReportBulkFunction", "report")])
 def test_the_bulk_steps_calls_are_exactly_what_their_roles_grant(template, function, step):
-    """Every S3 call the step makes is granted, and every grant is used by a call."""
+    """Every S3 call the step makes is granted, and every S3 grant is used by a call."""
     resolver = deployed_resolver(template)
     objects = resolver.attributes[("BulkBucket", "Arn")]
     statements, problems = function_statements(template, function)
@@ -360,6 +414,7 @@ def test_the_bulk_steps_calls_are_exactly_what_their_roles_grant(template, funct
         for stmt in resolver.resolve(statements)
         for action in _as_list(stmt["Action"])
         for resource in _as_list(stmt["Resource"])
+        if action.startswith("s3:")  # Prepare's secrets and registry grants: tests/leastpriv, the table above
     }
     calls = _bulk_calls(step)
     assert calls

@@ -190,12 +190,13 @@ def _home_only(state: dict[str, Any]) -> None:
 
 
 def _key_admins_only(state: dict[str, Any], *, doctor_may_read: bool = True) -> None:
-    """A key policy without the root statement: only its admins (and, if asked, the automation role's reads)."""
+    """A key policy without the root statement: only its admins (and, if asked, the doctor's reads:
+    the operators' read-only role, as which the doctor reads a target account)."""
     s3 = state["accounts"][S3]
     admins = {"Sid": "KeyAdmins", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{S3}:role/key-admin"},
               "Action": "kms:*", "Resource": "*"}  # fmt: skip
     doctor = {"Sid": "AtcXaccountDoctor", "Effect": "Allow",
-              "Principal": {"AWS": f"arn:aws:iam::{S3}:role/atc-xaccount-automation"},
+              "Principal": {"AWS": f"arn:aws:iam::{S3}:role/atc-xaccount-read"},
               "Action": ["kms:DescribeKey", "kms:GetKeyPolicy"], "Resource": "*"}  # fmt: skip
     statements = [admins, doctor] if doctor_may_read else [admins]
     s3["kmsKeys"] = {"locked": {"policy": {"Version": "2012-10-17", "Statement": statements}}}
@@ -233,7 +234,7 @@ def test_each_broken_world_names_its_link_first(tmp_path, onboarded, case, chang
     assert fix in body["firstBroken"]["fix"], body["firstBroken"]["fix"]
 
 
-def test_a_key_the_automation_role_may_not_read_is_undecidable_not_ok(tmp_path, onboarded):
+def test_a_key_the_doctor_may_not_read_is_undecidable_not_ok(tmp_path, onboarded):
     """As in AWS: without the root statement the key policy refuses the doctor's reads as well."""
     state = copy.deepcopy(onboarded)
     _key_admins_only(state, doctor_may_read=False)

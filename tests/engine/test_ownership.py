@@ -13,6 +13,7 @@ from typing import Any
 from atc_xaccount.assume_policy import OWNED_SID
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.trust import admits_nobody_statement, grant_sid
+from atc_xaccount_cli.local.dispatch import is_write
 from atc_xaccount_cli.local.run import run_events
 from tests.engine.conftest import CM, ROOT, S3, load, onboard, trust_of, with_detail, without_secrets
 
@@ -47,10 +48,18 @@ def test_a_deny_carrying_our_sid_is_never_turned_into_an_allow(registered_event,
         "Condition": {"StringEquals": {"sts:ExternalId": "leaked-external-id"}},
     }
     world = _with_trust_statement(sample_world, blocked)
-    event = with_detail(registered_event, externalId="leaked-external-id")
-    report = onboard(event, world, prove=False)
+    # Given without an ID: the refusal is before any write at all.
+    report = onboard(registered_event, world, prove=False)
     _refused_before_any_write(report, world, "OwnedStatementModified", NODE_SID, S3, 'Effect is "Deny"')
-    assert "leaked-external-id" not in report.cause_message
+    # Given with the leaked ID: Validate keeps it in the cluster's secret (it never travels in
+    # the execution's state), and nothing else is written.
+    event = with_detail(registered_event, externalId="leaked-external-id")
+    given = onboard(event, world, prove=False)
+    assert given.result.error == "OwnedStatementModified", given.cause_message
+    writes = {k: n for k, n in given.calls["by_operation"].items() if is_write(k)}
+    assert writes == {"secretsmanager:CreateSecret": 1}, writes
+    assert without_secrets(given.world) == world["accounts"]
+    assert "leaked-external-id" not in given.cause_message
 
 
 def test_a_partners_grant_under_our_sid_is_neither_lost_nor_given_to_the_node(registered_event, sample_world):

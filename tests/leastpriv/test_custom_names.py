@@ -46,8 +46,13 @@ def test_the_world_keys_are_the_bootstrap_templates_name_parameters():
     from atc_xaccount_cli.local.template import load_yaml
 
     params = load_yaml(ROOT / "bootstrap" / "automation-role.yaml")["Parameters"]
-    named = {p for p in params if p.endswith(("RoleName", "PolicyName")) and p != "AutomationRoleName"}
-    assert named == worlds.BOOTSTRAP_KEYS
+    named = {
+        p
+        for p in params
+        if p.endswith(("RoleName", "PolicyName")) and p not in ("AutomationRoleName", "OperatorRoleName")
+    }
+    # ... and who may read the account (the operators' role: tests/engine/test_operators.py).
+    assert named | {"OperatorPrincipalArns"} == worlds.BOOTSTRAP_KEYS
 
 
 def test_the_sample_event_names_what_the_sample_world_bootstraps():

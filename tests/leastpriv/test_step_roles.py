@@ -37,7 +37,13 @@ GRANTS = [
     ("MergeTrustFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
     ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:CreateSecret", "onboard"),
     ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:GetSecretValue", "new-external-id"),
-    ("MergeTrustFunction", "ManageExternalIdSecrets", "secretsmanager:PutSecretValue", "new-external-id"),
+    ("MergeTrustFunction", "PromoteStagedExternalId", "secretsmanager:UpdateSecretVersionStage", "new-external-id"),
+    ("ValidateFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "new-external-id"),
+    ("ValidateFunction", "ReadRegistration", "dynamodb:GetItem", "new-external-id"),
+    ("ValidateFunction", "StageExternalIds", "secretsmanager:GetSecretValue", "new-external-id"),
+    ("ValidateFunction", "StageExternalIds", "secretsmanager:PutSecretValue", "new-external-id"),
+    ("ValidateFunction", "StageExternalIds", "secretsmanager:CreateSecret", "given-id"),
+    ("ValidateFunction", "TagNewExternalIdSecrets", "secretsmanager:TagResource", "given-id"),
     ("MergeTrustFunction", "TagNewExternalIdSecrets", "secretsmanager:TagResource", "onboard"),
     ("AcquireLocksFunction", "TakeLocksInOneTransaction", "dynamodb:UpdateItem", "offboard"),
     ("AcquireLocksFunction", "NameTheLockHolder", "dynamodb:GetItem", "locked"),
@@ -65,6 +71,29 @@ GRANTS = [
     ("VerifyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
     ("MergeTrustFunction", "FindClustersSharingAnExternalId", "dynamodb:Query", "new-external-id"),
     ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:GetItem", "offboard"),
+    # Each function that fingerprints external IDs reads the key once per container.
+    ("PreflightFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "onboard"),
+    ("MergeTrustFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "onboard"),
+    ("VerifyFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "onboard"),
+    ("CompensateFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "rollback-new-id"),
+    ("RevokeTrustFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "offboard"),
+    ("AuditClusterFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "audit"),
+    # registry.mark_revoking before the first revoke.
+    ("RevokeTrustFunction", "RecordRevoking", "dynamodb:UpdateItem", "offboard"),
+    # The rotation workflow's own steps (statemachine/rotate.asl.json).
+    ("RotateStartFunction", "AssumeAutomationRole", "sts:AssumeRole", "rotate-start"),
+    ("RotateStartFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "rotate-start"),
+    ("RotateStartFunction", "ReadRegistration", "dynamodb:GetItem", "rotate-start"),
+    ("RotateStartFunction", "StagePendingExternalId", "secretsmanager:GetSecretValue", "rotate-start"),
+    ("RotateStartFunction", "StagePendingExternalId", "secretsmanager:PutSecretValue", "rotate-start"),
+    ("RotateStartFunction", "StagePendingExternalId", "secretsmanager:UpdateSecretVersionStage", "rollback-rotation"),
+    ("RotateFinishFunction", "AssumeAutomationRole", "sts:AssumeRole", "rotate-finish"),
+    ("RotateFinishFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue", "rotate-finish"),
+    ("RotateFinishFunction", "RecordTheNewFingerprint", "dynamodb:GetItem", "rotate-finish"),
+    ("RotateFinishFunction", "RecordTheNewFingerprint", "dynamodb:PutItem", "rotate-finish"),
+    ("RotateFinishFunction", "FindClustersSharingAnExternalId", "dynamodb:Query", "rotate-finish"),
+    ("RotateFinishFunction", "PromotePendingExternalId", "secretsmanager:GetSecretValue", "rotate-finish"),
+    ("RotateFinishFunction", "PromotePendingExternalId", "secretsmanager:UpdateSecretVersionStage", "rotate-finish"),
 ]
 
 #: Grants no emulated scenario can reach, and why (each still proven by another test).
@@ -80,6 +109,13 @@ NOT_ON_THE_EMULATOR = {
     ("PrepareBulkFunction", "WriteItems", "s3:PutObject"),
     ("ReportBulkFunction", "WriteReports", "s3:PutObject"),
     ("ReportBulkFunction", "ReadResults", "s3:GetObject"),
+    # ... and Prepare's staging of the rows' external IDs (tests/lifecycle/test_history.py).
+    ("PrepareBulkFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue"),
+    ("PrepareBulkFunction", "ReadRegistration", "dynamodb:GetItem"),
+    ("PrepareBulkFunction", "StageExternalIds", "secretsmanager:GetSecretValue"),
+    ("PrepareBulkFunction", "StageExternalIds", "secretsmanager:CreateSecret"),
+    ("PrepareBulkFunction", "StageExternalIds", "secretsmanager:PutSecretValue"),
+    ("PrepareBulkFunction", "TagNewExternalIdSecrets", "secretsmanager:TagResource"),
     # Only a compensation that cannot finish records what it left (tests/lifecycle/test_undo.py
     # runs that path under enforcement), and the provenance of a policy shared by clusters is
     # updated or deleted only by the last deregistrations of tests/lifecycle/test_undo.py.
@@ -89,6 +125,8 @@ NOT_ON_THE_EMULATOR = {
 }
 
 ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
+#: A rotation start whose grant fails: it takes its pending ID off again.
+ROTATION_FAULT = "RotateStart/iam:UpdateAssumeRolePolicy=fail"
 #: A failure after MergeTrust replaced the external ID: the rollback restores the previous one.
 LATE_FAULT = "Record/dynamodb:TransactWriteItems=fail"
 #: Seconds another execution still holds the access role's lock when the scenario starts.
@@ -116,14 +154,24 @@ def _onboard(lab: Lab, case: Case, **detail: Any) -> Any:
 def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
     """Seed, bring the case to where `scenario` starts, change the role, run the scenario."""
     lab.seed(case, load("sample-world.json"))
-    if scenario in ("offboard", "rerun", "new-external-id", "audit", "rollback-new-id"):
+    if scenario in ("offboard", "rerun", "new-external-id", "audit", "rollback-new-id") or "rotat" in scenario:
         first = _onboard(lab, case)
         assert first.status == "SUCCEEDED", first.cause
+    if scenario == "rotate-finish":
+        started = _rotate(lab, case, "start")
+        assert started.status == "SUCCEEDED", started.cause
     roles = lab.emulator.step_roles
     assert roles is not None
     with roles.changed(mutation or (lambda r: r)):
         if scenario == "offboard":
             return lab.run(case.event(load("cluster-deregistered.json")), OFFBOARD)
+        if scenario in ("rotate-start", "rotate-finish", "rollback-rotation"):
+            if scenario == "rollback-rotation":
+                lab.emulator.dispatcher.before_call = FaultPlan([ROTATION_FAULT]).before_call
+            try:
+                return _rotate(lab, case, "finish" if scenario == "rotate-finish" else "start")
+            finally:
+                lab.emulator.dispatcher.before_call = None
         if scenario == "audit":
             return lab.emulator.follow(lab.emulator.start({}, AUDIT))
         if scenario.startswith("rollback"):
@@ -132,11 +180,24 @@ def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMuta
         if scenario == "locked":
             _hold_trust_lock(lab, case)
         try:
-            if scenario in ("new-external-id", "rollback-new-id"):
+            if scenario in ("new-external-id", "rollback-new-id", "given-id"):
                 return _onboard(lab, case, externalId=f"replacement-{case.cluster}")
             return _onboard(lab, case)
         finally:
             lab.emulator.dispatcher.before_call = None
+
+
+def _rotate(lab: Lab, case: Case, phase: str) -> Any:
+    """A Rotate External ID event from the case's cluster manager account."""
+    event = case.event(load("cluster-registered.json"))
+    event["detail-type"] = "Rotate External ID"
+    event["detail"] = {
+        "clusterId": case.cluster,
+        "clusterManagerAccountId": case.cm,
+        "s3AccountId": case.s3,
+        "phase": phase,
+    }
+    return lab.run(event, "RotateStateMachine")
 
 
 def _hold_trust_lock(lab: Lab, case: Case) -> None:
@@ -165,12 +226,16 @@ def test_the_roles_are_the_translated_template_resolved_for_the_emulator(lab: La
     assert {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments"} <= actions
     lock = next(s for doc in preflight for s in doc["Statement"] if s.get("Sid") == "LockIfUnchanged")
     assert lock["Resource"] == f"arn:{PARTITION}:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/LocksTable"
-    assert roles.roles["ValidateFunction"] and all(
-        a.startswith(LAMBDA_ITSELF)
-        for doc in roles.roles["ValidateFunction"]
-        for s in doc["Statement"]
-        for a in step_roles_actions(s)
-    )
+    # Validate never reaches a target account: no sts:AssumeRole, no IAM; only what moving an
+    # event's external ID into its secret needs (the owner, the secret, the fingerprint key).
+    validate = {a for doc in roles.roles["ValidateFunction"] for s in doc["Statement"] for a in step_roles_actions(s)}
+    assert {a for a in validate if not a.startswith(LAMBDA_ITSELF)} == {
+        "dynamodb:GetItem",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",
+    }
 
 
 def step_roles_actions(stmt: dict[str, Any]) -> list[str]:
@@ -202,7 +267,7 @@ def test_control_the_whole_roles_roll_back(lab: Lab, scenario):
 )
 def test_without_the_grant_the_step_is_denied_as_aws_would(lab: Lab, function, sid, action, scenario):
     case = lab.case()
-    principal = f"arn:aws:sts::{AUTOMATION_ACCOUNT}:assumed-role/{function}Role/{function}"
+    principal = f"arn:aws:sts::{AUTOMATION_ACCOUNT}:assumed-role/atc-xaccount-{function}Role-LOCAL/{function}"
     result = _scenario(lab, case, scenario, step_roles.without_grant(function, sid, action))
 
     denial = f"User: {principal} is not authorized to perform: {action} on resource: "
@@ -250,7 +315,8 @@ def test_a_denied_step_call_has_aws_error_shape_and_nothing_is_written(lab: Lab)
     table = f"arn:aws:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/LocksTable"
     assert result.status == "FAILED"
     assert (
-        "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/PreflightFunctionRole/PreflightFunction "
+        "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/"
+        "atc-xaccount-PreflightFunctionRole-LOCAL/PreflightFunction "
         f"is not authorized to perform: dynamodb:UpdateItem on resource: {table} because no identity-based policy "
         "allows the dynamodb:UpdateItem action"
     ) in result.cause

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from atc_xaccount.evaluate import evaluate_trust
+from atc_xaccount.redact import Fingerprints
 from atc_xaccount.trust import grant_external_ids
 from atc_xaccount_cli.local.dispatch import is_write
 from atc_xaccount_cli.local.faults import FaultPlan
@@ -103,11 +104,21 @@ def automation(world: dict[str, Any]) -> dict[str, Any]:
 
 
 def secrets_of(world: dict[str, Any]) -> dict[str, str]:
-    return automation(world).get("secrets", {})
+    """The clusters' external ID secrets (not the deployment's own fingerprint key)."""
+    return {k: v for k, v in automation(world).get("secrets", {}).items() if k != FINGERPRINT_KEY}
 
 
 def registry_of(world: dict[str, Any]) -> dict[str, Any]:
     return automation(world).get("registry", {})
+
+
+#: The deployment's fingerprint key (template.yaml FingerprintKey), kept in the world.
+FINGERPRINT_KEY = "atc-xaccount-fingerprint-key"
+
+
+def fingerprints_of(world: dict[str, Any]) -> Fingerprints:
+    """The fingerprints the deployment of `world` records (keyed with its FingerprintKey)."""
+    return Fingerprints(automation(world)["secrets"][FINGERPRINT_KEY].encode())
 
 
 def secret_name(cluster: str) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from atc_xaccount.redact import fingerprint
 from atc_xaccount_cli.local.run import RunReport, run_audit
 from tests.lifecycle.conftest import (
     ACCESS_ARN,
@@ -17,12 +16,14 @@ from tests.lifecycle.conftest import (
     AUTOMATION,
     CM,
     DRIFT,
+    FINGERPRINT_KEY,
     FIRST,
     ROOT,
     S3,
     admits,
     deregistration,
     external_id,
+    fingerprints_of,
     granted_ids,
     published,
     registry_of,
@@ -63,7 +64,10 @@ def replace_node_role(accounts: dict[str, Any]) -> None:
 
 
 def lose_secret(accounts: dict[str, Any]) -> None:
-    accounts[AUTOMATION]["secrets"].clear()
+    """The cluster's secret is gone (the deployment's fingerprint key is not the cluster's)."""
+    secrets = accounts[AUTOMATION]["secrets"]
+    for name in [n for n in secrets if n != FINGERPRINT_KEY]:
+        del secrets[name]
 
 
 def drifted(world: dict[str, Any], *edits: Edit) -> dict[str, Any]:
@@ -214,7 +218,7 @@ def test_a_lost_secret_is_repaired_and_deregistration_still_removes_every_id(reg
     # until the operator switches the key to the new ID (as in a rotation).
     assert admits(report.world, lost)
     entry = registry_of(report.world)[FIRST]
-    assert entry["formerExternalIdFingerprints"] == [fingerprint(lost)]
+    assert entry["formerExternalIdFingerprints"] == [fingerprints_of(report.world).of(lost)]
 
     gone = run([deregistration(FIRST)], report.world)
 

@@ -17,6 +17,7 @@ from atc_xaccount.errors import (
     IamPropagationDelay,
     IamThrottled,
 )
+from atc_xaccount.redact import Fingerprints
 from tests.ops.conftest import CM, REGION, S3
 
 TRUST = {"Version": "2012-10-17", "Statement": []}
@@ -75,7 +76,9 @@ def test_trust_write_failure_becomes_the_named_error(iam, monkeypatch, code, mes
                 "update_assume_role_policy", service_error_code=code, service_message=message, http_status_code=400
             )
         with pytest.raises(expected) as info:
-            iam_ops.write_trust_policy(iam, S3, role_name="atc-s3-access-keys", before=TRUST, after=after)
+            iam_ops.write_trust_policy(
+                iam, S3, role_name="atc-s3-access-keys", before=TRUST, after=after, fingerprints=Fingerprints(b"k")
+            )
 
     error = info.value
     assert type(error) is expected

@@ -8,11 +8,14 @@ from typing import Any
 import pytest
 
 from atc_xaccount import iam_ops
-from atc_xaccount.redact import fingerprint
+from atc_xaccount.redact import Fingerprints
 from tests.ops.conftest import ASSUME_POLICY_ARN, CM, NODE_ARN, S3, create_role, iam_in, watch
 
 POLICY_NAME = "atc-s3-assume-role"
 pytestmark = pytest.mark.usefixtures("aws")
+
+#: The records are redacted with the deployment's keyed fingerprints.
+FPS = Fingerprints(b"ops-test-key")
 
 
 def assume_doc(*accounts: str) -> dict[str, Any]:
@@ -256,7 +259,9 @@ def test_trust_policy_is_written_when_different():
     after = with_grant(before)
     calls = watch(iam)
 
-    record = iam_ops.write_trust_policy(iam, S3, role_name="atc-s3-access-keys", before=before, after=after)
+    record = iam_ops.write_trust_policy(
+        iam, S3, role_name="atc-s3-access-keys", before=before, after=after, fingerprints=FPS
+    )
 
     assert record["action"] == "updated"
     assert calls.writes == ["UpdateAssumeRolePolicy"]
@@ -274,7 +279,9 @@ def test_trust_policy_equal_in_meaning_is_not_written():
     after["Statement"][0]["Condition"] = {"stringequals": {"sts:externalid": [CLUSTER_ID]}}
     calls = watch(iam)
 
-    record = iam_ops.write_trust_policy(iam, S3, role_name="atc-s3-access-keys", before=before, after=after)
+    record = iam_ops.write_trust_policy(
+        iam, S3, role_name="atc-s3-access-keys", before=before, after=after, fingerprints=FPS
+    )
 
     assert record["action"] == "unchanged"
     assert calls.operations == []
@@ -287,20 +294,20 @@ def test_trust_record_carries_fingerprints_never_external_ids():
     create_role(iam, "atc-s3-access-keys", before)
     after = with_grant(before)
 
-    record = iam_ops.write_trust_policy(iam, S3, role_name="atc-s3-access-keys", before=before, after=after)
+    record = iam_ops.write_trust_policy(
+        iam, S3, role_name="atc-s3-access-keys", before=before, after=after, fingerprints=FPS
+    )
 
     text = json.dumps(record)
     assert PARTNER_ID not in text
     assert CLUSTER_ID not in text
     conditions = [s.get("Condition") for s in record["after"]["Statement"]]
     assert conditions[1:] == [
-        {"StringEquals": {"sts:ExternalId": fingerprint(PARTNER_ID)}},
-        {"StringEquals": {"sts:ExternalId": fingerprint(CLUSTER_ID)}},
+        {"StringEquals": {"sts:ExternalId": FPS.of(PARTNER_ID)}},
+        {"StringEquals": {"sts:ExternalId": FPS.of(CLUSTER_ID)}},
     ]
-    assert record["before"]["Statement"][1]["Condition"] == {
-        "StringEquals": {"sts:ExternalId": fingerprint(PARTNER_ID)}
-    }
-    assert fingerprint(PARTNER_ID) != fingerprint(CLUSTER_ID)
+    assert record["before"]["Statement"][1]["Condition"] == {"StringEquals": {"sts:ExternalId": FPS.of(PARTNER_ID)}}
+    assert FPS.of(PARTNER_ID) != FPS.of(CLUSTER_ID)
     # The role itself holds the real IDs: only the record is redacted.
     assert stored_trust(iam) == after
 
@@ -312,7 +319,7 @@ def test_trust_policy_dry_run_writes_nothing():
     calls = watch(iam)
 
     record = iam_ops.write_trust_policy(
-        iam, S3, role_name="atc-s3-access-keys", before=before, after=with_grant(before), dry_run=True
+        iam, S3, role_name="atc-s3-access-keys", before=before, after=with_grant(before), fingerprints=FPS, dry_run=True
     )
 
     assert (record["action"], record["applied"]) == ("updated", False)
@@ -475,7 +482,9 @@ def test_trust_write_naming_a_new_principal_retries_invalid_principal(aws, no_sl
     invalid = client_error("MalformedPolicyDocument", "Invalid principal in policy")
     iam.update_assume_role_policy = Flaky(iam.update_assume_role_policy, invalid, invalid)
 
-    iam_ops.write_trust_policy(iam, "1", role_name="r", before=partner_trust(), after=with_grant(partner_trust()))
+    iam_ops.write_trust_policy(
+        iam, "1", role_name="r", before=partner_trust(), after=with_grant(partner_trust()), fingerprints=FPS
+    )
 
     assert iam.update_assume_role_policy.calls == 3
     assert iam.get_role(RoleName="r")["Role"]["AssumeRolePolicyDocument"] == with_grant(partner_trust())

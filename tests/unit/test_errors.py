@@ -43,6 +43,7 @@ ASL_NAMES = {
     "RequestNotAuthorized",
     "DeregistrationIncomplete",
     "NotRepairable",
+    "ExternalIdSecretMismatch",
 }
 
 

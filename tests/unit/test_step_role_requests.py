@@ -53,7 +53,15 @@ def test_s3_object_and_bucket_actions():
 
 def test_assume_role_and_put_events_and_resourceless_actions():
     arn = "arn:aws:iam::111111111111:role/atc-xaccount-automation"
-    assert requests_for("sts", "AssumeRole", {"RoleArn": arn}, HERE) == [Request("sts:AssumeRole", arn)]
+    # The role's account, and its organization when known (AutomationRoleAssumePolicy's conditions).
+    assert requests_for("sts", "AssumeRole", {"RoleArn": arn}, HERE) == [
+        Request("sts:AssumeRole", arn, {"aws:ResourceAccount": "111111111111"})
+    ]
+    orgs = {"111111111111": "o-abcdefghij"}
+    assert requests_for("sts", "AssumeRole", {"RoleArn": arn}, HERE, orgs)[0].context == {
+        "aws:ResourceAccount": "111111111111",
+        "aws:ResourceOrgID": "o-abcdefghij",
+    }
     entries = {"Entries": [{"EventBusName": "b"}, {}]}
     assert [r.resource for r in requests_for("events", "PutEvents", entries, HERE)] == [
         "arn:aws:events:us-east-1:123456789012:event-bus/b",

@@ -1,8 +1,10 @@
 """The operator commands: register, deregister, status, show, plan, audit, snapshot, rotate.
 
 Each returns (exit code, JSON-able result); `--json` prints the result, otherwise a
-short human report. Onboarding and offboarding run in Step Functions; plan, show,
-snapshot and rotation run the layer's own code with the operator's credentials.
+short human report. Operators read, workflows write (DESIGN 8): onboarding, offboarding,
+the audit and rotation run in Step Functions; plan, show, snapshot and doctor run the
+layer's own code with the operator's credentials, reading target accounts through the
+read-only operator role (bootstrap OperatorRoleName), never the automation role.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from botocore.exceptions import ClientError
 from atc_xaccount import external_ids, registry
 from atc_xaccount.errors import AtcXaccountError
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import redact_external_ids
 from atc_xaccount.steps import rotate
 from atc_xaccount.steps.plan import plan
 from atc_xaccount.steps.validate import DEREGISTERED, REGISTERED, validate
@@ -192,10 +193,8 @@ def show(session: boto3.Session, deployment: Deployment, cluster_id: str) -> tup
 def plan_event(session: boto3.Session, deployment: Deployment, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     ctx = deployment.step_context(session, f"plan-{uuid.uuid4().hex[:8]}", dry_run=True)
     request = ClusterRequest.from_dict(validate(event, ctx.defaults)["request"])
-    result = plan(request, ctx)
-    trust = result["changes"]["trust"]
-    trust["before"], trust["after"] = redact_external_ids(trust["before"]), redact_external_ids(trust["after"])
-    return EXIT_OK, result
+    # The trust change record is redacted already (iam_ops.write_trust_policy, dry run).
+    return EXIT_OK, plan(request, ctx)
 
 
 def audit(session: boto3.Session, deployment: Deployment, *, on_state: Any) -> tuple[int, dict[str, Any]]:
@@ -210,8 +209,8 @@ def audit(session: boto3.Session, deployment: Deployment, *, on_state: Any) -> t
 def snapshot(session: boto3.Session, deployment: Deployment, accounts: list[str], *, direct: bool) -> dict[str, Any]:
     """The relevant IAM state of `accounts` in the world format (DESIGN 3.3).
 
-    Through the automation role it reads only the named atc-* roles and policies (all it
-    may read); `--direct` reads everything with the operator's own credentials.
+    Through the operators' read-only role it reads only the named atc-* roles and policies
+    (all it may read); `--direct` reads everything with the operator's own credentials.
     """
     from atc_xaccount_cli.local.world import snapshot_account, snapshot_named
 
@@ -221,7 +220,9 @@ def snapshot(session: boto3.Session, deployment: Deployment, accounts: list[str]
     for account in accounts:
         if direct:
             world["accounts"][account] = snapshot_account(
-                session, skip_roles={deployment.automation_role_name}, secret_prefix=None
+                session,
+                skip_roles={deployment.automation_role_name, deployment.operator_role_name},
+                secret_prefix=None,
             )
             reader = session
         else:
@@ -244,7 +245,7 @@ def doctor(
     event: dict[str, Any] | None,
     options: Any,
 ) -> tuple[int, dict[str, Any]]:
-    """Every link of the cluster's access chain, read through the automation roles (read only)."""
+    """Every link of the cluster's access chain, read through the operators' read-only roles."""
     from atc_xaccount_cli.doctor import doctor as run
 
     return run(deployment.step_context(session, f"doctor-{uuid.uuid4().hex[:8]}"), cluster_id, event, options)
@@ -267,7 +268,7 @@ def bootstrap_overrides(reader: boto3.Session, deployment: Deployment, account: 
             for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
         }
     except ClientError:
-        return {}  # the automation role may not read itself; --direct can
+        return {}  # an operator role older than ReadAutomationRolePolicies; --direct can
     root = project_root()
     found = authz.deployed_names(root, policies, account=account, partition=partition)
     defaults = load_yaml(root / authz.BOOTSTRAP_TEMPLATE)["Parameters"]
@@ -275,12 +276,35 @@ def bootstrap_overrides(reader: boto3.Session, deployment: Deployment, account: 
 
 
 def rotate_external_id(
-    session: boto3.Session, deployment: Deployment, cluster_id: str, *, finish: bool
+    session: boto3.Session, deployment: Deployment, cluster_id: str, *, finish: bool, on_state: Any = None
 ) -> tuple[int, dict[str, Any]]:
-    owner = f"rotate-{cluster_id}-{uuid.uuid4().hex[:8]}"
-    ctx = deployment.step_context(session, owner)
-    result = rotate.finish(cluster_id, ctx, owner) if finish else rotate.start(cluster_id, ctx, owner)
-    return EXIT_OK, result
+    """Start the rotation workflow's phase for the cluster and follow it (operators write nothing).
+
+    After a successful start the pending external ID is read from the cluster's secret (as
+    `show` reads the current one, with the operator's own permission) for the access key.
+    """
+    ctx = deployment.step_context(session, f"rotate-{uuid.uuid4().hex[:8]}")
+    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, cluster_id)
+    if entry is None:
+        return EXIT_FAILED, {"clusterId": cluster_id, "registered": False}
+    phase = "finish" if finish else "start"
+    detail = {
+        "clusterId": cluster_id,
+        "clusterManagerAccountId": entry["clusterManagerAccountId"],
+        "s3AccountId": entry["s3AccountId"],
+        "phase": phase,
+    }
+    name = f"rotate-{_NAME_UNSAFE.sub('-', cluster_id)[:40]}-{phase}-{uuid.uuid4().hex[:12]}"
+    code, body = start_and_follow(session, deployment.machine("rotate"), detail, name, wait=True, on_state=on_state)
+    if code == EXIT_OK and phase == "start":
+        secret = external_ids.secret_name(ctx.secret_prefix, cluster_id)
+        try:
+            pending = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), secret, rotate.PENDING)
+            body["newExternalId"] = pending[1] if pending else None
+        except AtcXaccountError as exc:
+            body["newExternalId"], body["note"] = None, f"cannot read {secret}: {exc}"
+        body["next"] = "update the access key in Cluster Manager with newExternalId, then rotate-external-id --finish"
+    return code, body
 
 
 def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ MACHINES = {
     "offboard": "OffboardStateMachine",
     "audit": "AuditStateMachine",
     "bulk": "BulkStateMachine",
+    "rotate": "RotateStateMachine",
 }
 TABLES = {"registry": "ClusterRegistryTable", "locks": "LocksTable"}
 
@@ -40,6 +41,10 @@ class Deployment:
     automation_role_name: str = "atc-xaccount-automation"
     secret_prefix: str = "atc-xaccount"  # noqa: S105 - a name prefix, not a secret
     bulk_bucket: str | None = None
+    #: The read-only role operators assume in target accounts (bootstrap OperatorRoleName).
+    operator_role_name: str = "atc-xaccount-read"
+    #: The fingerprint key's secret (stack output FingerprintKeySecretArn): plan compares with the registry.
+    fingerprint_key_secret: str = ""
 
     def machine(self, kind: str) -> str:
         if kind not in self.state_machines:
@@ -47,9 +52,10 @@ class Deployment:
         return self.state_machines[kind]
 
     def step_context(self, session: boto3.Session, execution: str, *, dry_run: bool = False) -> StepContext:
-        """The steps' context with the operator's credentials (same code as the Lambdas)."""
+        """The steps' context with the operator's credentials (same code as the Lambdas), reading
+        target accounts through the operators' read-only role: operators read, workflows write."""
         sessions = AccountSessions(
-            automation_role_name=self.automation_role_name,
+            automation_role_name=self.operator_role_name,
             partition=partition_for_region(self.region),
             region=self.region,
             execution=execution,
@@ -63,6 +69,7 @@ class Deployment:
             locks_table=self.tables.get("locks", ""),
             dry_run=dry_run,
             access_analyzer=os.environ.get("ACCESS_ANALYZER", "enabled") != "unavailable",
+            fingerprint_key_secret=self.fingerprint_key_secret,
         )
 
 
@@ -86,6 +93,15 @@ def discover(session: boto3.Session, stack: str | None = None, automation_role_n
         (b["Name"] for b in session.client("s3").list_buckets().get("Buckets", []) if "bulkbucket" in b["Name"]),
         None,
     )
+    key = next(
+        (
+            s["ARN"]
+            for page in session.client("secretsmanager").get_paginator("list_secrets").paginate()
+            for s in page["SecretList"]
+            if s["Name"].endswith("-fingerprint-key")
+        ),
+        "",
+    )
     if not machines:
         raise DeploymentNotFound(
             f"no atc-xaccount state machines in {region}; pass --stack or check --region/--profile"
@@ -96,6 +112,7 @@ def discover(session: boto3.Session, stack: str | None = None, automation_role_n
         tables,
         automation_role_name=automation_role_name or "atc-xaccount-automation",
         bulk_bucket=bulk,
+        fingerprint_key_secret=key,
     )
 
 
@@ -116,4 +133,6 @@ def _from_stack(session: boto3.Session, stack: str, region: str, automation_role
         event_bus=parameters.get("EventBusName", "default"),
         automation_role_name=automation_role_name or parameters.get("AutomationRoleName", "atc-xaccount-automation"),
         bulk_bucket=outputs.get("BulkBucketName"),
+        operator_role_name=parameters.get("OperatorRoleName", "atc-xaccount-read"),
+        fingerprint_key_secret=outputs.get("FingerprintKeySecretArn", ""),
     )

@@ -37,15 +37,13 @@ automation role.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -59,13 +57,43 @@ from moto.utilities.utils import get_partition
 
 from atc_xaccount.evaluate import evaluate_identity
 from atc_xaccount.judge import ALLOWED, Who, judge_resource_policy
-from atc_xaccount_cli.local.template import Resolver, TemplateError, load_yaml
 
-BOOTSTRAP_TEMPLATE = Path("bootstrap") / "automation-role.yaml"
+# The template's roles live in bootstrap.py; these names are imported from here too.
+from atc_xaccount_cli.local.bootstrap import (
+    BOOTSTRAP_TEMPLATE,
+    NAME_PARAMETERS,
+    BootstrapError,
+    BootstrapRole,
+    Mutation,
+    bootstrap_parameters,
+    deployed_names,
+    load_bootstrap_role,
+    load_operator_role,
+    without,
+)
+from atc_xaccount_cli.local.template import load_yaml
+
+__all__ = [
+    "BOOTSTRAP_TEMPLATE",
+    "NAME_PARAMETERS",
+    "BootstrapError",
+    "BootstrapRole",
+    "Mutation",
+    "bootstrap_parameters",
+    "deployed_names",
+    "load_bootstrap_role",
+    "load_operator_role",
+    "without",
+]
 
 #: The emulator's administrator in every account (seeding, snapshots): never created, and
 #: never judged as the automation role.
 ADMIN_ROLE = "atc-xaccount-local-admin"
+
+#: The operator the emulator's operator commands run as (a world's `operator` may name
+#: another), and whom its bootstrap stack instances name in OperatorPrincipalArns. Not
+#: named `<stack>-*`: the automation role admits the automation account's roles of that name.
+OPERATOR_ROLE_NAME = "local-atc-operator"
 
 #: Enforcement is on for every emulator; `ATC_XACCOUNT_LOCAL_ENFORCE=0` switches it off.
 ENFORCE_ENV = "ATC_XACCOUNT_LOCAL_ENFORCE"
@@ -85,119 +113,6 @@ POLICY_ARN_ACTIONS = frozenset(
 )
 
 CONDITION_JUDGE = "Condition judged by atc-xaccount's evaluator: moto does not evaluate identity-policy conditions"
-
-
-class BootstrapError(TemplateError):
-    """The bootstrap template, or a parameter given to it, is something CloudFormation would refuse."""
-
-
-# --- the role, read from the template ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BootstrapRole:
-    """The automation role of one account as the bootstrap stack creates it."""
-
-    name: str
-    trust: dict[str, Any]
-    policies: dict[str, dict[str, Any]]
-    max_session_duration: int = 3600
-    description: str = ""
-
-    @property
-    def documents(self) -> list[dict[str, Any]]:
-        return list(self.policies.values())
-
-    def grants(self) -> list[tuple[str, str]]:
-        """Every (statement Sid, action) the inline policies allow, in template order."""
-        found = []
-        for doc in self.policies.values():
-            for stmt in doc.get("Statement", []):
-                actions = stmt.get("Action", [])
-                for action in [actions] if isinstance(actions, str) else actions:
-                    found.append((str(stmt.get("Sid", "")), str(action)))
-        return found
-
-
-#: A test's change to the role before it is created (e.g. one permission removed).
-Mutation = Callable[[BootstrapRole], BootstrapRole]
-
-
-def without(sid: str, action: str | None = None) -> Mutation:
-    """A mutation removing one action from statement `sid` (the whole statement when None)."""
-
-    def mutate(role: BootstrapRole) -> BootstrapRole:
-        policies = copy.deepcopy(role.policies)
-        found = False
-        for doc in policies.values():
-            kept = []
-            for stmt in doc.get("Statement", []):
-                if stmt.get("Sid") != sid:
-                    kept.append(stmt)
-                    continue
-                found = True
-                actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else list(stmt["Action"])
-                if action is not None and action in actions and len(actions) > 1:
-                    kept.append({**stmt, "Action": [a for a in actions if a != action]})
-                elif action is not None and action not in actions:
-                    raise KeyError(f"statement {sid} does not grant {action}")
-            doc["Statement"] = kept
-        if not found:
-            raise KeyError(f"no statement {sid} in the bootstrap role")
-        return replace(role, policies=policies)
-
-    return mutate
-
-
-def _role_resource(template: dict[str, Any]) -> dict[str, Any]:
-    roles = [r for r in (template.get("Resources") or {}).values() if r.get("Type") == "AWS::IAM::Role"]
-    if len(roles) != 1:
-        raise BootstrapError(f"{BOOTSTRAP_TEMPLATE}: expected exactly one AWS::IAM::Role, found {len(roles)}")
-    return roles[0].get("Properties") or {}
-
-
-def bootstrap_parameters(template: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
-    """Defaults overridden by `given` (keys the template does not declare are ignored), validated."""
-    declared = template.get("Parameters") or {}
-    values: dict[str, str] = {}
-    for name, spec in declared.items():
-        value = given.get(name, spec.get("Default"))
-        if value is None:
-            raise BootstrapError(f"{BOOTSTRAP_TEMPLATE}: parameter {name} has no default and was not given")
-        pattern = spec.get("AllowedPattern")
-        if pattern and re.fullmatch(pattern, str(value)) is None:
-            raise BootstrapError(f"{BOOTSTRAP_TEMPLATE}: parameter {name}={value!r} does not match {pattern}")
-        values[name] = str(value)
-    return values
-
-
-def load_bootstrap_role(
-    root: Path,
-    parameters: dict[str, str],
-    *,
-    account: str,
-    partition: str = "aws",
-    mutate: Mutation | None = None,
-    template: dict[str, Any] | None = None,
-) -> BootstrapRole:
-    """The role the bootstrap stack creates in `account`, its intrinsics resolved."""
-    template = template if template is not None else load_yaml(root / BOOTSTRAP_TEMPLATE)
-    props = _role_resource(template)
-    resolver = Resolver(
-        parameters=bootstrap_parameters(template, parameters),
-        pseudo={"AWS::Partition": partition, "AWS::AccountId": account},
-        attributes={},
-        refs={},
-    )
-    resolved = resolver.resolve(props)
-    role = BootstrapRole(
-        name=str(resolved["RoleName"]),
-        trust=resolved["AssumeRolePolicyDocument"],
-        policies={str(p["PolicyName"]): p["PolicyDocument"] for p in resolved.get("Policies") or []},
-        max_session_duration=int(resolved.get("MaxSessionDuration", 3600)),
-        description=str(resolved.get("Description", "")),
-    )
-    return mutate(role) if mutate is not None else role
 
 
 # --- how emulators are told to enforce ----------------------------------------------------
@@ -259,9 +174,10 @@ class AutomationRoleAuthz:
     ) -> AutomationRoleAuthz:
         """Settings from `enforcing()` unless `enforce` says otherwise; fails now on a bad template."""
         settings = _defaults
+        operator = f"arn:{partition}:iam::{automation_account}:role/{OPERATOR_ROLE_NAME}"
         authz = cls(
             root,
-            {**parameters, "AutomationAccountId": automation_account},
+            {"OperatorPrincipalArns": operator, **parameters, "AutomationAccountId": automation_account},
             automation_account,
             enabled=settings.enabled if enforce is None else enforce,
             mutate=settings.mutate,
@@ -282,6 +198,25 @@ class AutomationRoleAuthz:
             template=self._template,
         )
 
+    def operator_role_for(self, account: str) -> BootstrapRole | None:
+        """The operators' read-only role of `account` (None when its stack instance names no operator)."""
+        return load_operator_role(
+            self.root,
+            {**self.parameters, **self.stack_instances.get(account, {})},
+            account=account,
+            partition=self.partition,
+            template=self._template,
+        )
+
+    @property
+    def judged_roles(self) -> frozenset[str]:
+        """The bootstrap roles whose sessions are enforced: the automation role, the operators' role."""
+        names = {self.role_name}
+        operator = self.operator_role_for(self.automation_account)
+        if operator is not None:
+            names.add(operator.name)
+        return frozenset(n.lower() for n in names)
+
     @property
     def role_name(self) -> str:
         return self.role_for(self.automation_account).name
@@ -296,6 +231,7 @@ class AutomationRoleAuthz:
             iam.get_role(RoleName=role.name)
             if overrides is not None:
                 self.apply(iam, role)
+                self._ensure_operator_role(iam, account)
             return
         except iam.exceptions.NoSuchEntityException:
             pass
@@ -305,6 +241,34 @@ class AutomationRoleAuthz:
             MaxSessionDuration=role.max_session_duration,
             Description=role.description,
         )
+        self.apply(iam, role)
+        self._ensure_operator_role(iam, account)
+
+    def _ensure_operator_role(self, iam: Any, account: str) -> None:
+        """The operators' role as the stack instance defines it: created, updated, or absent."""
+        role = self.operator_role_for(account)
+        given = {**self.parameters, **self.stack_instances.get(account, {})}
+        name = bootstrap_parameters(self._template, given)["OperatorRoleName"]
+        try:
+            iam.get_role(RoleName=name)
+            exists = True
+        except iam.exceptions.NoSuchEntityException:
+            exists = False
+        if role is None:
+            if exists:  # redeployed without operators: the stack deletes the role
+                for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                    iam.delete_role_policy(RoleName=name, PolicyName=policy)
+                iam.delete_role(RoleName=name)
+            return
+        if exists:
+            iam.update_assume_role_policy(RoleName=role.name, PolicyDocument=json.dumps(role.trust))
+        else:
+            iam.create_role(
+                RoleName=role.name,
+                AssumeRolePolicyDocument=json.dumps(role.trust),
+                MaxSessionDuration=role.max_session_duration,
+                Description=role.description,
+            )
         self.apply(iam, role)
 
     def apply(self, iam: Any, role: BootstrapRole) -> None:
@@ -322,7 +286,7 @@ class AutomationRoleAuthz:
             yield
             return
         original = ActionAuthenticatorMixin._authenticate_and_authorize_action
-        judge = _Judge(self.role_name, self)
+        judge = _Judge(self.judged_roles, self)
 
         def authenticate_and_authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
             caller = judge.automation_caller(response)
@@ -342,14 +306,14 @@ class AutomationRoleAuthz:
 
 
 class _Judge:
-    """Decides the automation role's requests; counts what it allowed, by action."""
+    """Decides the bootstrap roles' requests (automation, operators); counts what it allowed."""
 
-    def __init__(self, role_name: str, authz: AutomationRoleAuthz) -> None:
-        self.role_name = role_name
+    def __init__(self, role_names: frozenset[str], authz: AutomationRoleAuthz) -> None:
+        self.role_names = role_names
         self.authz = authz
 
     def automation_caller(self, response: Any) -> AssumedRole | None:
-        """The STS session behind the request when it is one of the automation role's."""
+        """The STS session behind the request when it is one of a bootstrap role's."""
         headers = response.headers
         authorization = headers.get("Authorization") or ""
         if not headers.get("X-Amz-Security-Token") or "Credential=" not in authorization:
@@ -359,7 +323,7 @@ class _Judge:
             return None
         backend = sts_backends[response.current_account][get_partition(scope[2])]
         assumed = backend.get_assumed_role_from_access_key(scope[0])
-        if assumed is None or assumed.role_arn.rsplit("/", 1)[-1].lower() != self.role_name.lower():
+        if assumed is None or assumed.role_arn.rsplit("/", 1)[-1].lower() not in self.role_names:
             return None
         return assumed
 
@@ -403,7 +367,7 @@ class _Judge:
         policy = _key_policy(key_arn, caller.account_id)
         if policy is None:
             return  # no such key: moto answers NotFound itself
-        principal = f"arn:{caller.partition}:iam::{caller.account_id}:role/{self.role_name}"
+        principal = f"arn:{caller.partition}:iam::{caller.account_id}:role/{_role_name(caller)}"
         decision = judge_resource_policy("key policy", policy, Who(principal), action, key_arn)
         if decision.outcome != ALLOWED:
             raise AccessDeniedError(
@@ -414,7 +378,7 @@ class _Judge:
     def _judge_conditions(self, caller: AssumedRole, action: str, target: str, data: dict[str, Any]) -> None:
         account, partition = caller.account_id, caller.partition
         context: dict[str, Any] = {
-            "aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{self.role_name}",
+            "aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{_role_name(caller)}",
             "aws:PrincipalAccount": account,
         }
         policy_arn = _param(data, "PolicyArn")
@@ -424,13 +388,17 @@ class _Judge:
         if owner:
             context["aws:ResourceAccount"] = owner
         decision = evaluate_identity(
-            role_documents(account, partition, self.role_name), action, target, context=context
+            role_documents(account, partition, _role_name(caller)), action, target, context=context
         )
         if not decision.allowed:
             raise AccessDeniedError(
                 user_arn=caller.arn,
                 action=f"{action} on resource: {target} because {decision.reason} ({CONDITION_JUDGE})",
             )
+
+
+def _role_name(caller: AssumedRole) -> str:
+    return str(caller.role_arn).rsplit("/", 1)[-1]
 
 
 def role_documents(account: str, partition: str, role_name: str) -> list[dict[str, Any]]:
@@ -520,57 +488,3 @@ def _resource_of(action: str, data: dict[str, Any], account: str, partition: str
     if action == "iam:CreatePolicy" and policy_name:
         return f"arn:{partition}:iam::{account}:policy{_param(data, 'Path') or '/'}{policy_name}"
     return default
-
-
-# --- which names a deployed automation role allows ----------------------------------------
-
-#: The bootstrap parameters that name what the automation role may touch.
-NAME_PARAMETERS = ("NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName")
-
-
-def deployed_names(
-    root: Path,
-    policies: dict[str, dict[str, Any]],
-    *,
-    account: str,
-    partition: str,
-    automation_account: str = "000000000000",  # only the trust names it, and the trust is not read here
-) -> dict[str, str]:
-    """The name parameters a deployed automation role was created with, read off its policies.
-
-    The template is rendered with a marker for each parameter; wherever a statement's
-    resource carries a marker, the same statement (by Sid) of the deployed policy holds the
-    value there. Parameters found nowhere are left out.
-    """
-    template = load_yaml(root / BOOTSTRAP_TEMPLATE)
-    markers = {name: f"atc-{name.lower()}-marker" for name in NAME_PARAMETERS}
-    rendered = load_bootstrap_role(
-        root,
-        {"AutomationAccountId": automation_account, **markers},
-        account=account,
-        partition=partition,
-        template=template,
-    )
-    deployed = {str(s.get("Sid")): s for doc in policies.values() for s in doc.get("Statement", [])}
-    found: dict[str, str] = {}
-    for doc in rendered.documents:
-        for stmt in doc.get("Statement", []):
-            actual = deployed.get(str(stmt.get("Sid")))
-            if actual is None:
-                continue
-            for pattern in _as_list(stmt.get("Resource")):
-                for name, marker in markers.items():
-                    if marker not in pattern:
-                        continue
-                    regex = re.escape(pattern).replace(re.escape(marker), r"(?P<value>[\w+=,.@-]+)")
-                    for resource in _as_list(actual.get("Resource")):
-                        match = re.fullmatch(regex, str(resource))
-                        if match and name not in found:
-                            found[name] = match.group("value")
-    return found
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]

@@ -39,6 +39,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service as service_task,
 )
 
+from atc_xaccount import external_ids
 from atc_xaccount_cli.local.template import FunctionSpec
 
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
@@ -134,6 +135,8 @@ class Dispatcher:
         self.ledger = ledger
         self.before_call: BeforeCall | None = None
         self.authorize: Authorize | None = None
+        #: Judges every sts:AssumeRole, a step's or anyone else's (trust_judge.py).
+        self.judge_assume: Callable[[str | None, Any, dict[str, Any]], None] | None = None
         # Context variables, not thread-locals: a step that runs independent reads in worker
         # threads (with the caller's context copied) still has its calls counted as its own.
         self._step: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"step-{id(self)}", default=None)
@@ -180,6 +183,9 @@ class Dispatcher:
         context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
         step_token = self._step.set(logical_id)
         execution_token = self._execution.set(event.get("execution") if isinstance(event, dict) else None)
+        # Each function runs in containers of its own: what one caches (the fingerprint key)
+        # another reads again with its own role (atc_xaccount.external_ids.CONTAINER).
+        container_token = external_ids.CONTAINER.set(logical_id)
         try:
             result = self.handler_for(logical_id)(event, context)
         except Exception as exc:  # noqa: BLE001 - becomes Lambda's function error, as in AWS
@@ -195,6 +201,7 @@ class Dispatcher:
         finally:
             self._step.reset(step_token)
             self._execution.reset(execution_token)
+            external_ids.CONTAINER.reset(container_token)
         return json.dumps(result).encode()
 
     @contextmanager
@@ -218,8 +225,12 @@ class Dispatcher:
                 # AWS authorizes a request before anything else can go wrong with it.
                 if dispatcher.authorize is not None:
                     dispatcher.authorize(step, client, operation_name, api_params)
+                if key == "sts:AssumeRole" and dispatcher.judge_assume is not None:
+                    dispatcher.judge_assume(step, client, api_params)
                 if dispatcher.before_call is not None:
                     dispatcher.before_call(step, key, api_params)
+            elif key == "sts:AssumeRole" and dispatcher.judge_assume is not None:
+                dispatcher.judge_assume(None, client, api_params)  # an operator, the proof of access
             elif dispatcher.before_call is not None and (state := dispatcher._integration.get()) is not None:
                 dispatcher.before_call(state, key, api_params)
             return original_call(client, operation_name, api_params)

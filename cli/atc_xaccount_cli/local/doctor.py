@@ -1,9 +1,12 @@
 """`atc-xaccount local doctor`: the access chain of a cluster, checked on the emulator.
 
-The world is seeded as for `local run`; the doctor then reads it exactly as it reads AWS,
-through the automation role of each account (enforced by the emulator, `authz.py`), and
-the chain is judged by the same evaluator. The world's `organizationId` of an account is
-what AWS Organizations would answer for it.
+The world is seeded as for `local run`; the doctor then reads it exactly as it reads AWS:
+as the world's operator (`operator.principalArn`, or the emulator's default operator),
+through the read-only operator role of each account (bootstrap OperatorRoleName, which
+trusts only OperatorPrincipalArns: the emulator judges the AssumeRole by that trust policy
+and every read by the role's policies, `trust_judge.py`, `authz.py`), and the chain is
+judged by the same evaluator. The world's `organizationId` of an account is what AWS
+Organizations would answer for it.
 """
 
 from __future__ import annotations
@@ -45,5 +48,20 @@ def run_doctor(
             emulator.seed(world)
         except WorldError as exc:
             raise UsageError(f"world file: {exc}") from exc
-        ctx = StepContext.from_env(os.environ, "local-doctor")
-        return doctor(ctx, cluster_id, event, options)
+        return doctor(operator_context(emulator, world, "local-doctor"), cluster_id, event, options)
+
+
+def operator_context(emulator: Emulator, world: dict[str, Any], execution: str) -> StepContext:
+    """The steps' context as an operator has it: the operator's own credentials in the automation
+    account, the read-only operator role in the target accounts (operators read, workflows write)."""
+    from atc_xaccount.sessions import AccountSessions
+
+    ctx = StepContext.from_env(os.environ, execution)
+    sessions = AccountSessions(
+        automation_role_name=emulator.operator_role_name,
+        partition=ctx.partition,
+        region=ctx.sessions.region,
+        execution=execution,
+        base_session=emulator.operator_session(world),
+    )
+    return replace(ctx, sessions=sessions)

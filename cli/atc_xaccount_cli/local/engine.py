@@ -14,6 +14,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -24,7 +25,7 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, moto_gaps, step_roles
+from atc_xaccount_cli.local import authz, moto_gaps, step_roles, trust_judge
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
@@ -34,6 +35,8 @@ from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, loa
 AUTOMATION_ACCOUNT = "123456789012"
 REGION = "us-east-1"
 PARTITION = "aws"
+#: The stack name the emulator deploys as (the bootstrap template's AutomationStackName default).
+STACK_NAME = "atc-xaccount"
 STEP_ROLE = "atc-xaccount-local-step"
 STATES_ROLE = "atc-xaccount-local-states"
 EVENTS_QUEUE = "atc-xaccount-local-published"
@@ -101,8 +104,12 @@ class Emulator:
         self._accounts: dict[str, boto3.Session] = {}
         self.tables: dict[str, str] = {}
         self.buckets: dict[str, str] = {}
+        #: The template's own secrets (name -> ARN): the fingerprint key, kept in the world.
+        self.deployment_secrets: dict[str, str] = {}
         #: Each step's role as `sam deploy` creates it, judging the step's own calls.
         self.step_roles: step_roles.StepRoles | None = None
+        #: Every AssumeRole against the target role's trust policy (steps, operators, the proof).
+        self.assume_judge: trust_judge.AssumeRoleJudge | None = None
 
     def client(self, service: str) -> Any:
         """A client in the automation account (created once: client creation is slow)."""
@@ -185,12 +192,21 @@ class Emulator:
         refs: dict[str, str] = {}
         resolver = Resolver(
             parameters=self.app.parameters,
-            pseudo={"AWS::Region": REGION, "AWS::AccountId": AUTOMATION_ACCOUNT, "AWS::Partition": PARTITION},
+            pseudo={
+                "AWS::Region": REGION,
+                "AWS::AccountId": AUTOMATION_ACCOUNT,
+                "AWS::Partition": PARTITION,
+                "AWS::StackName": STACK_NAME,
+            },
             attributes=attributes,
             refs=refs,
+            lists=self.app.list_parameters,
+            conditions=self.app.conditions,
         )
         for logical_id, props in self.app.tables.items():
             refs[logical_id] = self._create_table(logical_id, resolver.resolve(props))
+        for logical_id, props in self.app.secrets.items():
+            refs[logical_id] = self._create_secret(resolver.resolve(props))
         for logical_id in self.app.buckets:
             refs[logical_id] = f"{logical_id.lower()}-{AUTOMATION_ACCOUNT}-local"
             self.client("s3").create_bucket(Bucket=refs[logical_id])
@@ -225,11 +241,34 @@ class Emulator:
             attributes[(logical_id, "Arn")] = f"arn:{PARTITION}:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/{name}"
         for logical_id, name in self.buckets.items():
             attributes[(logical_id, "Arn")] = f"arn:{PARTITION}:s3:::{name}"
-        judged = Resolver(resolver.parameters, {**resolver.pseudo}, attributes, dict(resolver.refs))
+        judged = replace(resolver, pseudo={**resolver.pseudo}, attributes=attributes, refs=dict(resolver.refs))
         self.step_roles = step_roles.StepRoles.from_template(
             self.root, self.app.parameters, judged, where, os.environ["AWS_ACCESS_KEY_ID"], enabled=self.authz.enabled
         )
         self.dispatcher.authorize = self.step_roles.judge
+        # moto admits every AssumeRole: each is judged by the target role's trust policy.
+        self.assume_judge = trust_judge.AssumeRoleJudge(
+            PARTITION,
+            AUTOMATION_ACCOUNT,
+            STACK_NAME,
+            os.environ["AWS_ACCESS_KEY_ID"],
+            exempt_roles=frozenset({authz.ADMIN_ROLE}),
+            enabled=self.authz.enabled,
+        )
+        self.dispatcher.judge_assume = self.assume_judge.judge
+
+    def _create_secret(self, props: dict[str, Any]) -> str:
+        """The secret as CloudFormation creates it (GenerateSecretString: a random value); its ARN."""
+        import secrets as random
+
+        name = str(props["Name"])
+        length = int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
+        value = "".join(
+            random.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(length)
+        )
+        created = self.client("secretsmanager").create_secret(Name=name, SecretString=value)
+        self.deployment_secrets[name] = str(created["ARN"])
+        return str(created["ARN"])
 
     def _create_table(self, logical_id: str, props: dict[str, Any]) -> str:
         """The table as CloudFormation would create it (named after its logical id here)."""
@@ -322,7 +361,15 @@ class Emulator:
 
     def seed(self, world: dict[str, Any]) -> None:
         worlds.validate_world(world)
+        # What Organizations answers of each account: aws:PrincipalOrgID, aws:ResourceOrgID.
+        organizations = {a: s["organizationId"] for a, s in world["accounts"].items() if "organizationId" in s}
+        if self.assume_judge is not None:
+            self.assume_judge.organizations.update(organizations)
+        if self.step_roles is not None:
+            self.step_roles.organizations.update(organizations)
         for account, state in world["accounts"].items():
+            if account == AUTOMATION_ACCOUNT and set(state.get("secrets") or {}) & set(self.deployment_secrets):
+                state = self._seed_deployment_secrets(state)
             if "bootstrap" in state:
                 self.deploy_bootstrap(account, state["bootstrap"])
             try:
@@ -340,8 +387,47 @@ class Emulator:
                     )
                 worlds.seed_registry(self.client("dynamodb"), self.registry_table, state["registry"])
 
+    def _seed_deployment_secrets(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The world's values of the template's secrets (a world written by an earlier run keeps
+        its fingerprint key, so its registry's fingerprints stay the cluster's); the rest as given."""
+        secrets = dict(state["secrets"])
+        for name, arn in self.deployment_secrets.items():
+            if name in secrets:
+                self.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=secrets.pop(name))
+        return {**state, "secrets": secrets}
+
+    def operator_session(self, world: dict[str, Any] | None = None) -> boto3.Session:
+        """The operator's own credentials: a session of the world's `operator` role (created
+        here, trusting its account, as a permission set's role would), or the default one."""
+        arn = ((world or {}).get("operator") or {}).get("principalArn") or (
+            f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:role/{authz.OPERATOR_ROLE_NAME}"
+        )
+        account, path_and_name = arn.split(":")[4], arn.split(":", 5)[5].removeprefix("role")
+        path, _, name = path_and_name.rpartition("/")
+        iam = self.ensure_account(account).client("iam")
+        try:
+            iam.get_role(RoleName=name)
+        except iam.exceptions.NoSuchEntityException:
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:{PARTITION}:iam::{account}:root"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            iam.create_role(RoleName=name, Path=f"{path}/", AssumeRolePolicyDocument=json.dumps(trust))
+        return worlds.account_session(account, REGION, name, path=f"{path}/")
+
+    @property
+    def operator_role_name(self) -> str:
+        """The operators' read-only role in every target account (bootstrap OperatorRoleName)."""
+        return self.app.parameters.get("OperatorRoleName", "atc-xaccount-read")
+
     def snapshot(self, accounts: list[str]) -> dict[str, Any]:
-        skip = {self.automation_role_name, STEP_ROLE, STATES_ROLE}
+        skip = {self.automation_role_name, self.operator_role_name, STEP_ROLE, STATES_ROLE, authz.OPERATOR_ROLE_NAME}
         result: dict[str, Any] = {}
         for account in sorted(set(accounts)):
             state = worlds.snapshot_account(
@@ -353,6 +439,12 @@ class Emulator:
             # The deployment's own buckets (bulk uploads) are not part of the world.
             state["buckets"] = [b for b in state["buckets"] if b not in self.buckets.values()]
             if account == AUTOMATION_ACCOUNT:
+                sm = self.client("secretsmanager")
+                kept = {
+                    name: sm.get_secret_value(SecretId=arn)["SecretString"]
+                    for name, arn in self.deployment_secrets.items()
+                }
+                state["secrets"] = dict(sorted({**(state.get("secrets") or {}), **kept}.items()))
                 if not (state["roles"] or state["policies"] or state["buckets"]):
                     state = {"secrets": state["secrets"]} if state.get("secrets") else {}
                 registry = (

@@ -13,13 +13,14 @@ from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
 from atc_xaccount_cli import paths
+from atc_xaccount_cli.executions import history_json
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access
 from atc_xaccount_cli.local.world import WorldError, validate_world
 
 ONBOARD, OFFBOARD, AUDIT = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"
-BULK = "BulkStateMachine"
+BULK, ROTATE = "BulkStateMachine", "RotateStateMachine"
 
 
 class UsageError(ValueError):
@@ -59,6 +60,9 @@ class ExecutionReport:
             "events": [{"detail-type": e["detail-type"], "detail": e["detail"]} for e in self.events],
             "proof": self.proof.to_dict() if self.proof else None,
             **({"bulkReport": self.bulk_report} if self.bulk_report is not None else {}),
+            # Every state's input and output as Step Functions records them (kept 90 days, readable
+            # with states:GetExecutionHistory): what may and may not travel through the state.
+            "history": history_json(self.result.history),
         }
 
 
@@ -207,7 +211,9 @@ def run_events(
                 route = emulator.route(event)
             except LookupError as exc:
                 raise UsageError(f"{label}: {exc}") from exc
-            routes.append(route or (detail_machine, "manual execution (detail only)"))
+            # A bare detail with a rotation `phase` is a rotation's manual execution.
+            machine = ROTATE if isinstance(event.get("phase"), str) else detail_machine
+            routes.append(route or (machine, "manual execution (detail only)"))
         try:
             emulator.seed(world)
         except WorldError as exc:

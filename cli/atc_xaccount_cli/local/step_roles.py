@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount.evaluate import evaluate_identity
 from atc_xaccount_cli.local.template import Resolver, TemplateError, load_yaml
+from atc_xaccount_cli.local.trust_judge import STEP_ROLE_SUFFIX
 
 #: Where `sam package` would have put each artifact: the translator wants S3 URIs.
 PACKAGED = "s3://atc-xaccount-local-artifacts/"
@@ -162,8 +163,13 @@ class Place:
     account: str
 
 
-def requests_for(prefix: str, operation: str, params: dict[str, Any], where: Place) -> list[Request]:
-    """The authorizations IAM makes for one API call (several for transactions)."""
+def requests_for(
+    prefix: str, operation: str, params: dict[str, Any], where: Place, organizations: dict[str, str] | None = None
+) -> list[Request]:
+    """The authorizations IAM makes for one API call (several for transactions).
+
+    `organizations` (account -> organization) is what aws:ResourceOrgID says of a role's account.
+    """
     p, r, a = where.partition, where.region, where.account
     if prefix == "dynamodb":
         return _dynamodb(operation, params, f"arn:{p}:dynamodb:{r}:{a}:table/")
@@ -172,7 +178,14 @@ def requests_for(prefix: str, operation: str, params: dict[str, Any], where: Pla
     if prefix == "secretsmanager":
         return _secrets(operation, params, f"arn:{p}:secretsmanager:{r}:{a}:secret:")
     if prefix == "sts":
-        return [Request(f"sts:{operation}", str(params.get("RoleArn") or "*"))]
+        role = str(params.get("RoleArn") or "*")
+        parts = role.split(":")
+        context: dict[str, Any] = {}
+        if len(parts) > 4 and parts[4]:  # the role's account, and its organization when known
+            context["aws:ResourceAccount"] = parts[4]
+            if parts[4] in (organizations or {}):
+                context["aws:ResourceOrgID"] = (organizations or {})[parts[4]]
+        return [Request(f"sts:{operation}", role, context)]
     if prefix == "states":
         arn = next((params[k] for k in ("executionArn", "stateMachineArn", "mapRunArn") if params.get(k)), "*")
         return [Request(f"states:{operation}", str(arn))]
@@ -274,9 +287,15 @@ class StepRoles:
         translated = translate(load_yaml(root / "template.yaml"), parameters, where.region)
         return cls(function_roles(translated, resolver), where, own_access_key, enabled)
 
+    #: The stack the roles belong to: SAM names each `<stack>-<FunctionLogicalId>Role-<suffix>`.
+    stack_name: str = "atc-xaccount"
+    #: Account -> organization (the world's `organizationId`), for aws:ResourceOrgID.
+    organizations: dict[str, str] = field(default_factory=dict)
+
     def principal(self, function: str) -> str:
-        """The assumed-role ARN Lambda's credentials carry (role named after SAM's logical id)."""
-        return f"arn:{self.where.partition}:sts::{self.where.account}:assumed-role/{function}Role/{function}"
+        """The assumed-role ARN Lambda's credentials carry (the role SAM names for the function)."""
+        role = f"{self.stack_name}-{function}Role-{STEP_ROLE_SUFFIX}"
+        return f"arn:{self.where.partition}:sts::{self.where.account}:assumed-role/{role}/{function}"
 
     def judge(self, function: str, client: Any, operation: str, params: dict[str, Any]) -> None:
         """Raise AWS's AccessDenied when `function`'s role does not allow this call."""
@@ -289,7 +308,7 @@ class StepRoles:
         prefix = model.signing_name or model.endpoint_prefix
         if f"{prefix}:{operation}" == "sts:GetCallerIdentity":
             return  # allowed to every principal, whatever the policies say
-        for request in requests_for(prefix, operation, params, self.where):
+        for request in requests_for(prefix, operation, params, self.where, self.organizations):
             decision = evaluate_identity(
                 self.roles[function], request.action, request.resource, context=request.context
             )
@@ -300,13 +319,21 @@ class StepRoles:
 
     @contextmanager
     def changed(self, mutation: RoleMutation) -> Iterator[None]:
-        """The roles changed by `mutation` for the block (a test removes one grant)."""
+        """The roles changed by `mutation` for the block (a test removes one grant).
+
+        A role change is a deployment: the functions start in new containers, which read
+        again what a warm one had cached (the fingerprint key).
+        """
+        from atc_xaccount import external_ids
+
         saved = self.roles
         self.roles = mutation(copy.deepcopy(saved))
+        external_ids.cold_start()
         try:
             yield
         finally:
             self.roles = saved
+            external_ids.cold_start()
 
 
 def without_grant(function: str, sid: str, action: str | None = None) -> RoleMutation:

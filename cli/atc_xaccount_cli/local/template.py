@@ -88,6 +88,11 @@ class SamApp:
     state_machines: dict[str, StateMachineSpec]
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets: list[str] = field(default_factory=list)
+    #: AWS::SecretsManager::Secret resources (logical id -> properties): the fingerprint key.
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The template's Conditions, and its CommaDelimitedList parameters (for the Resolver).
+    conditions: dict[str, Any] = field(default_factory=dict)
+    list_parameters: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, root: Path, overrides: dict[str, str] | None = None) -> SamApp:
@@ -106,10 +111,13 @@ class SamApp:
         machines: dict[str, StateMachineSpec] = {}
         tables: dict[str, dict[str, Any]] = {}
         buckets: list[str] = []
+        secrets: dict[str, dict[str, Any]] = {}
         for logical_id, resource in (template.get("Resources") or {}).items():
             props = resource.get("Properties") or {}
             if resource.get("Type") == "AWS::DynamoDB::Table":
                 tables[logical_id] = props
+            elif resource.get("Type") == "AWS::SecretsManager::Secret":
+                secrets[logical_id] = props
             elif resource.get("Type") == "AWS::S3::Bucket":
                 buckets.append(logical_id)
             elif resource.get("Type") == "AWS::Serverless::Function":
@@ -135,23 +143,60 @@ class SamApp:
                     dict(props.get("DefinitionSubstitutions") or {}),
                     patterns,
                 )
-        return cls(root, parameters, environment, functions, machines, tables, buckets)
+        declared = template.get("Parameters") or {}
+        lists = frozenset(n for n, spec in declared.items() if spec.get("Type") == "CommaDelimitedList")
+        conditions = dict(template.get("Conditions") or {})
+        return cls(root, parameters, environment, functions, machines, tables, buckets, secrets, conditions, lists)
 
 
 @dataclass
 class Resolver:
-    """Resolves the intrinsic functions the emulator meets: Ref, GetAtt, Sub, Join."""
+    """Resolves the intrinsic functions the emulator meets: Ref, GetAtt, Sub, Join, Split,
+    and If with the template's Conditions (Equals, Not, And, Or, Condition)."""
 
     parameters: dict[str, str]
     pseudo: dict[str, str]
     attributes: dict[tuple[str, str], str]
     refs: dict[str, str]
+    #: CommaDelimitedList parameters: `!Ref` gives their values as a list, as CloudFormation does.
+    lists: frozenset[str] = frozenset()
+    #: The template's `Conditions` section.
+    conditions: dict[str, Any] = field(default_factory=dict)
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            raise TemplateError(f"unknown condition {name}")
+        return self._truth(self.conditions[name])
+
+    def _truth(self, value: Any) -> bool:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Fn::Equals":
+                left, right = (self.resolve(a) for a in arg)
+                return bool(left == right)
+            if key == "Fn::Not":
+                return not self._truth(arg[0])
+            if key == "Fn::And":
+                return all(self._truth(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self._truth(a) for a in arg)
+            if key == "Condition":
+                return self.condition(str(arg))
+        raise TemplateError(f"cannot evaluate condition {value!r}")
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
+                if arg == "AWS::NoValue":
+                    return None
                 return self._ref(str(arg))
+            if key == "Fn::If":
+                name, then, otherwise = arg
+                return self.resolve(then if self.condition(str(name)) else otherwise)
+            if key == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(text)).split(str(sep))
             if key == "Fn::GetAtt":
                 parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 try:
@@ -162,16 +207,20 @@ class Resolver:
                 return self._sub(arg)
             if key == "Fn::Join":
                 sep, items = arg
-                if not isinstance(items, list):  # a CommaDelimitedList parameter: its value is the list
-                    return str(sep).join(v.strip() for v in str(self.resolve(items)).split(","))
-                return str(sep).join(str(self.resolve(item)) for item in items)
+                values = self.resolve(items)
+                if isinstance(values, str):  # a CommaDelimitedList parameter kept as its text
+                    values = [v.strip() for v in values.split(",")]
+                return str(sep).join(str(v) for v in values)
         if isinstance(value, dict):
-            return {k: self.resolve(v) for k, v in value.items()}
+            resolved = {k: self.resolve(v) for k, v in value.items()}
+            return {k: v for k, v in resolved.items() if v is not None or value[k] != {"Ref": "AWS::NoValue"}}
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
 
-    def _ref(self, name: str) -> str:
+    def _ref(self, name: str) -> Any:
+        if name in self.lists and name in self.parameters:
+            return [v.strip() for v in str(self.parameters[name]).split(",")]
         for table in (self.parameters, self.pseudo, self.refs):
             if name in table:
                 return table[name]

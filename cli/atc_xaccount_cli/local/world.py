@@ -18,7 +18,10 @@ ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
 #: The names an account's bootstrap stack instance was deployed with: the parameters of
 #: bootstrap/automation-role.yaml that name what the automation role may touch.
-BOOTSTRAP_KEYS = {"NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName"}
+BOOTSTRAP_KEYS = {"NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName", "OperatorPrincipalArns"}
+#: The world's operator: who runs the operator commands (`local doctor`), a role ARN.
+OPERATOR_KEYS = {"principalArn"}
+OPERATOR_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
 ROLE_KEYS = {"trust", "attached"}
 #: Optional keys the access chain (`local doctor`, issue 11) reads: per role, and per account.
 CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
@@ -44,8 +47,12 @@ def load_world(path: Path) -> dict[str, Any]:
 
 def validate_world(world: Any) -> None:
     """Refuse a malformed world with the path of the first problem, before seeding."""
-    if not isinstance(world, dict) or set(world) != {"accounts"} or not isinstance(world["accounts"], dict):
+    if not isinstance(world, dict) or not {"accounts"} <= set(world) <= {"accounts", "operator"}:
+        raise WorldError('world: must be an object {"accounts": {...}} (and optionally "operator")')
+    if not isinstance(world["accounts"], dict):
         raise WorldError('world: must be an object {"accounts": {...}}')
+    if "operator" in world:
+        _validate_operator(world["operator"])
     for account, state in world["accounts"].items():
         where = f"accounts.{account}"
         if not ACCOUNT_RE.match(str(account)):
@@ -70,8 +77,7 @@ def validate_world(world: Any) -> None:
         if not isinstance(buckets, list) or not all(isinstance(b, str) for b in buckets):
             raise WorldError(f"{where}.buckets: must be a list of bucket names")
         for name, value in (state.get("secrets") or {}).items():
-            if not isinstance(value, str):
-                raise WorldError(f"{where}.secrets.{name}: must be the secret's string value")
+            _validate_secret(value, f"{where}.secrets.{name}")
         for name, value in (state.get("quotas") or {}).items():
             if name != "AssumeRolePolicySizeQuota" or type(value) is not int:
                 raise WorldError(
@@ -120,6 +126,30 @@ def _validate_chain_keys(state: dict[str, Any], where: str) -> None:
     org = state.get("organizationId")
     if org is not None and not (isinstance(org, str) and re.fullmatch(r"o-[a-z0-9]{10,32}", org)):
         raise WorldError(f"{where}.organizationId: must be an AWS Organizations ID (o- and 10-32 letters/digits)")
+
+
+#: The staging labels a world keeps beside AWSCURRENT: a rotation's pending ID, an event's staged ID.
+SECRET_STAGES = ("AWSPENDING", "ATCXACCOUNT_REQUESTED")
+
+
+def _validate_secret(value: Any, where: str) -> None:
+    """The secret's string value, or {"AWSCURRENT": value, <label>: value, ...} with labelled versions."""
+    if isinstance(value, str):
+        return
+    if not isinstance(value, dict) or not isinstance(value.get("AWSCURRENT"), str):
+        raise WorldError(f"{where}: must be the secret's string value, or an object of AWSCURRENT and labelled values")
+    for label, version in value.items():
+        if label != "AWSCURRENT" and (label not in SECRET_STAGES or not isinstance(version, str)):
+            raise WorldError(
+                f"{where}.{label}: only {', '.join(SECRET_STAGES)} (string values) are kept beside AWSCURRENT"
+            )
+
+
+def _validate_operator(operator: Any) -> None:
+    _no_unknown(operator, OPERATOR_KEYS, "operator")
+    arn = operator.get("principalArn")
+    if not isinstance(arn, str) or OPERATOR_ARN_RE.match(arn) is None:
+        raise WorldError("operator.principalArn: must be an IAM role ARN (arn:aws:iam::<12 digits>:role/NAME)")
 
 
 def _validate_bootstrap(bootstrap: Any, where: str) -> None:
@@ -174,12 +204,11 @@ def _no_unknown(obj: Any, allowed: set[str], where: str) -> None:
         raise WorldError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
 
 
-def account_session(account: str, region: str, role_name: str) -> boto3.Session:
+def account_session(account: str, region: str, role_name: str, *, path: str = "/") -> boto3.Session:
     """Credentials in `account` (moto routes calls by the credentials' account)."""
     sts = boto3.client("sts", region_name=region)
-    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{role_name}", RoleSessionName="atc-xaccount-local")[
-        "Credentials"
-    ]
+    role_arn = f"arn:aws:iam::{account}:role{path}{role_name}"
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="atc-xaccount-local")["Credentials"]
     return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
@@ -226,7 +255,11 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
         )
     secrets = session.client("secretsmanager")
     for name, value in (state.get("secrets") or {}).items():
-        secrets.create_secret(Name=name, SecretString=value)
+        versions = value if isinstance(value, dict) else {"AWSCURRENT": value}
+        secrets.create_secret(Name=name, SecretString=versions["AWSCURRENT"])
+        for label in SECRET_STAGES:
+            if label in versions:
+                secrets.put_secret_value(SecretId=name, SecretString=versions[label], VersionStages=[label])
     quota = (state.get("quotas") or {}).get("AssumeRolePolicySizeQuota")
     if quota:
         _set_trust_quota(account, partition, int(quota))
@@ -321,15 +354,29 @@ def snapshot_chain(session: boto3.Session, buckets: list[str]) -> dict[str, Any]
     return state
 
 
-def _secrets(session: boto3.Session, prefix: str) -> dict[str, str]:
+def _secrets(session: boto3.Session, prefix: str) -> dict[str, Any]:
+    """Each secret's current value; an object with the labelled versions when it has any."""
+    from botocore.exceptions import ClientError
+
     client = session.client("secretsmanager")
-    found: dict[str, str] = {}
+    found: dict[str, Any] = {}
     for page in client.get_paginator("list_secrets").paginate():
         for secret in page["SecretList"]:
-            if secret["Name"].startswith(f"{prefix}/"):
-                found[secret["Name"]] = client.get_secret_value(SecretId=secret["ARN"], VersionStage="AWSCURRENT")[
-                    "SecretString"
-                ]
+            if not secret["Name"].startswith(f"{prefix}/"):
+                continue
+            labels = {label for stages in (secret.get("SecretVersionsToStages") or {}).values() for label in stages}
+            versions: dict[str, str] = {}
+            for label in ("AWSCURRENT", *SECRET_STAGES):
+                if label not in labels:
+                    continue
+                try:
+                    versions[label] = client.get_secret_value(SecretId=secret["ARN"], VersionStage=label)[
+                        "SecretString"
+                    ]
+                except ClientError:
+                    continue
+            if "AWSCURRENT" in versions:
+                found[secret["Name"]] = versions["AWSCURRENT"] if len(versions) == 1 else versions
     return dict(sorted(found.items()))
 
 

@@ -342,3 +342,20 @@ class NotRepairable(AtcXaccountError):
         )
         self.cluster_id = cluster_id
         self.state = state
+
+
+class ExternalIdSecretMismatch(AtcXaccountError):
+    """The cluster's secret holds another external ID than the one the registry recorded.
+
+    The registry's fingerprint is the truth: whoever can write one secret must not be able
+    to widen the trust by it, so nothing is granted until a human puts the registered
+    value back (or rotates the ID on purpose).
+    """
+
+    def __init__(self, cluster_id: str, secret: str, detail: str) -> None:
+        super().__init__(
+            f"the external ID in {secret} is not the one the registry recorded for cluster {cluster_id} ({detail}); "
+            "nothing was granted: put the registered value back, or rotate the external ID (rotate-external-id)"
+        )
+        self.cluster_id = cluster_id
+        self.secret = secret

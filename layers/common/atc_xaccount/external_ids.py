@@ -7,6 +7,9 @@ without an `externalId` reuse the ID it was first given, instead of adding a sec
 
 from __future__ import annotations
 
+import contextvars
+import os
+import threading
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -14,9 +17,43 @@ from botocore.exceptions import ClientError
 from atc_xaccount.aws_errors import aws_call, error_code, is_not_found, translate
 from atc_xaccount.errors import PrerequisiteMissing
 from atc_xaccount.extid import generate_external_id
+from atc_xaccount.redact import Fingerprints
 
 AUTOMATION_ACCOUNT = "automation"
 CLUSTER_TAG = "atc-xaccount:cluster-id"
+
+# --- the fingerprint key ---------------------------------------------------------------
+#
+# The deployment's HMAC key (template.yaml `FingerprintKey`) is read once per container and
+# secret: a warm Lambda container fingerprints without another call. A Lambda process is
+# one container; the embedded emulator runs every function's containers in one process and
+# says which one is running (`CONTAINER`), so each function still reads the key with its
+# own role on its first invocation. Without a secret (a test's own StepContext, a one-shot
+# tool) a key of this process's own stands in: its fingerprints compare with each other,
+# never with a deployment's records.
+CONTAINER: contextvars.ContextVar[str] = contextvars.ContextVar("atc_xaccount_container", default="")
+_KEYS: dict[tuple[str, str], Fingerprints] = {}
+_KEYS_LOCK = threading.Lock()
+_PROCESS_KEY = Fingerprints(os.urandom(32))
+
+
+def fingerprints(secrets: Any, secret_id: str) -> Fingerprints:
+    """The deployment's fingerprints, keyed by the secret `secret_id` (ARN or name)."""
+    if not secret_id:
+        return _PROCESS_KEY
+    cached = (CONTAINER.get(), secret_id)
+    with _KEYS_LOCK:
+        if cached not in _KEYS:
+            with aws_call("secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT):
+                value = secrets.get_secret_value(SecretId=secret_id)["SecretString"]
+            _KEYS[cached] = Fingerprints(value.encode())
+        return _KEYS[cached]
+
+
+def cold_start() -> None:
+    """Forget every cached key, as new containers would (the emulator, after a role change)."""
+    with _KEYS_LOCK:
+        _KEYS.clear()
 
 
 def secret_name(prefix: str, cluster_id: str) -> str:

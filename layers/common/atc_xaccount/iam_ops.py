@@ -25,7 +25,7 @@ from atc_xaccount.aws_errors import (
 )
 from atc_xaccount.documents import non_whitespace_size, same_document
 from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, UndoIncomplete
-from atc_xaccount.redact import redact_external_ids
+from atc_xaccount.redact import Fingerprints
 
 #: IAM's fixed quota on a managed policy document, in non-whitespace characters.
 MANAGED_POLICY_SIZE_QUOTA = 6144
@@ -362,12 +362,14 @@ def write_trust_policy(
     role_name: str,
     before: dict[str, Any],
     after: dict[str, Any],
+    fingerprints: Fingerprints,
     dry_run: bool = False,
     patient: bool = False,
 ) -> dict[str, Any]:
     """Replace the role's trust policy with `after` (already merged) when it differs.
 
-    The record's documents are redacted: a trust policy holds every cluster's external ID.
+    The record's documents are redacted (`fingerprints`, the deployment's keyed ones): a
+    trust policy holds every cluster's external ID.
     A principal created a moment ago is not valid yet ("Invalid principal in policy"):
     retried here with backoff, and by the ASL after that.
     """
@@ -375,8 +377,8 @@ def write_trust_policy(
     record = {
         "account": account,
         "roleName": role_name,
-        "before": redact_external_ids(before),
-        "after": redact_external_ids(after),
+        "before": fingerprints.redact(before),
+        "after": fingerprints.redact(after),
         "applied": not dry_run,
         "action": "updated" if changed else "unchanged",
         "size": non_whitespace_size(after),

@@ -88,6 +88,10 @@ class ClusterRequest:
     access_role_name: str
     assume_policy_name: str
     access_policy_name: str
+    #: An ID the event gave, once the workflow moved it into the cluster's secret
+    #: (`staged_ids`): only its fingerprint travels, and whether staging created the secret.
+    requested_fingerprint: str | None = None
+    requested_created: bool = False
 
     @property
     def same_account(self) -> bool:
@@ -104,6 +108,8 @@ class ClusterRequest:
         }
         if self.external_id is not None:
             data["externalId"] = self.external_id
+        if self.requested_fingerprint is not None:
+            data[REQUESTED_FIELD] = {"fingerprint": self.requested_fingerprint, "secretCreated": self.requested_created}
         data.update(
             nodeRoleName=self.node_role_name,
             accessRoleName=self.access_role_name,
@@ -118,7 +124,7 @@ class ClusterRequest:
         if not isinstance(data, dict):
             raise InvalidEvent("request", "must be a JSON object")
         problems: Problems = []
-        request = _parse_detail(data, "request", None, problems)
+        request = _parse_detail(data, "request", None, problems, internal=True)
         if request is None:
             _raise(problems, {"request": data})
         return request
@@ -128,7 +134,9 @@ def parse_event(event: object, defaults: Defaults, expected_detail_type: str = "
     """Accept a whole EventBridge event or just its detail; report every problem at once."""
     problems: Problems = []
     detail, roots = _envelope(event, expected_detail_type, problems)
-    request = _parse_detail(detail, "detail", defaults, problems)
+    # Only the workflow itself (a bulk row's onboarding) hands on a staged ID's fingerprint.
+    internal = isinstance(event, dict) and "detail" not in event
+    request = _parse_detail(detail, "detail", defaults, problems, internal=internal)
     if request is None or problems:
         _raise(problems, roots)
     return request
@@ -223,9 +231,13 @@ def _short(value: object) -> object:
 
 
 def _parse_detail(
-    detail: dict[str, Any], prefix: str, defaults: Defaults | None, problems: Problems
+    detail: dict[str, Any], prefix: str, defaults: Defaults | None, problems: Problems, *, internal: bool = False
 ) -> ClusterRequest | None:
-    """Validate fields in table order; unknown fields last. None when anything failed."""
+    """Validate fields in table order; unknown fields last. None when anything failed.
+
+    `internal`: the input comes from the workflow (a step's request, a bulk row's onboarding),
+    which may carry a staged ID's fingerprint (`requestedExternalId`) instead of the ID.
+    """
     start = len(problems)
     cluster_id = _required(detail, prefix, "clusterId", _check_cluster_id, problems)
     cm_account = _required(detail, prefix, "clusterManagerAccountId", _check_account, problems)
@@ -244,8 +256,9 @@ def _parse_detail(
         else:
             given = _optional(detail, prefix, key, check, problems)
             names[attr] = given if given is not None else getattr(defaults, attr)
+    requested = _requested(detail, prefix, internal, external_id, problems)
     for key in detail:
-        if key not in _DETAIL_FIELDS:
+        if key not in _DETAIL_FIELDS and key != REQUESTED_FIELD:
             problems.append((f"{prefix}.{key}", "unknown field"))
     if len(problems) > start:
         return None
@@ -259,7 +272,39 @@ def _parse_detail(
         access_role_name=str(names["access_role_name"]),
         assume_policy_name=str(names["assume_policy_name"]),
         access_policy_name=str(names["access_policy_name"]),
+        requested_fingerprint=requested[0] if requested else None,
+        requested_created=requested[1] if requested else False,
     )
+
+
+#: Where a staged ID's fingerprint travels instead of the ID (see ClusterRequest).
+REQUESTED_FIELD = "requestedExternalId"
+_KEYED_FINGERPRINT_RE = re.compile(r"redacted:hmac:[0-9a-f]{32}")
+
+
+def _requested(
+    detail: dict[str, Any], prefix: str, internal: bool, external_id: str | None, problems: Problems
+) -> tuple[str, bool] | None:
+    value = detail.get(REQUESTED_FIELD)
+    if value is None:
+        return None
+    path = f"{prefix}.{REQUESTED_FIELD}"
+    if not internal:
+        problems.append((path, "set by the workflow itself, never by an event"))
+        return None
+    if external_id is not None:
+        problems.append((path, "not together with externalId"))
+        return None
+    fingerprint = value.get("fingerprint") if isinstance(value, dict) else None
+    created = value.get("secretCreated", False) if isinstance(value, dict) else None
+    if (
+        not isinstance(fingerprint, str)
+        or _KEYED_FINGERPRINT_RE.fullmatch(fingerprint) is None
+        or not isinstance(created, bool)
+    ):
+        problems.append((path, "must be {fingerprint: a keyed fingerprint, secretCreated: true|false}"))
+        return None
+    return fingerprint, created
 
 
 def _required(detail: dict[str, Any], prefix: str, key: str, check: Check, problems: Problems) -> str | None:

@@ -10,6 +10,7 @@ deregistration is re-driven (`redrive`): its access is never granted back.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import external_ids, iam_ops, registry
@@ -18,7 +19,7 @@ from atc_xaccount.documents import as_list, statements
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.trust import grant_problems, grant_sid
+from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid
 
 #: Drift that re-running onboarding may repair; hand-edited statements and a recreated node
 #: role are reported for a human to decide.
@@ -35,6 +36,8 @@ REPAIRABLE = frozenset(
 LEFT_BEHIND = "LeftByFailedCompensation"
 #: Drift kind of a deregistration that recorded its intent (REVOKING) and did not finish.
 DEREGISTRATION_INCOMPLETE = "DeregistrationIncomplete"
+#: Drift kind of a secret whose value is not the ID whose fingerprint the registry recorded.
+EXTERNAL_ID_SECRET_MISMATCH = "ExternalIdSecretMismatch"  # noqa: S105 - a drift kind, not a secret
 UNIQUE_ID = re.compile(r"^AROA[A-Z0-9]{8,}$")
 
 
@@ -151,6 +154,7 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         found("ExternalIdSecretMissing", s3, targets.access_role_arn, "the cluster's external ID secret is gone")
     else:
         trust = role["AssumeRolePolicyDocument"]
+        external_id = _registered_external_id(request, ctx, entry, stored[1], trust, targets, found)
         replaced = _replaced_principal(trust, grant_sid(targets.node_role_arn))
         if replaced:
             found(
@@ -167,9 +171,37 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
                 targets.access_role_arn,
                 detail + "; ".join(grant_problems(trust, targets.node_role_arn)),
             )
-        elif not evaluate_trust(trust, targets.node_role_arn, stored[1]).allowed:
+        elif external_id is None or not evaluate_trust(trust, targets.node_role_arn, external_id).allowed:
             found("TrustGrantMissing", s3, targets.access_role_arn, "the trust policy no longer admits the node role")
     return _result(request, drift)
+
+
+def _registered_external_id(
+    request: ClusterRequest,
+    ctx: StepContext,
+    entry: dict[str, Any],
+    stored: str,
+    trust: dict[str, Any],
+    targets: Targets,
+    found: Callable[[str, str, str, str], None],
+) -> str | None:
+    """The ID the registry recorded (by fingerprint): the secret's, unless someone replaced it.
+
+    A secret holding another ID is drift, never granted: the trust is then judged for the
+    registered ID, found among the granted ones by its fingerprint (None: not granted).
+    """
+    recorded = entry.get("externalIdFingerprint")
+    fps = ctx.fingerprints
+    if not recorded or fps.matches(recorded, stored):
+        return stored
+    found(
+        EXTERNAL_ID_SECRET_MISMATCH,
+        "automation",
+        external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+        "the secret holds another external ID than the one the registry recorded for the cluster: it is "
+        "not granted; put the registered value back, or rotate the external ID (rotate-external-id)",
+    )
+    return next((i for i in grant_external_ids(trust, targets.node_role_arn) if fps.matches(recorded, i)), None)
 
 
 def _result(request: ClusterRequest, drift: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,7 +16,10 @@ from typing import Any
 from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.aws_errors import aws_call
 from atc_xaccount.bulk import parse_bulk, report_rows, summarize
+from atc_xaccount.errors import AtcXaccountError
+from atc_xaccount.model import parse_event
 from atc_xaccount.steps.context import StepContext
+from atc_xaccount.steps.validate import move_external_id
 
 AUTOMATION_ACCOUNT = "automation"
 
@@ -27,6 +30,8 @@ def prepare(bucket: str, key: str, ctx: StepContext, pairs: AccountPairs | None 
     with aws_call("s3:GetObject", AUTOMATION_ACCOUNT):
         text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
     items, rejected = parse_bulk(key, text, ctx.defaults, pairs)
+    items, refused = _move_external_ids(items, ctx)
+    rejected = sorted([*rejected, *refused], key=lambda r: r["line"])
     items_key, rejected_key = f"{key}.items.json", f"{key}.rejected.json"
     _put_json(s3, bucket, items_key, items)
     _put_json(s3, bucket, rejected_key, rejected)
@@ -37,6 +42,27 @@ def prepare(bucket: str, key: str, ctx: StepContext, pairs: AccountPairs | None 
         "rejectedKey": rejected_key,
         "rejected": len(rejected),
     }
+
+
+def _move_external_ids(
+    items: list[dict[str, Any]], ctx: StepContext
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows that give an external ID: the ID into the cluster's secret, its fingerprint into the
+    item (the items file, the Map's state and its ResultWriter files carry no ID)."""
+    kept: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    for item in items:
+        row = item["detail"]
+        if not (row.get("detail", row) or {}).get("externalId"):
+            kept.append(item)
+            continue
+        try:
+            request = move_external_id(parse_event(row, ctx.defaults), ctx)
+        except AtcXaccountError as exc:
+            refused.append({"line": item["line"], "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        kept.append({**item, "detail": request.to_dict()})
+    return kept, refused
 
 
 def report(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount import external_ids, iam_ops, registry, staged_ids
 from atc_xaccount.aws_errors import TRANSIENT_CODES, backoff_delays
 from atc_xaccount.documents import same_document
 from atc_xaccount.errors import (
@@ -30,7 +30,6 @@ from atc_xaccount.errors import (
     left_from_cause,
 )
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import redact_external_ids, unredact
 from atc_xaccount.steps.context import StepContext, Targets
 
 Undo = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
@@ -158,6 +157,9 @@ def _undo_secret(
     elif record is None and "trust" not in flat and plan.get("externalId", {}).get("stored") is False:
         # The trust step stores the ID right before its write; it failed, so any secret is this execution's.
         undo = delete(name)
+    elif record is None and request.requested_fingerprint and not request.requested_created:
+        # The ID the event gave was staged (Validate) and never granted: take the label off.
+        undo = lambda *_: staged_ids.discard(secrets, name)  # noqa: E731
     else:
         return []
     return [{"change": "externalId", **_attempt(undo, request, ctx, record or {})}]
@@ -170,11 +172,10 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
     if role is None:
         return "skipped: the role no longer exists"
     current = role["AssumeRolePolicyDocument"]
-    if same_document(redact_external_ids(current), change["before"]) and not same_document(
-        change["before"], change["after"]
-    ):
+    fps = ctx.fingerprints
+    if same_document(fps.redact(current), change["before"]) and not same_document(change["before"], change["after"]):
         return "restored"  # a retried compensation: the first attempt already wrote `before`
-    if not same_document(redact_external_ids(current), change["after"]):
+    if not same_document(fps.redact(current), change["after"]):
         return "skipped: the trust policy changed since this execution wrote it"
     withdrawn: list[str] = []
     if change.get("externalIdWithdrawn"):
@@ -182,10 +183,12 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
         previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
         withdrawn = [previous[1]] if previous else []
     try:
-        before = unredact(change["before"], current, withdrawn)
+        before = fps.unredact(change["before"], current, withdrawn)
     except KeyError:
         return "skipped: an external ID of the earlier policy is no longer known"
-    iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=current, after=before, patient=True)
+    iam_ops.write_trust_policy(
+        iam, s3, role_name=request.access_role_name, before=current, after=before, fingerprints=fps, patient=True
+    )
     return "restored"
 
 

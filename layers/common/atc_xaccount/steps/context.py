@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from atc_xaccount.arns import partition_for_region, policy_arn, role_arn
 from atc_xaccount.model import ClusterRequest, Defaults
+from atc_xaccount.redact import Fingerprints
 from atc_xaccount.sessions import AccountSessions
 
 
@@ -22,10 +23,23 @@ class StepContext:
     dry_run: bool = False
     #: False where IAM Access Analyzer does not exist (the embedded emulator).
     access_analyzer: bool = True
+    #: The secret holding the deployment's fingerprint key (template.yaml FingerprintKey);
+    #: empty: a key of this process's own (tests, one-shot tools).
+    fingerprint_key_secret: str = ""
 
     @property
     def partition(self) -> str:
         return self.sessions.partition
+
+    @property
+    def fingerprints(self) -> Fingerprints:
+        """External-ID fingerprints under the deployment's key (read once per process).
+
+        botocore is imported with the first read, not with this module (cold start).
+        """
+        from atc_xaccount import external_ids
+
+        return external_ids.fingerprints(self.sessions.local_client("secretsmanager"), self.fingerprint_key_secret)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], execution: str | None) -> StepContext:
@@ -43,6 +57,7 @@ class StepContext:
             registry_table=environ.get("REGISTRY_TABLE", ""),
             locks_table=environ.get("LOCKS_TABLE", ""),
             access_analyzer=environ.get("ACCESS_ANALYZER", "enabled") != "unavailable",
+            fingerprint_key_secret=environ.get("FINGERPRINT_KEY_SECRET", ""),
         )
 
 

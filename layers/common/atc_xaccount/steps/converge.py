@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry, staged_ids
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
-from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, PrerequisiteMissing, UndoIncomplete
+from atc_xaccount.errors import (
+    AtcXaccountError,
+    AwsOperationFailed,
+    ExternalIdSecretMismatch,
+    PrerequisiteMissing,
+    UndoIncomplete,
+)
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.checks import (
     check_policy_quota,
     check_trust_quota,
@@ -158,13 +163,14 @@ def merge_trust(
 
     `external_id` overrides the stored one (a plan before the ID exists, a rotation).
     With preflight's `plan` this step also stores the cluster's external ID (the secret is
-    written right before the grant that uses it, and read no more than once).
+    written right before the grant that uses it, and read no more than once); an ID the
+    request gave was staged by Validate and is promoted only once the grant is written.
     """
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
-    id_record = None
+    id_record, promote, previous = None, None, None
     if plan is not None and external_id is None:
-        id_record, external_id = _ensure_external_id(request, ctx, plan["externalId"])
+        id_record, external_id, promote, previous = _external_id_to_grant(request, ctx, plan["externalId"])
     iam = ctx.sessions.client("iam", s3)
     role = iam_ops.get_role(iam, s3, request.access_role_name)
     if role is None:
@@ -175,7 +181,7 @@ def merge_trust(
         after, changed = merge_trust_grant(before, targets.node_role_arn, external_id)
         withdrawn = None
         if plan is None or plan["externalId"]["replacing"]:
-            withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id)
+            withdrawn = _replaced_external_id(request, ctx, after, targets.node_role_arn, external_id, previous)
         if withdrawn is not None:
             after, changed = remove_trust_grant(after, targets.node_role_arn, withdrawn)[0], True
     if changed:
@@ -194,14 +200,22 @@ def merge_trust(
                 s3,
             )
     record = iam_ops.write_trust_policy(
-        iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
+        iam,
+        s3,
+        role_name=request.access_role_name,
+        before=before,
+        after=after,
+        fingerprints=ctx.fingerprints,
+        dry_run=ctx.dry_run,
     )
+    if promote is not None and not ctx.dry_run:
+        id_record = _promote(request, ctx, promote, iam, before, after, record)
     result = {
         **record,
         "principal": targets.node_role_arn,
         "externalIdAdded": external_id not in grant_external_ids(before, targets.node_role_arn),
         "externalIdWithdrawn": withdrawn is not None,
-        "externalIdFingerprint": fingerprint(external_id),
+        "externalIdFingerprint": ctx.fingerprints.of(external_id),
         "hash": locks.document_hash(after),
     }
     if id_record is not None:
@@ -209,41 +223,118 @@ def merge_trust(
     return result
 
 
-def _ensure_external_id(request: ClusterRequest, ctx: StepContext, known: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """(secret record, the ID) from what preflight found, without reading what it just read."""
+def _external_id_to_grant(
+    request: ClusterRequest, ctx: StepContext, known: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str, tuple[str, str | None] | None, str | None]:
+    """(secret record, the ID, (staged version, current version) to promote after the write,
+    the current ID it replaces) from what preflight found, reading no more than needed.
+
+    The ID read must be the one preflight planned (`known["fingerprint"]`): a secret written
+    in between is never granted (ExternalIdSecretMismatch).
+    """
     secrets = ctx.sessions.local_client("secretsmanager")
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    if known.get("requested"):
+        staged = staged_ids.read_staged(secrets, name) or (None, None)
+        current = external_ids.read_version(secrets, name, staged_ids.CURRENT)
+        value = _expected(request, ctx, known, staged[1], "the staged ID changed since preflight")
+        return None, value, (str(staged[0]), current[0] if current else None), current[1] if current else None
     if not known["stored"] and not ctx.dry_run:
+        if request.requested_created:  # Validate created the secret with the request's ID
+            arn, stored = _stored_external_id(request, ctx)
+            value = _expected(request, ctx, known, stored, "the secret changed since preflight")
+            created = {"secretName": name, "secretArn": arn, "generated": False, "action": "created"}
+            return {**created, "applied": True}, value, None, None
         value = request.external_id or generate_external_id()
-        created = external_ids.create_external_id(secrets, name=name, cluster_id=request.cluster_id, value=value)
-        if created is not None:
-            return {**created, "generated": request.external_id is None}, value
+        made = external_ids.create_external_id(secrets, name=name, cluster_id=request.cluster_id, value=value)
+        if made is not None:
+            return {**made, "generated": request.external_id is None}, value, None, None
     if known["stored"] and not known["replacing"]:
         # The stored ID stays the cluster's (e.g. a grant being restored): one read.
-        arn, value = _stored_external_id(request, ctx)
+        arn, stored = _stored_external_id(request, ctx)
+        value = _expected(request, ctx, known, stored, "the secret changed since preflight")
         if request.external_id in (None, value):
             unchanged = {"secretName": name, "secretArn": arn, "generated": False, "action": "unchanged"}
-            return {**unchanged, "applied": not ctx.dry_run}, value
-    # Anything else (a new ID replacing the stored one, a secret created meanwhile): the full path.
+            return {**unchanged, "applied": not ctx.dry_run}, value, None, None
+    # Anything else (a new plaintext ID in a dry run, a secret created meanwhile): the full path.
     record = external_ids.ensure_external_id(
         secrets, name=name, cluster_id=request.cluster_id, provided=request.external_id, dry_run=ctx.dry_run
     )
     if request.external_id:
-        return record, request.external_id
+        return record, request.external_id, None, None
     arn, value = _stored_external_id(request, ctx)
-    return {**record, "secretArn": arn}, value
+    return {**record, "secretArn": arn}, value, None, None
+
+
+def _expected(request: ClusterRequest, ctx: StepContext, known: dict[str, Any], value: str | None, why: str) -> str:
+    """`value`, if it is the ID preflight planned to grant."""
+    expected = known.get("fingerprint")
+    if value is None or (expected and not ctx.fingerprints.matches(expected, value)):
+        raise ExternalIdSecretMismatch(
+            request.cluster_id, external_ids.secret_name(ctx.secret_prefix, request.cluster_id), why
+        )
+    return value
+
+
+def _promote(
+    request: ClusterRequest,
+    ctx: StepContext,
+    versions: tuple[str, str | None],
+    iam: Any,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    record: dict[str, Any],
+) -> dict[str, Any]:
+    """The staged ID becomes the cluster's, now that the grant is written; all or nothing.
+
+    If the secret cannot follow, the grant is put back (this step's record never reaches
+    Compensate when it fails); if even that fails, UndoIncomplete carries the trust record.
+    """
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    try:
+        return staged_ids.promote(ctx.sessions.local_client("secretsmanager"), name, versions[0], versions[1])
+    except AtcXaccountError as failure:
+        if record["action"] == "unchanged":
+            raise
+        s3 = request.s3_account_id
+        try:
+            iam_ops.write_trust_policy(
+                iam,
+                s3,
+                role_name=request.access_role_name,
+                before=after,
+                after=before,
+                fingerprints=ctx.fingerprints,
+                patient=True,
+            )
+        except AtcXaccountError as undo:
+            what = f"the trust policy of {request.access_role_name} in {s3} keeps this step's grant"
+            raise UndoIncomplete(
+                f"{failure}; putting the trust policy back failed too: {undo}",
+                [{"change": "trust", "what": what, **record}],
+                account=s3,
+            ) from failure
+        raise
 
 
 def _replaced_external_id(
-    request: ClusterRequest, ctx: StepContext, trust: dict[str, Any], principal: str, current: str
+    request: ClusterRequest,
+    ctx: StepContext,
+    trust: dict[str, Any],
+    principal: str,
+    current: str,
+    replaced: str | None = None,
 ) -> str | None:
-    """The cluster's previous external ID (the secret's AWSPREVIOUS) while it is still granted.
+    """The ID the new one replaces (`replaced`, else the secret's AWSPREVIOUS) while it is granted.
 
     An event that gives a cluster a new `externalId` replaces the old one: the old ID must
     stop opening the role, in the same write that adds the new one.
     """
-    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
-    previous = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
+    if replaced is None:
+        name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+        found = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPREVIOUS")
+        replaced = found[1] if found else None
+    previous = (None, replaced) if replaced else None
     if previous is None or previous[1] == current or previous[1] not in grant_external_ids(trust, principal):
         return None
     targets = Targets.of(request, ctx.partition)
@@ -253,7 +344,8 @@ def _replaced_external_id(
         request.cluster_manager_account_id,
         node_role_arn=targets.node_role_arn,
         access_role_arn=targets.access_role_arn,
-        external_id_fingerprint=fingerprint(previous[1]),
+        external_id=previous[1],
+        fingerprints=ctx.fingerprints,
         excluding=request.cluster_id,
     ):
         return None  # another registered cluster still opens the role with it

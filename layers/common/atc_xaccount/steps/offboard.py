@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount import external_ids, iam_ops, provenance, registry
 from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
-from atc_xaccount.errors import OwnedStatementModified, RegistrationMismatch
+from atc_xaccount.errors import OwnedStatementModified, PrerequisiteMissing, RegistrationMismatch
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.checks import guard_assume_policy, guard_trust, owned_statements, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, remove_trust_grant
@@ -24,9 +23,15 @@ from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, re
 NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets")
 
 
-def load_registration(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
-    """The registered request (names as registered), or `nothingToDo` when none is active."""
+def load_registration(request: ClusterRequest, ctx: StepContext, *, require_ready: bool = False) -> dict[str, Any]:
+    """The registered request (names as registered), or `nothingToDo` when none is active.
+
+    `require_ready` (a rotation): only a cluster whose access exists (READY) qualifies.
+    """
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
+    if require_ready and (entry is None or entry.get("state") != registry.READY):
+        state = entry.get("state") if entry else "not registered"
+        raise PrerequisiteMissing(f"READY registration (it is {state})", request.cluster_id, "automation")
     if entry is None or entry.get("state") == registry.REVOKED:
         reason = "never registered" if entry is None else "already deregistered"
         return {"request": request.to_dict(), "nothingToDo": True, "reason": reason}
@@ -100,15 +105,22 @@ def revoke_trust(
         # Only IDs of a statement we wrote are ever removed; an edited one is a human's call.
         raise OwnedStatementModified(s3, resource, grant_sid(targets.node_role_arn), problems)
     granted = grant_external_ids(before, targets.node_role_arn)
-    mine = {i for i in granted if fingerprint(i) in own} | ({stored[1]} if stored else set())
-    removing = sorted(i for i in mine if fingerprint(i) not in shared)
+    fps = ctx.fingerprints
+    mine = {i for i in granted if any(fps.matches(f, i) for f in own)} | ({stored[1]} if stored else set())
+    removing = sorted(i for i in mine if not any(fps.matches(f, i) for f in shared))
     after = before
     with owned_statements(s3, resource):
         for external_id in removing:
             after, _ = remove_trust_grant(after, targets.node_role_arn, external_id)
     guard_trust(before, after, targets.node_role_arn, set(), s3, request.access_role_name)
     record = iam_ops.write_trust_policy(
-        iam, s3, role_name=request.access_role_name, before=before, after=after, dry_run=ctx.dry_run
+        iam,
+        s3,
+        role_name=request.access_role_name,
+        before=before,
+        after=after,
+        fingerprints=fps,
+        dry_run=ctx.dry_run,
     )
     kept = len(mine) - len(removing)
     return {
@@ -121,7 +133,7 @@ def revoke_trust(
 def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     """Remove the access role from the assume policy unless another cluster needs it.
 
-    The policy's lock item says what it was before atc-xaccount (`registry.provenance_of`):
+    The policy's lock item says what it was before atc-xaccount (`provenance.provenance_of`):
     an access role it already allowed stays; an attachment it already had stays, one we
     made goes with the last cluster of that node role; the policy is deleted only when we
     created it and nothing is left in it. A policy from before provenance was kept is
@@ -137,10 +149,10 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
-    dynamodb, key = ctx.sessions.local_client("dynamodb"), registry.provenance_key(cm, request.assume_policy_name)
-    known = registry.read_provenance(dynamodb, ctx.registry_table, key)
-    created = known.get(registry.CREATED_BY_US)
-    was_attached = known.get(registry.attached_before(request.node_role_name))
+    dynamodb, key = ctx.sessions.local_client("dynamodb"), provenance.provenance_key(cm, request.assume_policy_name)
+    known = provenance.read_provenance(dynamodb, ctx.registry_table, key)
+    created = known.get(provenance.CREATED_BY_US)
+    was_attached = known.get(provenance.attached_before(request.node_role_name))
     record, delete = _remove_resource(request, ctx, iam, current, known, created)
     node_users = [o["clusterId"] for o in others if o.get("nodeRoleArn") == targets.node_role_arn]
     detach = not node_users and (was_attached is False or (was_attached is None and delete))
@@ -150,9 +162,9 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             iam, cm, role_name=request.node_role_name, policy_arn=targets.assume_policy_arn, dry_run=ctx.dry_run
         )
         record = {**record, "detached": detached["action"] == "detached"}
-    forget = [registry.resource_before(targets.access_role_arn)]
+    forget = [provenance.resource_before(targets.access_role_arn)]
     if not node_users:
-        forget.append(registry.attached_before(request.node_role_name))
+        forget.append(provenance.attached_before(request.node_role_name))
     if delete:
         still_attached = current.attachment_count - (1 if detached and detached["action"] == "detached" else 0)
         if still_attached > 0:
@@ -165,7 +177,7 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             forget = sorted(known)
     if not ctx.dry_run and known:
         everything = set(forget) >= set(known)
-        registry.forget_provenance(
+        provenance.forget_provenance(
             dynamodb, ctx.registry_table, key, [a for a in forget if a in known], everything=everything
         )
     return record
@@ -183,7 +195,7 @@ def _remove_resource(
     cm = request.cluster_manager_account_id
     targets = Targets.of(request, ctx.partition)
     unchanged = {"action": "unchanged", "applied": not ctx.dry_run}
-    if known.get(registry.resource_before(targets.access_role_arn)):
+    if known.get(provenance.resource_before(targets.access_role_arn)):
         return {**unchanged, "reason": "the policy allowed the access role before atc-xaccount"}, False
     with owned_statements(cm, f"policy {request.assume_policy_name}"):
         desired, changed = remove_assume_policy_resource(current.document, targets.access_role_arn)

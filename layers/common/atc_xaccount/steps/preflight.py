@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry, staged_ids
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
-from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, VerificationFailed
+from atc_xaccount.errors import AwsOperationFailed, ExternalIdSecretMismatch, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
@@ -93,6 +93,7 @@ def preflight(
     s3_iam, access_role, bucket_checks, chain_inputs = s3_result
     chain_inputs["node"] = node_inputs
     replacing = stored_id is not None and secret_changes
+    _check_registered_id(request, ctx, entry, stored_id)
     if not all(c["ok"] for c in bucket_checks):
         # The access policy is the S3 account's, not ours to widen: refuse before any write.
         raise VerificationFailed(s3, [c for c in bucket_checks if not c["ok"]])
@@ -175,7 +176,16 @@ def preflight(
         "plan": {
             "policy": _policy_plan(policy),
             "attachNeeded": attach_needed,
-            "externalId": {"stored": secret_arn is not None, "replacing": replacing},
+            "externalId": {
+                "stored": secret_arn is not None,
+                "replacing": replacing,
+                # The staged ID MergeTrust grants, then promotes (`staged_ids`).
+                "requested": bool(request.requested_fingerprint) and replacing,
+                # What MergeTrust must find in the secret (None: it generates the ID itself).
+                "fingerprint": None
+                if secret_changes and not request.requested_fingerprint and not request.external_id
+                else ctx.fingerprints.of(external_id),
+            },
         },
     }
     # The documents as they will be once the changes are made (as they are, when none are
@@ -208,6 +218,25 @@ def preflight(
         if taken is not None:
             result["locked"], result["locks"] = True, taken
     return result
+
+
+def _check_registered_id(
+    request: ClusterRequest, ctx: StepContext, entry: dict[str, Any] | None, stored: str | None
+) -> None:
+    """The stored ID must be the one whose fingerprint the registry recorded (READY clusters).
+
+    A secret overwritten by hand (or by anyone who may write it) is never granted: it would
+    widen the trust beside the registered ID and move the registry to it.
+    """
+    recorded = (entry or {}).get("externalIdFingerprint")
+    if stored is None or not recorded or (entry or {}).get("state") != registry.READY:
+        return
+    if not ctx.fingerprints.matches(recorded, stored):
+        raise ExternalIdSecretMismatch(
+            request.cluster_id,
+            external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+            "its fingerprint differs from the registry's",
+        )
 
 
 def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
@@ -267,10 +296,26 @@ def external_id_for_sizing(request: ClusterRequest, ctx: StepContext) -> tuple[s
 
 
 def _sizing(request: ClusterRequest, ctx: StepContext) -> tuple[str, bool, str | None, str | None]:
-    """`external_id_for_sizing` plus the stored ID (the one a new `externalId` replaces)."""
+    """`external_id_for_sizing` plus the stored ID (the one a new `externalId` replaces).
+
+    A request whose event gave an ID carries its fingerprint (`staged_ids`): the ID is the
+    secret's current one already, or its staged version, which must be that very ID.
+    """
     secrets = ctx.sessions.local_client("secretsmanager")
-    stored = external_ids.read_external_id(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id))
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    stored = external_ids.read_external_id(secrets, name)
     arn, value = (stored[0], stored[1]) if stored else (None, None)
+    if request.requested_fingerprint:
+        fps = ctx.fingerprints
+        if value is not None and fps.matches(request.requested_fingerprint, value):
+            # Staging created the secret with it (this execution's to undo), or it is the cluster's ID.
+            return (value, True, None, None) if request.requested_created else (value, False, arn, value)
+        staged = staged_ids.read_staged(secrets, name)
+        if staged is None or not fps.matches(request.requested_fingerprint, staged[1]):
+            raise ExternalIdSecretMismatch(
+                request.cluster_id, name, "the external ID the request gave is not the one staged in the secret"
+            )
+        return staged[1], True, arn, value
     if request.external_id:
         return request.external_id, value != request.external_id, arn, value
     if value is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, locks, registry
+from atc_xaccount import external_ids, locks, provenance, registry
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
 
@@ -68,11 +68,11 @@ def record(
 def _provenance(request: ClusterRequest, ctx: StepContext, changes: dict[str, Any] | None) -> list[dict[str, Any]]:
     """What the assume policy was before this onboarding, kept once for every cluster sharing it."""
     manager = (changes or {}).get("clusterManager") or {}
-    facts = registry.provenance_of(
+    facts = provenance.provenance_of(
         manager.get("assumePolicy"),
         manager.get("attach"),
         request.node_role_name,
         Targets.of(request, ctx.partition).access_role_arn,
     )
-    key = registry.provenance_key(request.cluster_manager_account_id, request.assume_policy_name)
-    return [registry.provenance_item(ctx.registry_table, key, facts)] if facts else []
+    key = provenance.provenance_key(request.cluster_manager_account_id, request.assume_policy_name)
+    return [provenance.provenance_item(ctx.registry_table, key, facts)] if facts else []

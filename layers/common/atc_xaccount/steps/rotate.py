@@ -1,110 +1,181 @@
-"""External ID rotation without downtime: new grant beside the old, then drop the old.
+"""External ID rotation, a workflow (`statemachine/rotate.asl.json`) with Secrets Manager's gates.
 
-`start` stores a new ID as the secret's AWSPENDING version and adds it to the node role's
-grant, so both IDs open the role while the operator updates the access key in Cluster
-Manager; `finish` removes the old ID and promotes the new one to AWSCURRENT.
+The rotation protocol of Secrets Manager, for an ID two accounts share:
+
+- `start` (createSecret + setSecret): a new ID as the secret's AWSPENDING version, granted
+  beside the current one, so both open the role while the operator updates the access key
+  in Cluster Manager. It runs under the locks the workflow took before (nothing is written
+  unlocked), is idempotent (a pending ID is reused) and leaves no pending ID when it fails.
+- `finish` (testSecret + finishSecret): proves with the trust evaluator that the pending ID
+  is admitted before it withdraws the current one — which stays when another cluster still
+  uses it — then makes the pending ID current and records its fingerprint.
+
+Each phase is one step, so a state between them (e.g. updating the access key through the
+Node API, then browsing through it) can be added without touching either.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from atc_xaccount import external_ids, iam_ops, locks, registry
-from atc_xaccount.aws_errors import aws_call, is_not_found, translate
-from atc_xaccount.errors import PrerequisiteMissing
+from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount.aws_errors import aws_call
+from atc_xaccount.documents import non_whitespace_size
+from atc_xaccount.errors import (
+    AtcXaccountError,
+    ExternalIdSecretMismatch,
+    PrerequisiteMissing,
+    UndoIncomplete,
+    VerificationFailed,
+)
+from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import fingerprint
-from atc_xaccount.steps.checks import guard_trust, owned_statements, trust_resource
+from atc_xaccount.steps.checks import check_trust_quota, guard_trust, owned_statements, trust_quota, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.converge import merge_trust
-from atc_xaccount.steps.locking import lock_keys
-from atc_xaccount.trust import remove_trust_grant
+from atc_xaccount.steps.verify import check
+from atc_xaccount.trust import merge_trust_grant, remove_trust_grant
 
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
 AUTOMATION_ACCOUNT = "automation"
 
 
-def registered_request(cluster_id: str, ctx: StepContext) -> tuple[ClusterRequest, dict[str, Any]]:
-    """The cluster's request as registered; only a READY cluster can rotate."""
-    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, cluster_id)
-    if entry is None or entry.get("state") != registry.READY:
-        raise PrerequisiteMissing("registered cluster", cluster_id, "automation")
-    # The registry keeps the request's own camelCase fields.
-    request = ClusterRequest.from_dict({k: entry.get(k) for k in registry.REQUEST_FIELDS} | {"externalId": None})
-    return request, entry
-
-
-def _version(secrets: Any, name: str, stage: str) -> tuple[str, str] | None:
-    """(version id, value) of the secret's version at `stage`, if any."""
-    try:
-        found = secrets.get_secret_value(SecretId=name, VersionStage=stage)
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
-    return found["VersionId"], found["SecretString"]
-
-
-def start(cluster_id: str, ctx: StepContext, owner: str) -> dict[str, Any]:
-    """Add a new external ID beside the current one; return it for the operator."""
-    request, _ = registered_request(cluster_id, ctx)
+def start(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Grant a new (pending) ID beside the current one; the result never holds an ID."""
     secrets = ctx.sessions.local_client("secretsmanager")
-    name = external_ids.secret_name(ctx.secret_prefix, cluster_id)
-    pending = _version(secrets, name, PENDING)
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    current = _registered_current(request, ctx, secrets, name)
+    pending = external_ids.read_version(secrets, name, PENDING)
+    created = None
     if pending is None:
-        new_id = generate_external_id()
         with aws_call("secretsmanager:PutSecretValue", AUTOMATION_ACCOUNT):
-            secrets.put_secret_value(SecretId=name, SecretString=new_id, VersionStages=[PENDING])
-    else:
-        new_id = pending[1]
-    dynamodb = ctx.sessions.local_client("dynamodb")
-    locks.acquire(dynamodb, ctx.locks_table, lock_keys(request), owner)
+            put = secrets.put_secret_value(SecretId=name, SecretString=generate_external_id(), VersionStages=[PENDING])
+        created = put["VersionId"]
+        pending = external_ids.read_version(secrets, name, PENDING)
+        if pending is None:
+            raise PrerequisiteMissing("pending external ID", name, AUTOMATION_ACCOUNT)
     try:
-        trust = merge_trust(request, ctx, new_id)
-    finally:
-        locks.release(dynamodb, ctx.locks_table, lock_keys(request), owner)
+        trust = _grant_pending(request, ctx, current[1], pending[1])
+    except AtcXaccountError:
+        if created is not None:  # leave no pending ID behind: a later start begins afresh
+            _withdraw_pending(secrets, name, created)
+        raise
     return {
-        "clusterId": cluster_id,
-        "roleArn": Targets.of(request, ctx.partition).access_role_arn,
-        "newExternalId": new_id,
+        "clusterId": request.cluster_id,
+        "phase": "start",
         "secretName": name,
+        "pendingVersionId": pending[0],
+        "pendingCreated": created is not None,
         "trust": trust["action"],
-        "next": "update the access key in Cluster Manager with the new external ID, then finish the rotation",
+        "next": "update the access key in Cluster Manager with the pending external ID, then finish the rotation",
     }
 
 
-def finish(cluster_id: str, ctx: StepContext, owner: str) -> dict[str, Any]:
-    """Remove the old ID from the grant and make the new one current."""
-    request, _ = registered_request(cluster_id, ctx)
+def finish(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
+    """Prove the pending ID opens the role, withdraw the current one, make the pending current."""
     secrets = ctx.sessions.local_client("secretsmanager")
-    name = external_ids.secret_name(ctx.secret_prefix, cluster_id)
-    pending, current = _version(secrets, name, PENDING), _version(secrets, name, CURRENT)
-    if pending is None or current is None:
-        raise PrerequisiteMissing("pending external ID (start the rotation first)", name, "automation")
-    targets = Targets.of(request, ctx.partition)
-    s3 = request.s3_account_id
-    iam = ctx.sessions.client("iam", s3)
     dynamodb = ctx.sessions.local_client("dynamodb")
-    locks.acquire(dynamodb, ctx.locks_table, lock_keys(request), owner)
-    try:
-        role = iam_ops.get_role(iam, s3, request.access_role_name)
-        if role is None:
-            raise PrerequisiteMissing("role", request.access_role_name, s3)
-        before = role["AssumeRolePolicyDocument"]
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    current = _registered_current(request, ctx, secrets, name)
+    pending = external_ids.read_version(secrets, name, PENDING)
+    if pending is None:
+        raise PrerequisiteMissing("pending external ID (start the rotation first)", name, AUTOMATION_ACCOUNT)
+    s3 = request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+    iam = ctx.sessions.client("iam", s3)
+    before = _trust(iam, request)
+    admitted = evaluate_trust(before, targets.node_role_arn, pending[1])
+    if not admitted.allowed:
+        # testSecret: nothing is withdrawn unless the new ID is known to work.
+        raise VerificationFailed(
+            s3, [check("trust admits the node role with the pending external ID", False, admitted.reason)]
+        )
+    users = registry.external_id_users(
+        dynamodb,
+        ctx.registry_table,
+        request.cluster_manager_account_id,
+        node_role_arn=targets.node_role_arn,
+        access_role_arn=targets.access_role_arn,
+        external_id=current[1],
+        fingerprints=ctx.fingerprints,
+        excluding=request.cluster_id,
+    )
+    after = before
+    if not users:
         with owned_statements(s3, trust_resource(request.access_role_name)):
             after, _ = remove_trust_grant(before, targets.node_role_arn, current[1])
         guard_trust(before, after, targets.node_role_arn, set(), s3, request.access_role_name)
-        trust = iam_ops.write_trust_policy(iam, s3, role_name=request.access_role_name, before=before, after=after)
-    finally:
-        locks.release(dynamodb, ctx.locks_table, lock_keys(request), owner)
+    trust = iam_ops.write_trust_policy(
+        iam, s3, role_name=request.access_role_name, before=before, after=after, fingerprints=ctx.fingerprints
+    )
     with aws_call("secretsmanager:UpdateSecretVersionStage", AUTOMATION_ACCOUNT):
         secrets.update_secret_version_stage(
             SecretId=name, VersionStage=CURRENT, MoveToVersionId=pending[0], RemoveFromVersionId=current[0]
         )
         secrets.update_secret_version_stage(SecretId=name, VersionStage=PENDING, RemoveFromVersionId=pending[0])
-    entry = registry.get(dynamodb, ctx.registry_table, cluster_id) or {}
-    registry.put(dynamodb, ctx.registry_table, {**entry, "externalIdFingerprint": fingerprint(pending[1])})
-    return {"clusterId": cluster_id, "trust": trust["action"], "secretName": name, "rotated": True}
+    entry = registry.get(dynamodb, ctx.registry_table, request.cluster_id) or {}
+    registry.put(dynamodb, ctx.registry_table, {**entry, "externalIdFingerprint": ctx.fingerprints.of(pending[1])})
+    return {
+        "clusterId": request.cluster_id,
+        "phase": "finish",
+        "secretName": name,
+        "trust": trust["action"],
+        "rotated": True,
+        **({"previousKeptFor": users} if users else {}),
+    }
+
+
+def _registered_current(request: ClusterRequest, ctx: StepContext, secrets: Any, name: str) -> tuple[str, str]:
+    """(version, ID) of the secret's current version, which must be the ID the registry recorded."""
+    current = external_ids.read_version(secrets, name, CURRENT)
+    if current is None:
+        raise PrerequisiteMissing("secret", name, AUTOMATION_ACCOUNT)
+    entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id) or {}
+    recorded = entry.get("externalIdFingerprint")
+    if recorded and not ctx.fingerprints.matches(recorded, current[1]):
+        raise ExternalIdSecretMismatch(request.cluster_id, name, "its fingerprint differs from the registry's")
+    return current
+
+
+def _trust(iam: Any, request: ClusterRequest) -> dict[str, Any]:
+    role = iam_ops.get_role(iam, request.s3_account_id, request.access_role_name)
+    if role is None:
+        raise PrerequisiteMissing("role", request.access_role_name, request.s3_account_id)
+    return dict(role["AssumeRolePolicyDocument"])
+
+
+def _grant_pending(request: ClusterRequest, ctx: StepContext, current: str, pending: str) -> dict[str, Any]:
+    """setSecret: the pending ID joins the grant (the current one stays); proven before returning."""
+    s3 = request.s3_account_id
+    targets = Targets.of(request, ctx.partition)
+    iam = ctx.sessions.client("iam", s3)
+    before = _trust(iam, request)
+    with owned_statements(s3, trust_resource(request.access_role_name)):
+        after, changed = merge_trust_grant(before, targets.node_role_arn, pending)
+    if changed:
+        guard_trust(
+            before, after, targets.node_role_arn, {(targets.node_role_arn, pending)}, s3, request.access_role_name
+        )
+        check_trust_quota(after, trust_quota(iam, s3, non_whitespace_size(after)), request.access_role_name, s3)
+    for external_id, what in ((pending, "pending"), (current, "current")):
+        decision = evaluate_trust(after, targets.node_role_arn, external_id)
+        if not decision.allowed:
+            raise VerificationFailed(
+                s3, [check(f"trust admits the node role with the {what} external ID", False, decision.reason)]
+            )
+    record = iam_ops.write_trust_policy(
+        iam, s3, role_name=request.access_role_name, before=before, after=after, fingerprints=ctx.fingerprints
+    )
+    return record
+
+
+def _withdraw_pending(secrets: Any, name: str, version: str) -> None:
+    """Take AWSPENDING off the version this start created (the value is then never granted)."""
+    try:
+        with aws_call("secretsmanager:UpdateSecretVersionStage", AUTOMATION_ACCOUNT):
+            secrets.update_secret_version_stage(SecretId=name, VersionStage=PENDING, RemoveFromVersionId=version)
+    except AtcXaccountError as exc:
+        raise UndoIncomplete(
+            f"the pending external ID of {name} could not be withdrawn: {exc}",
+            [{"change": "pendingExternalId", "what": f"{name} keeps an AWSPENDING version", "secretName": name}],
+        ) from exc

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from atc_xaccount import external_ids
-from atc_xaccount.errors import VerificationFailed
+from atc_xaccount.errors import ExternalIdSecretMismatch, VerificationFailed
 from atc_xaccount.evaluate import evaluate_identity, evaluate_trust
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.redact import fingerprint, reveal
 from atc_xaccount.steps.access_chain import chain_checks
 from atc_xaccount.steps.context import StepContext, Targets
 
@@ -39,10 +38,13 @@ def verify(
     secret_arn, external_id = external_ids.require_external_id(
         ctx.sessions.local_client("secretsmanager"), external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
     )
-    if fingerprint(external_id) != fp:
-        detail = "the cluster's secret holds another external ID than the one the trust step granted"
-        raise VerificationFailed(request.s3_account_id, [check("the granted external ID is stored", False, detail)])
-    accepted_trust = reveal(trust["after"], external_id)
+    if not ctx.fingerprints.matches(fp, external_id):
+        raise ExternalIdSecretMismatch(
+            request.cluster_id,
+            external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
+            "the secret changed after the trust step granted the cluster's ID",
+        )
+    accepted_trust = ctx.fingerprints.reveal(trust["after"], external_id)
     chain = chain_checks(
         request,
         ctx,
@@ -112,7 +114,7 @@ def verification(
         "nodeRoleArn": targets.node_role_arn,
         "externalIdSecret": external_ids.secret_name(ctx.secret_prefix, request.cluster_id),
         "externalIdSecretArn": secret_arn,
-        "externalIdFingerprint": fingerprint(external_id),
+        "externalIdFingerprint": ctx.fingerprints.of(external_id),
     }
 
 
