@@ -411,9 +411,10 @@ class Emulator:
             input=json.dumps(event),
         )["executionArn"]
 
-    def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
-        """Poll the execution; call `on_state(StateRun)` as each state completes."""
-        return follow_execution(self.client("stepfunctions"), arn, on_state=on_state, timeout=timeout, poll=0.02)
+    def follow(self, arn: str, on_state: Any = None, timeout: float = 600, on_progress: Any = None) -> ExecutionResult:
+        """Poll the execution; call `on_state(StateRun)` as each state completes, `on_progress` while one waits."""
+        sfn = self.client("stepfunctions")
+        return follow_execution(sfn, arn, on_state=on_state, on_progress=on_progress, timeout=timeout, poll=0.02)
 
     def published_events(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")
