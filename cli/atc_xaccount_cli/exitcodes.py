@@ -26,5 +26,5 @@ MEANING: dict[Exit, str] = {
     Exit.DRIFT: "`audit`: the audit ran and found drift (each drifted cluster is listed)",
     Exit.ROWS: "`register --from-file` / `local run --from-file`: the bulk run finished, but some rows "
     "were rejected or failed (each is listed with its line)",
-    Exit.PIPE: "the reader of the output went away (e.g. `| head`): the command stops quietly",
+    Exit.PIPE: "the reader of the output went away (piped into `head`, say): the command stops quietly",
 }

@@ -7,6 +7,7 @@ traceback; with `--json` the same error is also printed as a JSON object on stdo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
@@ -70,6 +71,16 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     app = App(stream)
     try:
+        if stream is sys.stdout:
+            return _run(app, args)
+        with contextlib.redirect_stdout(stream):  # --help and --version print with click.echo
+            return _run(app, args)
+    except BrokenPipeError:
+        return _output_closed(stream)
+
+
+def _run(app: App, args: list[str]) -> int:
+    try:
         with cli.make_context(PROG, args, obj=app) as ctx:
             code = cli.invoke(ctx)
         return int(code) if code is not None else Exit.OK
@@ -86,8 +97,6 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             app.print_json({"error": type(exc).__name__, "message": str(exc)})
         print(f"{PROG}: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except BrokenPipeError:
-        return _output_closed(stream)
 
 
 def _output_closed(stream: TextIO) -> int:

@@ -103,7 +103,7 @@ def local_options(f: F) -> F:
     f = click.option(
         "--verbose",
         is_flag=True,
-        help="Also list each step's AWS calls, and show the steps' Powertools logs (DEBUG) and moto's on stderr.",
+        help="Also list each step's AWS calls in the report, and let moto's log messages through (stderr).",
     )(f)
     f = click.option(
         "--param", "params", multiple=True, metavar="Name=Value", help="Override a template.yaml parameter."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -53,7 +54,16 @@ def rerun(sample_run, tmp_path_factory) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def invalid_run() -> tuple[int, dict[str, Any]]:
-    return cli_json(INVALID_EVENT, "--world", SAMPLE_WORLD)
+    """Run in a shell that still exports `local serve`'s endpoint (gone): the emulator is in-process."""
+    saved = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    try:
+        return cli_json(INVALID_EVENT, "--world", SAMPLE_WORLD)
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +148,7 @@ def test_human_report_proves_access_line_by_line(human_report):
     assert len(claims) >= 5
     assert all(line.startswith("  ok ") for line in claims), claims
     assert "access works end to end" in text
+    assert "(ok)" not in text, "a proof line that is ok does not say so twice"
 
 
 # --- usage errors: exit 2, a message naming the problem, no traceback ------------------

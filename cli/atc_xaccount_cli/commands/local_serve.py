@@ -39,14 +39,17 @@ def _free(host: str, port: int) -> None:
 def wait_for_stop(stop: threading.Event | None = None) -> None:
     """Block until Ctrl-C or SIGTERM (or `stop`, for callers in-process)."""
     stop = stop or threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        stop.wait()
+        return
+    # SIGINT too: a shell starts a background job with SIGINT ignored, which Python inherits.
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stop.wait(0.2):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @click.command("serve")

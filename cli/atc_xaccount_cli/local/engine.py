@@ -124,6 +124,8 @@ class Emulator:
             self._set_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": port})
             self._stack.enter_context(patch.dict(default_user_config, config))
         else:
+            # A shell that exported `local serve`'s endpoint must not send this emulator's calls there.
+            self._saved_env.setdefault("AWS_ENDPOINT_URL", os.environ.pop("AWS_ENDPOINT_URL", None))
             self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())

@@ -14,6 +14,7 @@ report as unavailable — not a 500 page retried three times.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import warnings
@@ -95,6 +96,8 @@ def serving(
     verbose: bool = False,
 ) -> Iterator[Serving]:
     """Start the server, deploy and seed, publish the stack; stop everything on exit."""
+    if not verbose:  # one log line per request otherwise
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = Server(ip_address=host, port=port, verbose=False)
     server.start()
     try:
