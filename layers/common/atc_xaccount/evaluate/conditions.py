@@ -21,8 +21,15 @@ from typing import Any
 from atc_xaccount.documents import as_list
 
 Tri = bool | None
-#: The request's condition keys, lower-cased, each with its values.
-Context = dict[str, list[str]]
+
+
+class Context(dict[str, list[str]]):
+    """The request's condition keys, lower-cased, each with its values; `multivalued` are the
+    keys given as a list (`aws:CalledVia`, `aws:TagKeys`, ...), which need ForAnyValue/ForAllValues."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.multivalued: set[str] = set()
 
 
 class Undecidable(ValueError):
@@ -153,6 +160,10 @@ def condition_matches(condition: object, ctx: Context, absent: frozenset[str] | 
             if name not in ctx and absent is not None and name not in absent:
                 unknown.append(f"{operator} {key}: the request's own value of {key} decides it")
                 continue
+            if name in ctx.multivalued and prefix is None and base != "Null":
+                # IAM: "multivalued context keys require a condition set operator"; without one, undefined.
+                unknown.append(f"{operator} {key}: {key} is multivalued, and IAM needs ForAnyValue or ForAllValues")
+                continue
             if not key_matches(prefix, base, if_exists, wanted, ctx.get(name)):
                 return False, []
     return (None, unknown) if unknown else (True, [])
@@ -178,10 +189,13 @@ def resource_matches(stmt: dict[str, Any], resource: str) -> Tri:
 
 def context_of(base: Mapping[str, object], extra: Mapping[str, object] | None) -> Context:
     """Lower-cased keys (IAM key names are case-insensitive); a None value removes a key."""
-    ctx: Context = {}
+    ctx = Context()
     for key, value in [*base.items(), *(extra or {}).items()]:
-        if value is None:
-            ctx.pop(key.lower(), None)
-        else:
-            ctx[key.lower()] = as_strings(value)
+        name = key.lower()
+        ctx.pop(name, None)
+        ctx.multivalued.discard(name)
+        if value is not None:
+            ctx[name] = as_strings(value)
+            if isinstance(value, (list, tuple)):
+                ctx.multivalued.add(name)
     return ctx
