@@ -54,7 +54,7 @@ def cli() -> None:
     """
 
 
-@cli.group("local")
+@cli.group("local", short_help="The same workflows on the embedded emulator (no AWS account).")
 def local() -> None:
     """Run the real workflows on the embedded emulator (no AWS account, no Docker)."""
 

@@ -345,7 +345,8 @@ def read_audited(f: Fields) -> Audited:
 
 
 def read_bulked(f: Fields) -> Bulked:
-    counts = {str(k): int(v) for k, v in (f.opt_obj("counts").data if f.opt_obj("counts") else {}).items()}
+    found = f.opt_obj("counts")
+    counts = {str(k): int(v) for k, v in (found.data if found else {}).items()}
     problems = [
         BulkRow(p.number("line"), p.text("status"), p.opt_text("clusterId"), p.opt_text("cause"))
         for p in f.objs("problems")

@@ -340,3 +340,27 @@ def test_access_analyzer_answers_unavailable_over_http(server, tmp_path, monkeyp
     assert set(body["preflight"]["accessAnalyzer"].values()) == {
         "unavailable: IAM Access Analyzer is not available here (offline lint only)"
     }
+
+
+def test_an_event_put_on_the_bus_starts_its_state_machine_as_eventbridge_does(server, tmp_path):
+    """`register --via events` on `local serve`: the template's rule delivers the whole event to the
+    onboarding, under a name EventBridge chooses (a fresh one per delivery: a registration after
+    a deregistration through the bus is never taken for a duplicate). The event's `account` is
+    the sender's, as EventBridge sets it: here the automation account's own credentials."""
+    import time
+
+    code, _ = cli("register", event_file(tmp_path, "bused"), "--via", "events", "--json")
+    assert code == 0
+    sfn = boto3.client("stepfunctions")
+    arn = server.state_machine_arns["OnboardStateMachine"]
+    deadline, delivered = time.monotonic() + 120, None
+    while delivered is None and time.monotonic() < deadline:
+        for execution in sfn.list_executions(stateMachineArn=arn)["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if '"bused"' in described["input"] and described["status"] != "RUNNING":
+                delivered = described
+        time.sleep(0.2)
+    assert delivered is not None, "the rule started no execution"
+    event = json.loads(delivered["input"])
+    assert event["detail-type"] == "Cluster Registered" and event["account"] == AUTOMATION_ACCOUNT
+    assert not delivered["name"].startswith("register-"), "EventBridge's name, not the CLI's"

@@ -66,9 +66,13 @@ def invalid_run() -> tuple[int, dict[str, Any]]:
             os.environ["AWS_ENDPOINT_URL"] = saved
 
 
+#: PublishReady's first putEvents fails: the ASL's own retrier waits (up to 1 s) and succeeds.
+PUBLISH_FAULT = "PublishReady/events:PutEvents=fail:1:1"
+
+
 @pytest.fixture(scope="module")
 def human_report() -> tuple[int, str]:
-    return cli("local", "run", SAMPLE_EVENT, "--world", SAMPLE_WORLD)
+    return cli("local", "run", SAMPLE_EVENT, "--world", SAMPLE_WORLD, "--faults", PUBLISH_FAULT)
 
 
 # --- --json ----------------------------------------------------------------------------
@@ -138,6 +142,16 @@ def test_human_report_shows_states_result_and_what_to_type(human_report, sample_
     assert re.search(rf"Role ARN\s+{re.escape(ACCESS_ARN)}$", text, re.MULTILINE)
     external_id = re.search(r"External ID\s+(\S+)$", text, re.MULTILINE)
     assert external_id and re.fullmatch(r"[A-Za-z0-9]{32,}", external_id.group(1))
+
+
+def test_human_report_says_while_a_state_waits_for_its_retry_and_that_it_was_retried(human_report):
+    _, text = human_report
+
+    waiting = re.search(r"^  \.\.\.\s+PublishReady retrying \(1/\d+\) in up to 1 s after \S+$", text, re.MULTILINE)
+    assert waiting, text
+    done = re.search(r"^  ok\s+PublishReady\s+[\d.]+ ms  retried ×1$", text, re.MULTILINE)  # noqa: RUF001
+    assert done, "a retried-then-successful state is ok, not FAIL"
+    assert text.index(waiting.group(0)) < text.index(done.group(0))
 
 
 def test_human_report_proves_access_line_by_line(human_report):

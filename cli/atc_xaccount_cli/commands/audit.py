@@ -13,10 +13,10 @@ from atc_xaccount_cli.render.execution import render_run
 from atc_xaccount_cli.results import read_run
 
 
-@click.command("audit")
+@click.command("audit", short_help="Run the drift audit now and follow it.")
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, **connection: Any) -> int:
+def command(ctx: click.Context, /, **connection: Any) -> int:
     """Run the drift audit over every registered cluster now (the schedule runs it too).
 
     Exit 4 when it found drift, 1 when it could not check a cluster.

@@ -14,11 +14,11 @@ from atc_xaccount_cli.render.doctor import render_doctor
 from atc_xaccount_cli.results_ops import read_doctored
 
 
-@click.command("doctor")
+@click.command("doctor", short_help="Check every link of a cluster's access chain.")
 @doctor_options
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, cluster_id: str | None, event: Path | None, **options: Any) -> int:
+def command(ctx: click.Context, /, cluster_id: str | None, event: Path | None, **options: Any) -> int:
     """Evaluate every link an access key needs, read only, through the automation roles.
 
     Exit 0 every link ok, 1 something broken, 3 only undecidable links left.

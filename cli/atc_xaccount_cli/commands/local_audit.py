@@ -14,7 +14,7 @@ from atc_xaccount_cli.results import Audited
 from atc_xaccount_cli.results_local import LocalRun, read_local
 
 
-@click.command("audit")
+@click.command("audit", short_help="Run the drift audit over the world's registry.")
 @click.option("--repair", is_flag=True, help="Re-run onboarding for drifted clusters (RepairDrift=true).")
 @local_options
 @click.pass_context

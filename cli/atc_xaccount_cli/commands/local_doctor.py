@@ -16,12 +16,13 @@ from atc_xaccount_cli.render.operator import render_refused
 from atc_xaccount_cli.results_ops import read_doctored, read_refused
 
 
-@click.command("doctor")
+@click.command("doctor", short_help="Check every link of a cluster's access chain.")
 @doctor_options
 @local_options
 @click.pass_context
 def command(
     ctx: click.Context,
+    /,
     cluster_id: str | None,
     event: Path | None,
     world: Path | None,

@@ -13,7 +13,7 @@ from atc_xaccount_cli.options import app, check_files, local_options, parameters
 from atc_xaccount_cli.paths import project_root
 from atc_xaccount_cli.render.local import banner, render_local, render_many
 from atc_xaccount_cli.results import Bulked
-from atc_xaccount_cli.results_local import LocalRun, read_local
+from atc_xaccount_cli.results_local import LocalRun, ManyRuns, read_local
 
 FAULTS_HELP = (
     "Inject AWS errors into the steps' calls: [Step/]service:Operation=kind[:probability[:limit]], "
@@ -21,7 +21,7 @@ FAULTS_HELP = (
 )
 
 
-@click.command("run")
+@click.command("run", short_help="Run events through the real state machines.")
 @click.argument("event_files", nargs=-1, type=click.Path(path_type=Path), metavar="[EVENT_FILE]...")
 @click.option(
     "--from-file",
@@ -41,6 +41,7 @@ FAULTS_HELP = (
 @click.pass_context
 def command(
     ctx: click.Context,
+    /,
     event_files: tuple[Path, ...],
     from_file: Path | None,
     faults: tuple[str, ...],
@@ -104,7 +105,7 @@ def command(
         a.print_json(body)
     elif out is not None and isinstance(result, LocalRun):
         render_local(out, result, verbose=verbose)
-    elif out is not None:
+    elif out is not None and isinstance(result, ManyRuns):
         render_many(out, result)
     if not report.succeeded:
         return Exit.FAILED

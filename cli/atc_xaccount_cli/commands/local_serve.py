@@ -52,7 +52,7 @@ def wait_for_stop(stop: threading.Event | None = None) -> None:
             signal.signal(sig, handler)
 
 
-@click.command("serve")
+@click.command("serve", short_help="Serve the emulator as a local AWS endpoint.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="Port (0 picks a free one).")
 @click.option(
@@ -66,6 +66,7 @@ def wait_for_stop(stop: threading.Event | None = None) -> None:
 @click.pass_context
 def command(
     ctx: click.Context,
+    /,
     host: str,
     port: int,
     stack: str | None,

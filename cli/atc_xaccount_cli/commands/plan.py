@@ -15,11 +15,11 @@ from atc_xaccount_cli.render.operator import render_plan
 from atc_xaccount_cli.results_ops import read_plan
 
 
-@click.command("plan")
+@click.command("plan", short_help="What an onboarding would change (read only).")
 @click.argument("event_file", type=click.Path(path_type=Path), metavar="EVENT_FILE")
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, event_file: Path, **connection: Any) -> int:
+def command(ctx: click.Context, /, event_file: Path, **connection: Any) -> int:
     """What onboarding EVENT_FILE would change (read only): each change, or "up to date".
 
     A request preflight refuses (a missing role, a quota, a modified statement) is exit 1,

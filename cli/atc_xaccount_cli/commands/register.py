@@ -62,7 +62,7 @@ def start(
     return run_aws(a, "register" if kind == "onboard" else "deregister", connection, operation, render_execution)
 
 
-@click.command("register")
+@click.command("register", short_help="Onboard a cluster: start the workflow and follow it.")
 @click.argument("event_file", type=click.Path(path_type=Path), metavar="EVENT_FILE", required=False)
 @click.option(
     "--from-file",
@@ -72,7 +72,7 @@ def start(
 )
 @follow_options
 @click.pass_context
-def command(ctx: click.Context, event_file: Path | None, from_file: Path | None, **options: Any) -> int:
+def command(ctx: click.Context, /, event_file: Path | None, from_file: Path | None, **options: Any) -> int:
     """Onboard a cluster: start the workflow for EVENT_FILE (an EventBridge event or its detail) and follow it.
 
     The execution is named after the event and the cluster's registry generation: a

@@ -13,12 +13,12 @@ from atc_xaccount_cli.render.operator import render_rotation
 from atc_xaccount_cli.results_ops import read_rotation
 
 
-@click.command("rotate-external-id")
+@click.command("rotate-external-id", short_help="A new external ID beside the old (--finish: drop the old).")
 @click.argument("cluster_id", metavar="CLUSTER")
 @click.option("--finish", is_flag=True, help="Drop the old ID once Cluster Manager uses the new one.")
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, cluster_id: str, finish: bool, **connection: Any) -> int:
+def command(ctx: click.Context, /, cluster_id: str, finish: bool, **connection: Any) -> int:
     """Add a new external ID beside the old one (no downtime); after updating the access key in
     Cluster Manager, `--finish` removes the old one."""
     a = app(ctx, connection.pop("as_json"))

@@ -13,11 +13,11 @@ from atc_xaccount_cli.render.operator import render_shown
 from atc_xaccount_cli.results_ops import read_shown
 
 
-@click.command("show")
+@click.command("show", short_help="A cluster's registration, role ARN and external ID.")
 @click.argument("cluster_id", metavar="CLUSTER")
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, cluster_id: str, **connection: Any) -> int:
+def command(ctx: click.Context, /, cluster_id: str, **connection: Any) -> int:
     """Show a cluster: its state, the role ARN and the external ID to type into Cluster Manager.
 
     The external ID is read from its secret (with the operator's permission); exit 1 when

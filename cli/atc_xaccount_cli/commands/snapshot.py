@@ -17,14 +17,14 @@ from atc_xaccount_cli.render.operator import render_snapshot
 from atc_xaccount_cli.results_ops import read_snapshot
 
 
-@click.command("snapshot")
+@click.command("snapshot", short_help="Accounts' IAM state as a world file for local run.")
 @click.argument("accounts", nargs=-1, required=True, metavar="ACCOUNT...")
 @click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write the world here (default: stdout).")
 @click.option("--direct", is_flag=True, help="Use these credentials in each account, no assume-role.")
 @aws_options
 @click.pass_context
 def command(
-    ctx: click.Context, accounts: tuple[str, ...], out_file: Path | None, direct: bool, **connection: Any
+    ctx: click.Context, /, accounts: tuple[str, ...], out_file: Path | None, direct: bool, **connection: Any
 ) -> int:
     """Read the atc-* roles and policies of each ACCOUNT (12 digits) into a world file."""
     a = app(ctx, connection.pop("as_json"))

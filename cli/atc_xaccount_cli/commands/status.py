@@ -13,11 +13,11 @@ from atc_xaccount_cli.render.execution import render_run
 from atc_xaccount_cli.results import read_run
 
 
-@click.command("status")
+@click.command("status", short_help="An execution and its states.")
 @click.argument("execution")
 @aws_options
 @click.pass_context
-def command(ctx: click.Context, execution: str, **connection: Any) -> int:
+def command(ctx: click.Context, /, execution: str, **connection: Any) -> int:
     """Show an execution (its ARN, or the name `register` printed) with every state it went through."""
     a = app(ctx, connection.pop("as_json"))
     return run_aws(

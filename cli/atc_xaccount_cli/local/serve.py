@@ -6,9 +6,11 @@ seeded, and a CloudFormation stack whose outputs name what was deployed — so t
 commands find the deployment exactly as they find one `sam deploy` made, and run
 unchanged with nothing but the exported endpoint, region and credentials.
 
-Services moto lacks answer over HTTP as they answer in-process: IAM Access Analyzer is
-"not implemented" (HTTP 404, `UnknownOperationException`), which the steps and `plan`
-report as unavailable — not a 500 page retried three times.
+What an operator puts on the bus is delivered by the template's rules to their state
+machines (`bus.py`), as EventBridge does. Services moto lacks answer over HTTP as they
+answer in-process: IAM Access Analyzer is "not implemented" (HTTP 404,
+`UnknownOperationException`), which the steps and `plan` report as unavailable — not a
+500 page retried three times.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from atc_xaccount_cli.local import bus
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator
 
 #: Credential scope (service) -> the service's name: moto has no backend for these.
@@ -61,7 +64,7 @@ def missing_services(app: Wsgi) -> Wsgi:
     return middleware
 
 
-class Server(ThreadedMotoServer):
+class Server(ThreadedMotoServer):  # type: ignore[misc]
     """moto's threaded server with the missing services answered; port 0 picks a free one."""
 
     def _server_entry(self) -> None:
@@ -103,8 +106,12 @@ def serving(
     try:
         bound_host, bound_port = server.get_host_and_port()
         endpoint = f"http://{bound_host}:{bound_port}"
-        with Emulator(root, parameters=parameters, verbose=verbose, endpoint_url=endpoint) as emulator:
+        with (
+            bus.delivering(),
+            Emulator(root, parameters=parameters, verbose=verbose, endpoint_url=endpoint) as emulator,
+        ):
             emulator.seed(world)
+            bus.install_rules(emulator)
             publish_stack(emulator, stack)
             yield Serving(endpoint, REGION, stack, emulator)
     finally:
