@@ -107,6 +107,17 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class AccessKey:
+    """The access key onboarding created through the cluster's Node API (nothing to type then)."""
+
+    key_id: str
+    state: str
+    action: str
+    secret_name: str
+    url: str
+
+
+@dataclass(frozen=True)
 class Onboarded:
     cluster_id: str
     cluster_manager_account: str
@@ -118,6 +129,7 @@ class Onboarded:
     assume_policy_name: str
     analyzer: dict[str, str]
     undecidable: list[str]
+    access_key: AccessKey | None = None
 
 
 @dataclass(frozen=True)
@@ -274,7 +286,14 @@ def read_onboarded(f: Fields) -> Onboarded:
         assume_policy_name=request.text("assumePolicyName"),
         analyzer={str(k): str(v) for k, v in (analyzer.data if analyzer else {}).items()},
         undecidable=undecidable,
+        access_key=_access_key(f.opt_obj("accessKey")),
     )
+
+
+def _access_key(f: Fields | None) -> AccessKey | None:
+    if f is None:
+        return None
+    return AccessKey(f.text("id"), f.text("state"), f.text("action"), f.text("secretName"), f.text("url"))
 
 
 def read_revoked(f: Fields) -> Revoked:

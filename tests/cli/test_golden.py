@@ -59,6 +59,7 @@ def _local(out: Out, body: dict[str, Any], verbose: bool = False) -> None:
 RENDERERS: dict[str, Callable[[Out, dict[str, Any]], None]] = {
     "local-onboarded": _local,
     "local-onboarded-verbose": lambda out, body: _local(out, body, verbose=True),
+    "local-onboarded-access-key": _local,
     "local-revoked": _local,
     "local-failed": _local,
     "local-compensated": _local,
@@ -107,6 +108,12 @@ def test_a_deregistration_reports_each_change_and_no_traceback():
     assert "demo-cluster-1 is deregistered:" in text
     assert "formerPlacements  none" in text
     assert "1 grant(s) removed from the trust policy of atc-s3-access-keys in 222222222222" in text
+
+
+def test_an_access_key_made_through_the_node_api_leaves_nothing_to_type_and_no_external_id_shown():
+    text = rendered("local-onboarded-access-key")
+    assert "nothing to type" in text and "(external IDs redacted)" in text
+    assert "partner-7Qm2x9Lk" not in text, "not even a partner's external ID"
 
 
 def test_access_analyzer_unavailable_is_said_once():

@@ -73,11 +73,24 @@ def _onboarded(result: Onboarded, out: Out) -> None:
         for check in result.undecidable:
             out.line(f"  {check}")
     out.line()
+    if result.access_key is not None:
+        access_key_lines(out, result)
+        return
     out.line(f"{result.cluster_id} is onboarded. In the Cluster Manager web UI (Credentials > Assume Role),")
     out.line("create the access key with:")
     out.line(f"  Role ARN     {result.role_arn}")
     where = f"in Secrets Manager as {result.secret_name}" if result.secret_name else "in its secret"
     out.line(f"  External ID  {where}: `atc-xaccount show {result.cluster_id}` prints it")
+
+
+def access_key_lines(out: Out, result: Onboarded) -> None:
+    """The access key onboarding created itself, through the cluster's Node API."""
+    key = result.access_key
+    assert key is not None
+    out.line(f"The access key was created through the cluster's Node API ({key.url}): nothing to type.")
+    out.line(f"  Access key   {key.key_id} ({key.state}, {key.action}); its secret in {key.secret_name}")
+    out.line(f"  Role ARN     {result.role_arn}")
+    out.line(f"  External ID  in the key only; kept in Secrets Manager as {result.secret_name}")
 
 
 @outcome.register

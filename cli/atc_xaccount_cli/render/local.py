@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from atc_xaccount.redact import redact_external_ids
 from atc_xaccount_cli.local.calls import is_write
-from atc_xaccount_cli.render.execution import header, outcome
+from atc_xaccount_cli.render.execution import access_key_lines, header, outcome
 from atc_xaccount_cli.render.text import FAIL, OK, Out, analyzer_lines, calls_line
 from atc_xaccount_cli.results import Onboarded
 from atc_xaccount_cli.results_local import LocalRun, ManyRuns
@@ -68,14 +69,31 @@ def _onboarded(out: Out, result: LocalRun, onboarded: Onboarded) -> None:
             f"{onboarded.cluster_manager_account} ({versions}), attached to {onboarded.node_role_name}:"
         )
         out.json(documents.assume_policy)
-        out.line(f"Trust policy of {onboarded.access_role_name} in the S3 account {onboarded.s3_account}:")
-        out.json(documents.trust)
+        where = f"{onboarded.access_role_name} in the S3 account {onboarded.s3_account}"
+        if onboarded.access_key is not None:
+            # The access key carries the external ID: nobody needs to read it, so it is not shown.
+            out.line(f"Trust policy of {where} (external IDs redacted):")
+            out.json(redact_external_ids(documents.trust))
+        else:
+            out.line(f"Trust policy of {where}:")
+            out.json(documents.trust)
     out.line()
+    if onboarded.access_key is not None:
+        access_key_lines(out, onboarded)
+    else:
+        _what_to_type(out, result, onboarded)
+    _proof(out, result)
+
+
+def _what_to_type(out: Out, result: LocalRun, onboarded: Onboarded) -> None:
     out.line("In the Cluster Manager web UI (Credentials > Assume Role), create the access key with:")
     out.line(f"  Role ARN     {onboarded.role_arn}")
     out.line(f"  External ID  {result.external_id or '(not readable)'}")
     if onboarded.secret_name:
         out.line(f"               kept in Secrets Manager as {onboarded.secret_name}")
+
+
+def _proof(out: Out, result: LocalRun) -> None:
     if result.proof is not None:
         out.line()
         out.line("Proof of access")
