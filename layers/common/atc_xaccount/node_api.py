@@ -113,7 +113,10 @@ class NodeApiClient:
     #: Secrets the answers must never echo (key secrets, external IDs), besides the password.
     hide: set[str] = field(default_factory=set, repr=False)
 
-    def _call(self, operation: str, method: str, path: str, auth: str, body: Any = None) -> Answer:
+    def _call(
+        self, operation: str, method: str, path: str, auth: str, body: Any = None, *, server_errors: bool = True
+    ) -> Answer:
+        """One request; a 5xx raises NodeApiUnavailable unless `server_errors` is False (the answer then)."""
         headers = {"Accept": "application/json", "Authorization": auth}
         data = None
         if body is not None:
@@ -128,7 +131,7 @@ class NodeApiClient:
         except (ValueError, UnicodeDecodeError):
             parsed = None
         answer = Answer(response.status, parsed)
-        if response.status >= 500:
+        if response.status >= 500 and server_errors:
             raise NodeApiUnavailable(self.url, operation, answer.describe(self.secrets))
         return answer
 
@@ -165,11 +168,17 @@ class NodeApiClient:
 
     def key_self(self, key_id: str, key_secret: str) -> Answer:
         """`GET /self` as the key: 200 proves the secret opens the key (it is ours)."""
-        return self._call("GetSelf", "GET", "/self", basic(key_id, key_secret))
+        return self._call("GetSelf", "GET", "/self", basic(key_id, key_secret), server_errors=False)
 
     def browse(self, key_id: str, key_secret: str, path: str = "/") -> Answer:
-        """`POST /files/browse` as the key: the node assumes the role and lists the storage."""
-        return self._call("Browse", "POST", "/files/browse", basic(key_id, key_secret), browse_request(path))
+        """`POST /files/browse` as the key: the node assumes the role and lists the storage.
+
+        A 5xx is an answer here: the schema documents 500 for a browse the server cannot
+        serve (storage it cannot reach), which is what a refused AssumeRole looks like.
+        """
+        return self._call(
+            "Browse", "POST", "/files/browse", basic(key_id, key_secret), browse_request(path), server_errors=False
+        )
 
 
 def browse_request(path: str = "/") -> dict[str, Any]:

@@ -112,7 +112,15 @@ def ensure_access_key(
         held = access_key_custody.create_key(secrets, name, request.cluster_id, new_id, new_secret, config.url)
     client.hide.add(held.secret)
     action = _converge(request, ctx, client, held, current, recorded)
-    attempts, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms)
+    # A key written now may wait for IAM; one left as it was is retried once, then rewritten.
+    tries = BROWSE_ATTEMPTS if action != "unchanged" else 2
+    attempts, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms, attempts=tries)
+    if failure is not None and action == "unchanged":
+        # A GET does not show the key's credentials: a key that looks right but cannot
+        # browse is rewritten once with the registry's external ID, then proven again.
+        action = _rewrite(request, ctx, client, held, current)
+        more, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms)
+        attempts += more
     state = access_keys.VERIFIED if failure is None else access_keys.UNUSABLE
     record = access_keys.key_record(
         key_id=held.key_id,
@@ -126,7 +134,15 @@ def ensure_access_key(
         access_key_custody.set_registry_record(dynamodb, ctx.registry_table, request.cluster_id, record)
     if failure is not None:
         raise AccessKeyUnusable(config.url, held.key_id, attempts, failure, kept=KEPT)
-    return {"id": held.key_id, "state": state, "action": action, "url": config.url, "secretName": name}
+    return {
+        "id": held.key_id,
+        "state": state,
+        "action": action,
+        "url": config.url,
+        "bucket": request.buckets[0],
+        "path": config.path,
+        "secretName": name,
+    }
 
 
 def _converge(
@@ -163,7 +179,13 @@ def _converge(
     written = recorded.get("id") == held.key_id and recorded.get("externalIdFingerprint") == current
     if not differs and written:
         return "unchanged"
-    # Ours only if our secret opens it: never rewrite a key somebody else holds under that id.
+    return _rewrite(request, ctx, client, held, current)
+
+
+def _rewrite(
+    request: ClusterRequest, ctx: StepContext, client: NodeApiClient, held: access_key_custody.HeldKey, current: str
+) -> str:
+    """PUT the whole storage block again; only into a key our secret opens (never somebody else's)."""
     proof = client.key_self(held.key_id, held.secret)
     if not proof.ok:
         raise _rejected(client, "UpdateAccessKey", proof, why="the key with this id does not open with our secret")
@@ -188,6 +210,7 @@ def prove(
     sleep: Callable[[float], None] = time.sleep,
     remaining_ms: Callable[[], int] | None = None,
     path: str = "/",
+    attempts: int = BROWSE_ATTEMPTS,
 ) -> tuple[int, str | None]:
     """(attempts, None) once a browse through the key succeeds, or (attempts, the last answer).
 
@@ -195,7 +218,7 @@ def prove(
     a key the Node API refuses outright (401, 404) is not retried.
     """
     attempt, last = 0, "not tried"
-    for delay in [*browse_delays(), None]:
+    for delay in [*browse_delays(attempts), None]:
         attempt += 1
         try:
             answer = client.browse(key_id, key_secret, path)
