@@ -11,7 +11,10 @@ What the emulated Node API enforces, as its OpenAPI 4.4.6 description documents 
 - `POST /access_keys` validated against `accessKeyRequest` (and no undeclared field):
   400 with the problems; storage `aws_s3` needs `bucket`, `endpoint` and `credentials`,
   `assume-role` needs `assume_role_arn` and `assume_role_external_id`; 409 on an
-  existing id; the id and secret are generated when absent (and then returned);
+  existing id; the id and secret are generated when absent (and then returned); a node
+  user with `restrictions` (glob patterns over `s3://ENDPOINT/BUCKET/PATH`) may create
+  keys only for storage within them ("the creator of the access key must be authorized
+  to access the storage path"), else 400;
 - `GET`/`PUT`/`DELETE /access_keys/{id}` (404 for an unknown id; PUT validated against
   `accessKeyPUTRequest`, merged, 204; DELETE 204); a GET shows the storage without its
   credentials (`accessKeyStorageResponse` has none);
@@ -29,6 +32,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import copy
+import fnmatch
 import json
 import secrets
 import string
@@ -73,11 +77,14 @@ def validate_node_apis(value: Any) -> None:
         for name, user in users.items():
             if (
                 not isinstance(user, dict)
-                or set(user) - {"password", "acl"}
+                or set(user) - {"password", "acl", "restrictions"}
                 or not isinstance(user.get("password"), str)
                 or not isinstance(user.get("acl", []), list)
+                or not isinstance(user.get("restrictions", []), list)
             ):
-                raise WorldError(f"{where}.users.{name}: must be {{password: string, acl: [string]}}")
+                raise WorldError(
+                    f"{where}.users.{name}: must be {{password: string, acl: [string], restrictions: [pattern]}}"
+                )
         for key_id, key in (api.get("accessKeys") or {}).items():
             if not isinstance(key, dict) or set(key) != {"secret", "storage"} or not isinstance(key["storage"], dict):
                 raise WorldError(f"{where}.accessKeys.{key_id}: must be {{secret, storage}}")
@@ -198,12 +205,13 @@ class EmulatedNodeApis:
         if path == "/access_keys" or path.startswith("/access_keys/"):
             if kind != "user" or KEY_MASTER not in (api["users"][name].get("acl") or []):
                 return _error(403, "Forbidden", f"managing access keys needs a node user with the {KEY_MASTER} ACL")
-            return self._access_keys(api, method, path.removeprefix("/access_keys").strip("/"), body)
+            user = api["users"][name]
+            return self._access_keys(api, user, method, path.removeprefix("/access_keys").strip("/"), body)
         return _error(404, "Not Found", f"{method} {path} is not served by the emulated Node API")
 
     # --- /access_keys -----------------------------------------------------------------------
 
-    def _access_keys(self, api: dict[str, Any], method: str, key_id: str, body: Any) -> Any:
+    def _access_keys(self, api: dict[str, Any], user: dict[str, Any], method: str, key_id: str, body: Any) -> Any:
         from urllib.parse import unquote
 
         key_id = unquote(key_id)
@@ -212,7 +220,7 @@ class EmulatedNodeApis:
             if not key_id and method == "GET":
                 return 200, [self._metadata(k, v) for k, v in sorted(keys.items())]
             if not key_id and method == "POST":
-                return self._create(keys, body)
+                return self._create(keys, body, user.get("restrictions"))
             if key_id not in keys:
                 return _error(404, "Not Found", f"no access key {key_id}")
             if method == "GET":
@@ -221,12 +229,12 @@ class EmulatedNodeApis:
                 del keys[key_id]
                 return 204, None
             if method == "PUT":
-                return self._update(keys, key_id, body)
+                return self._update(keys, key_id, body, user.get("restrictions"))
         return _error(400, "Bad Request", f"{method} is not an access key operation")
 
-    def _create(self, keys: dict[str, Any], body: Any) -> Any:
+    def _create(self, keys: dict[str, Any], body: Any, restrictions: list[str] | None) -> Any:
         problems = node_api_schema.problems(body, "accessKeyRequest") or _storage_problems(
-            body.get("storage") if isinstance(body, dict) else None
+            body.get("storage") if isinstance(body, dict) else None, restrictions
         )
         if problems:
             return _error(400, "Bad Request", "; ".join(problems))
@@ -240,12 +248,12 @@ class EmulatedNodeApis:
             answer["secret"] = keys[key_id]["secret"]
         return 200, answer
 
-    def _update(self, keys: dict[str, Any], key_id: str, body: Any) -> Any:
+    def _update(self, keys: dict[str, Any], key_id: str, body: Any, restrictions: list[str] | None) -> Any:
         problems = node_api_schema.problems(body, "accessKeyPUTRequest")
         if problems:
             return _error(400, "Bad Request", "; ".join(problems))
         merged = _merge(keys[key_id], body)
-        problems = _storage_problems(merged["storage"])
+        problems = _storage_problems(merged["storage"], restrictions)
         if problems:
             return _error(400, "Bad Request", "; ".join(problems))
         keys[key_id] = {"secret": merged["secret"], "storage": merged["storage"]}
@@ -275,7 +283,7 @@ class EmulatedNodeApis:
         }
 
 
-def _storage_problems(storage: Any) -> list[str]:
+def _storage_problems(storage: Any, restrictions: list[str] | None = None) -> list[str]:
     """What the field descriptions require of S3 storage (the schema only says `type` is required)."""
     if not isinstance(storage, dict):
         return ["storage: required"]
@@ -292,6 +300,9 @@ def _storage_problems(storage: Any) -> list[str]:
     for field in ("assume_role_arn", "assume_role_external_id"):
         if not creds.get(field):
             problems.append(f"storage.credentials.{field}: required for assume-role")
+    where = f"s3://{storage.get('endpoint')}/{storage.get('bucket')}/{str(storage.get('path') or '').strip('/')}"
+    if not problems and restrictions is not None and not any(fnmatch.fnmatchcase(where, r) for r in restrictions):
+        problems.append(f"storage: the node user is not authorized to access {where} (its restrictions)")
     return problems
 
 

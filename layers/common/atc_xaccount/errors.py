@@ -333,12 +333,11 @@ class NodeApiCredentialsInvalid(AtcXaccountError):
 
 
 class AccessKeyRejected(AtcXaccountError):
-    """The Node API refused to create, update or delete the cluster's access key; `answer` is its reply."""
+    """The Node API refused to create, update or delete the cluster's access key; `answer` is its
+    reply (`HTTP 400: reason: user_message`)."""
 
     def __init__(self, url: str, operation: str, status: int, answer: str, *, kept: str = "") -> None:
-        super().__init__(
-            f"the Node API at {url} refused {operation} (HTTP {status}: {answer})" + (f"; {kept}" if kept else "")
-        )
+        super().__init__(f"the Node API at {url} refused {operation} ({answer})" + (f"; {kept}" if kept else ""))
         self.url = url
         self.operation = operation
         self.status = status

@@ -142,11 +142,13 @@ class NodeApiClient:
     def _as_node_user(self, operation: str, method: str, path: str, body: Any = None) -> Answer:
         answer = self._call(operation, method, path, basic(self.username, self.password), body)
         if answer.status in (401, 403):
-            why = "refused the node user" if answer.status == 401 else "the node user may not manage access keys"
+            why = (
+                f"refused the node user {self.username}"
+                if answer.status == 401
+                else f"says the node user {self.username} may not manage access keys"
+            )
             raise NodeApiCredentialsInvalid(
-                self.url,
-                self.secret_arn,
-                f"the Node API {why} {self.username} ({answer.describe(self.secrets)})",
+                self.url, self.secret_arn, f"the Node API {why} ({answer.describe(self.secrets)})"
             )
         return answer
 

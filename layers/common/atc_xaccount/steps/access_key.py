@@ -102,8 +102,8 @@ def ensure_access_key(
             config.url,
             "CreateAccessKey",
             409,
-            f"this cluster's access key {held.key_id} lives on {held.url}: deregister the cluster (which deletes it) "
-            "before naming another Node API",
+            f"not sent: this cluster's access key {held.key_id} lives on {held.url}; deregister the cluster "
+            "(which deletes it) before naming another Node API",
             kept=KEPT,
         )
     client = node_api_client(config, ctx)
