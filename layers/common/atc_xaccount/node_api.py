@@ -197,7 +197,10 @@ def read_node_user(secrets: Any, secret_arn: str, url: str) -> tuple[str, str]:
     try:
         value = secrets.get_secret_value(SecretId=secret_arn, VersionStage="AWSCURRENT")["SecretString"]
     except ClientError as exc:
-        raise NodeApiCredentialsInvalid(url, secret_arn, f"cannot read the secret ({error_code(exc)})") from exc
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise NodeApiCredentialsInvalid(
+            url, secret_arn, f"cannot read the secret ({error_code(exc)}: {message})"
+        ) from exc
     try:
         parsed = json.loads(value)
     except ValueError:
