@@ -265,3 +265,51 @@ def test_a_redelivery_rewrites_a_key_that_cannot_browse(lab):
     assert again.output["accessKey"]["action"] == "updated"
     credentials = lab.keys(case)[key_id]["storage"]["credentials"]
     assert credentials["assume_role_external_id"] == lab.external_id(case)
+
+
+def _browses(lab: NodeLab, case: NodeCase) -> bool:
+    """A browse through the cluster's key, as Cluster Manager's clients would make it."""
+    from atc_xaccount.access_key_custody import read_key
+    from atc_xaccount.node_api import NodeApiClient
+
+    held = read_key(lab.emulator.client("secretsmanager"), f"atc-xaccount/{case.cluster}/access-key")
+    assert held is not None
+    return NodeApiClient(case.url, "", "").browse(held.key_id, held.secret).ok
+
+
+def test_rotation_with_the_node_api_keeps_a_working_key_at_every_step(lab):
+    from atc_xaccount.model import ClusterRequest
+    from atc_xaccount.steps import rotate
+    from atc_xaccount.steps.access_key import rotate_access_key
+
+    case = lab.seed(lab.case())
+    onboarded = lab.run(case.registered())
+    assert onboarded.status == "SUCCEEDED", onboarded.cause
+    key_id, old = onboarded.output["accessKey"]["id"], lab.external_id(case)
+    ctx = StepContext.from_env(os.environ, "test-rotation")
+    assert _browses(lab, case)
+    started = rotate.start(case.cluster, ctx, "test-rotation")
+    assert _browses(lab, case)
+    request = ClusterRequest.from_dict(onboarded.output["request"] | {"nodeApi": case.node_api, "externalId": None})
+    moved = rotate_access_key(request, ctx)
+    assert moved["action"] == "updated" and moved["state"] == "verified"
+    new = lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"]
+    assert new == started["newExternalId"] != old
+    assert _browses(lab, case)
+    # The doctor mid-rotation: the key carries the pending ID, which the trust admits.
+    code, body = _doctor(lab, case)
+    assert code == 0 and next(link for link in body["links"] if link["link"] == "consumer")["verdict"] == "ok"
+    # A re-delivered registration in the middle leaves the key on the pending ID.
+    middle = lab.run(case.registered())
+    assert middle.status == "SUCCEEDED" and middle.output["accessKey"]["action"] == "unchanged", middle.cause
+    assert lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"] == new
+    rotate.finish(case.cluster, ctx, "test-rotation")
+    assert _browses(lab, case)
+    trust = lab.emulator.ensure_account(case.case.s3).client("iam").get_role(RoleName="atc-s3-access-keys")
+    node = f"arn:aws:iam::{case.case.cm}:role/atc-node"
+    document = trust["Role"]["AssumeRolePolicyDocument"]
+    assert not evaluate_trust(document, node, old).allowed and evaluate_trust(document, node, new).allowed
+    with lab.emulator.counting() as ledger:
+        after = lab.run(case.registered())
+        writes = ledger.summary(after.name)["writes"]
+    assert after.status == "SUCCEEDED" and after.output["accessKey"]["action"] == "unchanged" and writes == 0

@@ -87,7 +87,8 @@ def differences(
     fingerprint) are compared too; otherwise the registry's fingerprint of what was
     written, and a browse through the key, stand for them.
     """
-    found = shown.get("storage") if isinstance(shown.get("storage"), dict) else {}
+    storage_shown = shown.get("storage")
+    found: dict[str, Any] = storage_shown if isinstance(storage_shown, dict) else {}
     problems = []
     for key, wanted in (("type", "aws_s3"), ("bucket", bucket), ("endpoint", endpoint)):
         if found.get(key) != wanted:

@@ -15,13 +15,14 @@ stands for the external ID, and the browse proves the role admits it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from atc_xaccount import access_key_custody, access_keys, registry
+from atc_xaccount import access_key_custody, access_keys, external_ids, registry
 from atc_xaccount.chain import BROKEN, OK, UNDECIDABLE, Link
 from atc_xaccount.errors import NodeApiCredentialsInvalid, NodeApiUnavailable
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.node_api import NodeApiClient, read_node_user
+from atc_xaccount.redact import fingerprint
 from atc_xaccount.steps.context import StepContext, Targets
 
 LINK = "consumer"
@@ -51,11 +52,11 @@ def observe(ctx: StepContext, request: ClusterRequest) -> Observation:
     config = request.node_api
     assert config is not None
     bucket, path = request.buckets[0] if request.buckets else "", config.path
-    base = {"url": config.url, "bucket": bucket, "path": path}
+    base = Observation(url=config.url, bucket=bucket, path=path)
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id)
     recorded = (entry or {}).get(access_key_custody.ACCESS_KEY) or {}
     if not recorded.get("id"):
-        return Observation(**base, registered=entry is not None)
+        return replace(base, registered=entry is not None)
     secrets = ctx.sessions.local_client("secretsmanager")
     key_id = str(recorded["id"])
     try:
@@ -68,9 +69,9 @@ def observe(ctx: StepContext, request: ClusterRequest) -> Observation:
             client.hide.add(held.secret)
         shown = client.get_access_key(key_id)
         if shown.status == 404:
-            return Observation(**base, key_id=key_id, missing=True)
+            return replace(base, key_id=key_id, missing=True)
         if not shown.ok:
-            return Observation(**base, key_id=key_id, refused=shown.describe(client.secrets))
+            return replace(base, key_id=key_id, refused=shown.describe(client.secrets))
         differences = access_keys.differences(
             shown.data if isinstance(shown.data, dict) else {},
             bucket=bucket,
@@ -79,25 +80,34 @@ def observe(ctx: StepContext, request: ClusterRequest) -> Observation:
             role_arn=Targets.of(request, ctx.partition).access_role_arn,
             external_id_fingerprint=str((entry or {}).get("externalIdFingerprint")),
         )
-        stale = recorded.get("externalIdFingerprint") != (entry or {}).get("externalIdFingerprint")
+        stale = _stale(ctx, request, recorded.get("externalIdFingerprint"), (entry or {}).get("externalIdFingerprint"))
         if held is None or held.key_id != key_id:
-            return Observation(
-                **base, key_id=key_id, differences=tuple(differences), stale_external_id=stale, browse="no secret"
+            return replace(
+                base, key_id=key_id, differences=tuple(differences), stale_external_id=stale, browse="no secret"
             )
         answer = client.browse(key_id, held.secret)
     except NodeApiUnavailable as exc:
-        return Observation(**base, key_id=key_id, unreachable=exc.reason)
+        return replace(base, key_id=key_id, unreachable=exc.reason)
     except NodeApiCredentialsInvalid as exc:
-        return Observation(**base, key_id=key_id, refused=exc.reason)
+        return replace(base, key_id=key_id, refused=exc.reason)
     items = answer.data.get("items") if answer.ok and isinstance(answer.data, dict) else None
-    return Observation(
-        **base,
+    return replace(
+        base,
         key_id=key_id,
         differences=tuple(differences),
         stale_external_id=stale,
         browse=None if answer.ok else answer.describe(client.secrets),
         browsed=len(items) if isinstance(items, list) else None,
     )
+
+
+def _stale(ctx: StepContext, request: ClusterRequest, carried: object, current: object) -> bool:
+    """Written with another ID than the registry's, and not the pending one of a rotation under way."""
+    if carried == current:
+        return False
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    pending = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, "AWSPENDING")
+    return pending is None or fingerprint(pending[1]) != carried
 
 
 def consumer_link(seen: Observation) -> Link:

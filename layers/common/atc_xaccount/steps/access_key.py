@@ -38,6 +38,8 @@ BROWSE_BASE_SECONDS = 2.0
 BROWSE_CAP_SECONDS = 16.0
 #: Statuses that say the key itself is refused: waiting for IAM cannot help.
 KEY_REFUSED = (401, 404)
+#: The secret's stage a rotation keeps the new external ID in until it finishes.
+PENDING = "AWSPENDING"
 
 
 def browse_delays(attempts: int = BROWSE_ATTEMPTS) -> list[float]:
@@ -111,14 +113,14 @@ def ensure_access_key(
         new_id, new_secret = access_keys.new_key_id(), access_keys.new_key_secret()
         held = access_key_custody.create_key(secrets, name, request.cluster_id, new_id, new_secret, config.url)
     client.hide.add(held.secret)
-    action = _converge(request, ctx, client, held, current, recorded)
+    action, carried = _converge(request, ctx, client, held, current, recorded)
     # A key written now may wait for IAM; one left as it was is retried once, then rewritten.
     tries = BROWSE_ATTEMPTS if action != "unchanged" else 2
     attempts, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms, attempts=tries)
     if failure is not None and action == "unchanged":
         # A GET does not show the key's credentials: a key that looks right but cannot
         # browse is rewritten once with the registry's external ID, then proven again.
-        action = _rewrite(request, ctx, client, held, current)
+        action, carried = _rewrite(request, ctx, client, held, current), current
         more, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms)
         attempts += more
     state = access_keys.VERIFIED if failure is None else access_keys.UNUSABLE
@@ -126,7 +128,7 @@ def ensure_access_key(
         key_id=held.key_id,
         url=config.url,
         state=state,
-        external_id_fingerprint=current,
+        external_id_fingerprint=carried,
         secret_name=name,
         error=failure,
     )
@@ -152,8 +154,11 @@ def _converge(
     held: access_key_custody.HeldKey,
     current: str,
     recorded: dict[str, Any],
-) -> str:
-    """`created`, `updated` or `unchanged`: the key the Node API holds is then the cluster's."""
+) -> tuple[str, str]:
+    """(`created`, `updated` or `unchanged`, the fingerprint of the external ID the key carries).
+
+    The key then is the cluster's; during a rotation it may carry the pending ID already.
+    """
     shown = client.get_access_key(held.key_id)
     if shown.status == 404:
         external_id = _external_id(request, ctx, current)
@@ -161,7 +166,7 @@ def _converge(
         body = access_keys.create_body(held.key_id, held.secret, _storage(request, ctx, external_id))
         created = client.create_access_key(body)
         if created.ok:
-            return "created"
+            return "created", current
         if created.status != 409:
             raise _rejected(client, "CreateAccessKey", created)
         shown = client.get_access_key(held.key_id)  # a duplicate delivery created it first
@@ -176,10 +181,22 @@ def _converge(
         role_arn=Targets.of(request, ctx.partition).access_role_arn,
         external_id_fingerprint=current,
     )
-    written = recorded.get("id") == held.key_id and recorded.get("externalIdFingerprint") == current
+    carried = recorded.get("externalIdFingerprint")
+    written = recorded.get("id") == held.key_id and (
+        carried == current or carried == _pending_fingerprint(request, ctx, recorded)
+    )
     if not differs and written:
-        return "unchanged"
-    return _rewrite(request, ctx, client, held, current)
+        return "unchanged", str(carried)
+    return _rewrite(request, ctx, client, held, current), current
+
+
+def _pending_fingerprint(request: ClusterRequest, ctx: StepContext, recorded: dict[str, Any]) -> str | None:
+    """During a rotation the key already carries the pending ID: that is not stale (only read when needed)."""
+    if not recorded.get("externalIdFingerprint"):
+        return None
+    name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+    pending = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), name, PENDING)
+    return fingerprint(pending[1]) if pending else None
 
 
 def _rewrite(
@@ -234,6 +251,57 @@ def prove(
             return attempt, last
         sleep(delay)
     return attempt, last
+
+
+def rotate_access_key(
+    request: ClusterRequest,
+    ctx: StepContext,
+    *,
+    stage: str = PENDING,
+    sleep: Callable[[float], None] = time.sleep,
+    remaining_ms: Callable[[], int] | None = None,
+) -> dict[str, Any]:
+    """Zero-touch rotation, between `start` and `finish`: the key carries the ID at `stage`, proven.
+
+    The trust policy admits both IDs at that moment; the key is moved to the new one and
+    browsed through. Only when this returns may the old ID be withdrawn: an error here
+    (AccessKeyRejected, AccessKeyUnusable) leaves the key and both grants as they are.
+    """
+    config = _config(request)
+    dynamodb, secrets = ctx.sessions.local_client("dynamodb"), ctx.sessions.local_client("secretsmanager")
+    entry = registry.get(dynamodb, ctx.registry_table, request.cluster_id) or {}
+    recorded = entry.get("accessKey") or {}
+    name = access_key_custody.key_secret_name(ctx.secret_prefix, request.cluster_id)
+    held = access_key_custody.read_key(secrets, name)
+    if held is None or not recorded.get("createdByUs") or recorded.get("id") != held.key_id:
+        return {"action": "unchanged", "reason": "no access key created by atc-xaccount"}
+    version = external_ids.read_version(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id), stage)
+    if version is None:
+        raise PrerequisiteMissing(f"external ID at stage {stage}", request.cluster_id, "automation")
+    new_id, target = version[1], fingerprint(version[1])
+    client = node_api_client(config, ctx)
+    client.hide.update({held.secret, new_id})
+    action = "unchanged"
+    if recorded.get("externalIdFingerprint") != target:
+        proof = client.key_self(held.key_id, held.secret)
+        if not proof.ok:
+            raise _rejected(client, "UpdateAccessKey", proof, why="the key with this id does not open with our secret")
+        updated = client.update_access_key(held.key_id, access_keys.update_body(_storage(request, ctx, new_id)))
+        if not updated.ok:
+            raise _rejected(client, "UpdateAccessKey", updated)
+        action = "updated"
+    attempts, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms)
+    state = access_keys.VERIFIED if failure is None else access_keys.UNUSABLE
+    record = access_keys.key_record(
+        key_id=held.key_id, url=held.url, state=state, external_id_fingerprint=target, secret_name=name, error=failure
+    )
+    if record != recorded and not ctx.dry_run:
+        access_key_custody.set_registry_record(dynamodb, ctx.registry_table, request.cluster_id, record)
+    if failure is not None:
+        raise AccessKeyUnusable(
+            config.url, held.key_id, attempts, failure, kept="the old external ID stays granted: do not finish"
+        )
+    return {"id": held.key_id, "state": state, "action": action, "externalIdFingerprint": target}
 
 
 def delete_access_key(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
