@@ -144,7 +144,7 @@ SEEN = {"url": URL, "bucket": "atc-demo-transfers", "path": "/"}
         (Observation(**SEEN, key_id="atcx1", browsed=2), OK, "browsed through the key: 2 entries"),
         (Observation(**SEEN), BROKEN, "no access key was created"),
         (Observation(**SEEN, registered=False), UNDECIDABLE, "not registered"),
-        (Observation(**SEEN, key_id="atcx1", unreachable="URLError: timed out"), UNDECIDABLE, "could not be asked"),
+        (Observation(**SEEN, key_id="atcx1", unreachable="URLError: timed out"), UNDECIDABLE, "could not be checked"),
         (Observation(**SEEN, key_id="atcx1", missing=True), BROKEN, "has no access key atcx1"),
         (Observation(**SEEN, key_id="atcx1", differences=("storage.bucket is 'x'",)), BROKEN, "storage.bucket"),
         (Observation(**SEEN, key_id="atcx1", stale_external_id=True), BROKEN, "another external ID"),

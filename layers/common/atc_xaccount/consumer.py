@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from atc_xaccount import access_key_custody, access_keys, external_ids, registry
 from atc_xaccount.chain import BROKEN, OK, UNDECIDABLE, Link
-from atc_xaccount.errors import NodeApiCredentialsInvalid, NodeApiUnavailable
+from atc_xaccount.errors import AtcXaccountError, NodeApiCredentialsInvalid, NodeApiUnavailable
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.node_api import NodeApiClient, read_node_user
 from atc_xaccount.redact import fingerprint
@@ -60,10 +60,14 @@ def observe(ctx: StepContext, request: ClusterRequest) -> Observation:
     secrets = ctx.sessions.local_client("secretsmanager")
     key_id = str(recorded["id"])
     try:
+        # What the doctor's own credentials may not read is unknown here, not broken.
         username, password = read_node_user(secrets, config.credentials_secret_arn, config.url)
         held = access_key_custody.read_key(
             secrets, access_key_custody.key_secret_name(ctx.secret_prefix, request.cluster_id)
         )
+    except AtcXaccountError as exc:
+        return replace(base, key_id=key_id, unreachable=f"cannot read the secrets from here: {exc}")
+    try:
         client = NodeApiClient(config.url, username, password, secret_arn=config.credentials_secret_arn)
         if held is not None:
             client.hide.add(held.secret)
@@ -124,8 +128,11 @@ def consumer_link(seen: Observation) -> Link:
             LINK,
             claim,
             UNDECIDABLE,
-            detail=f"the Node API could not be asked from here: {seen.unreachable}",
-            fix="run the doctor where the Node API is reachable (the cluster's VPC), or see the key in Cluster Manager",
+            detail=f"the key could not be checked from here: {seen.unreachable}",
+            fix=(
+                "run the doctor where the Node API is reachable (the cluster's VPC), with credentials that may read "
+                "the node user's secret and the key's secret; or see the key in Cluster Manager"
+            ),
         )
     if seen.refused is not None:
         return Link(
