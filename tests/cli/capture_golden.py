@@ -130,6 +130,11 @@ def functions() -> None:
     try:
         names = ["local-onboarded", "local-revoked", "local-compensated", "local-bulk", "local-audit"]
         Capture(names, save=False).local()
+        # The steps only a cluster with a Node API runs (its access key).
+        world = EVENTS / "sample-world-node-api.json"
+        _, first = run("local", "run", EVENTS / "cluster-registered-node-api.json", "--world", world)
+        Path("node-after.json").write_text(json.dumps(first["world"]))
+        run("local", "run", EVENTS / "cluster-deregistered-node-api.json", "--world", "node-after.json")
     finally:
         Dispatcher.invoke = original  # type: ignore[method-assign]
     target = ROOT / "events" / "functions"

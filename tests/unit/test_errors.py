@@ -40,6 +40,10 @@ ASL_NAMES = {
     "WouldWidenAccess",
     "UndoIncomplete",
     "CompensationIncomplete",
+    "NodeApiUnavailable",
+    "NodeApiCredentialsInvalid",
+    "AccessKeyRejected",
+    "AccessKeyUnusable",
 }
 
 

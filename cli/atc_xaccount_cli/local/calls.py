@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
-READ_OPERATIONS = frozenset({"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails"})
+READ_OPERATIONS = frozenset(
+    {"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails", "nodeapi:Browse"}
+)
 
 
 def is_write(key: str) -> bool:
