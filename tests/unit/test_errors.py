@@ -44,6 +44,10 @@ ASL_NAMES = {
     "DeregistrationIncomplete",
     "NotRepairable",
     "ExternalIdSecretMismatch",
+    "NodeApiUnavailable",
+    "NodeApiCredentialsInvalid",
+    "AccessKeyRejected",
+    "AccessKeyUnusable",
 }
 
 

@@ -55,8 +55,7 @@ from moto.iam.models import iam_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
 
-from atc_xaccount.evaluate import evaluate_identity
-from atc_xaccount.judge import ALLOWED, Who, judge_resource_policy
+from atc_xaccount.evaluate import ALLOWED, Who, evaluate_identity, judge_resource_policy
 
 # The template's roles live in bootstrap.py; these names are imported from here too.
 from atc_xaccount_cli.local.bootstrap import (

@@ -29,6 +29,7 @@ from atc_xaccount_cli.local import authz, moto_gaps, step_roles, trust_judge
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
+from atc_xaccount_cli.local.nodeapi import EmulatedNodeApis
 from atc_xaccount_cli.local.pattern import admit, bus_statements, matches
 from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, load_yaml, substitute_definition
 
@@ -92,6 +93,8 @@ class Emulator:
         )
         self.ledger = CallLedger()
         self.dispatcher = Dispatcher(self.app.functions, self.ledger)
+        #: The clusters' Node APIs the world declares (`nodeApis`), answering the steps' client.
+        self.node_apis = EmulatedNodeApis(self.dispatcher, REGION, PARTITION)
         self.verbose = verbose
         #: A moto server (`ThreadedMotoServer` in this process) to deploy into over HTTP,
         #: instead of in-process mocking: what the operator CLI's tests talk to.
@@ -134,11 +137,14 @@ class Emulator:
             self._set_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": port})
             self._stack.enter_context(patch.dict(default_user_config, config))
         else:
+            # A shell that exported `local serve`'s endpoint must not send this emulator's calls there.
+            self._saved_env.setdefault("AWS_ENDPOINT_URL", os.environ.pop("AWS_ENDPOINT_URL", None))
             self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())
         self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())
+        self._stack.enter_context(self.node_apis.installed())
         self._stack.enter_context(warnings.catch_warnings())
         # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -367,6 +373,7 @@ class Emulator:
             self.assume_judge.organizations.update(organizations)
         if self.step_roles is not None:
             self.step_roles.organizations.update(organizations)
+        self.node_apis.seed(world.get("nodeApis") or {})
         for account, state in world["accounts"].items():
             if account == AUTOMATION_ACCOUNT and set(state.get("secrets") or {}) & set(self.deployment_secrets):
                 state = self._seed_deployment_secrets(state)
@@ -454,9 +461,14 @@ class Emulator:
                 )
                 if registry:
                     state["registry"] = registry
+                prefix = self.app.parameters.get("NodeApiSecretPrefix", "")
+                node_users = self.node_apis.node_user_secrets(self.ensure_account(account), prefix) if prefix else {}
+                if node_users:
+                    state["secrets"] = dict(sorted({**state.get("secrets", {}), **node_users}.items()))
             if state:
                 result[account] = state
-        return {"accounts": result}
+        node_apis = self.node_apis.snapshot()
+        return {"accounts": result, **({"nodeApis": node_apis} if node_apis else {})}
 
     # --- executions --------------------------------------------------------------------
 
@@ -506,9 +518,10 @@ class Emulator:
             input=json.dumps(event),
         )["executionArn"]
 
-    def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
-        """Poll the execution; call `on_state(StateRun)` as each state completes."""
-        return follow_execution(self.client("stepfunctions"), arn, on_state=on_state, timeout=timeout, poll=0.02)
+    def follow(self, arn: str, on_state: Any = None, timeout: float = 600, on_progress: Any = None) -> ExecutionResult:
+        """Poll the execution; call `on_state(StateRun)` as each state completes, `on_progress` while one waits."""
+        sfn = self.client("stepfunctions")
+        return follow_execution(sfn, arn, on_state=on_state, on_progress=on_progress, timeout=timeout, poll=0.02)
 
     def published_events(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")

@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 
+from atc_xaccount_cli.local.world_error import WorldError as WorldError  # re-exported: the world's error
+
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
 #: The names an account's bootstrap stack instance was deployed with: the parameters of
@@ -30,10 +32,6 @@ POLICY_KEYS = {"document", "versions"}
 POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
 
 
-class WorldError(ValueError):
-    """The world file is malformed; the message names the path inside it."""
-
-
 def load_world(path: Path) -> dict[str, Any]:
     try:
         world = json.loads(path.read_text(encoding="utf-8"))
@@ -47,10 +45,16 @@ def load_world(path: Path) -> dict[str, Any]:
 
 def validate_world(world: Any) -> None:
     """Refuse a malformed world with the path of the first problem, before seeding."""
-    if not isinstance(world, dict) or not {"accounts"} <= set(world) <= {"accounts", "operator"}:
-        raise WorldError('world: must be an object {"accounts": {...}} (and optionally "operator")')
-    if not isinstance(world["accounts"], dict):
-        raise WorldError('world: must be an object {"accounts": {...}}')
+    if (
+        not isinstance(world, dict)
+        or set(world) - {"nodeApis", "operator"} != {"accounts"}
+        or not isinstance(world["accounts"], dict)
+    ):
+        raise WorldError('world: must be an object {"accounts": {...}} (and optionally "nodeApis", "operator")')
+    if "nodeApis" in world:
+        from atc_xaccount_cli.local.nodeapi import validate_node_apis
+
+        validate_node_apis(world["nodeApis"])
     if "operator" in world:
         _validate_operator(world["operator"])
     for account, state in world["accounts"].items():

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from atc_xaccount.arns import is_valid_account_id
 from atc_xaccount.errors import InvalidEvent
 from atc_xaccount.extid import is_valid_external_id
+from atc_xaccount.node_api_config import NodeApiConfig, parse_node_api
 
 ENVELOPE_FIELDS = frozenset(
     # "replay-name" is added by EventBridge to events replayed from an archive.
@@ -27,6 +28,7 @@ _DETAIL_FIELDS = frozenset(
         "accessRoleName",
         "assumePolicyName",
         "accessPolicyName",
+        "nodeApi",
     }
 )
 
@@ -92,6 +94,8 @@ class ClusterRequest:
     #: (`staged_ids`): only its fingerprint travels, and whether staging created the secret.
     requested_fingerprint: str | None = None
     requested_created: bool = False
+    #: The cluster's Node API, when the workflow creates its access key (docs/node-api.md).
+    node_api: NodeApiConfig | None = None
 
     @property
     def same_account(self) -> bool:
@@ -116,6 +120,8 @@ class ClusterRequest:
             assumePolicyName=self.assume_policy_name,
             accessPolicyName=self.access_policy_name,
         )
+        if self.node_api is not None:
+            data["nodeApi"] = self.node_api.to_dict()
         return data
 
     @classmethod
@@ -257,6 +263,7 @@ def _parse_detail(
             given = _optional(detail, prefix, key, check, problems)
             names[attr] = given if given is not None else getattr(defaults, attr)
     requested = _requested(detail, prefix, internal, external_id, problems)
+    node_api = parse_node_api(detail.get("nodeApi"), f"{prefix}.nodeApi", problems)
     for key in detail:
         if key not in _DETAIL_FIELDS and key != REQUESTED_FIELD:
             problems.append((f"{prefix}.{key}", "unknown field"))
@@ -274,6 +281,7 @@ def _parse_detail(
         access_policy_name=str(names["access_policy_name"]),
         requested_fingerprint=requested[0] if requested else None,
         requested_created=requested[1] if requested else False,
+        node_api=node_api,
     )
 
 

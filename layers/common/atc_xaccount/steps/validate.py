@@ -8,12 +8,16 @@ whoever may start the state machine; the pairs apply to it too.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from atc_xaccount import external_ids, registry, staged_ids
 from atc_xaccount.authorization import AccountPairs, authorize_pair, authorize_sender
+from atc_xaccount.errors import InvalidEvent
 from atc_xaccount.model import ClusterRequest, Defaults, event_sender, parse_event, parse_rotation
+from atc_xaccount.node_api_config import deployment_problems
 from atc_xaccount.steps.admission import check_owner
 from atc_xaccount.steps.context import StepContext
 
@@ -27,12 +31,18 @@ REPAIR_KEY = "repairOf"
 _WHAT = {REGISTERED: "registration", DEREGISTERED: "deregistration", ROTATE: "rotation"}
 
 
+#: The deployment's settings a `detail.nodeApi` is checked against (template.yaml Globals).
+NODE_API_SECRET_PREFIX_ENV = "NODE_API_SECRET_PREFIX"  # noqa: S105 - a variable name, not a secret
+DEPLOYMENT_ACCOUNT_ENV = "DEPLOYMENT_ACCOUNT_ID"
+
+
 def validate(
     event: Any,
     defaults: Defaults,
     detail_type: str = REGISTERED,
     pairs: AccountPairs | None = None,
     ctx: StepContext | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> dict[str, Any]:
     """Parse and authorize the event (or its detail); no call into a target account.
 
@@ -49,6 +59,8 @@ def validate(
         request, phase = parse_rotation(event, defaults)
     else:
         request = parse_event(event, defaults, detail_type)
+    if detail_type == REGISTERED:
+        check_node_api(request, environ)
     authorize_sender(event_sender(event), request.cluster_manager_account_id)
     if pairs is not None:
         authorize_pair(
@@ -60,6 +72,29 @@ def validate(
     if phase is not None:
         result["phase"] = phase
     return result
+
+
+def check_node_api(request: ClusterRequest, environ: Mapping[str, str]) -> None:
+    """A Node API the access key step could not use fails here, not after the IAM changes.
+
+    The key's storage is the first bucket; the secret must be one the steps may read.
+    """
+    if request.node_api is None:
+        return
+    problems = (
+        []
+        if request.buckets
+        else [("detail.nodeApi", "needs detail.buckets: the access key's storage is the first bucket")]
+    )
+    problems += deployment_problems(
+        request.node_api,
+        "detail.nodeApi.credentialsSecretArn",
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        account=environ.get(DEPLOYMENT_ACCOUNT_ENV) or None,
+        secret_prefix=environ.get(NODE_API_SECRET_PREFIX_ENV, "atc-node-api/"),
+    )
+    if problems:
+        raise InvalidEvent(problems[0][0], problems[0][1], problems=problems)
 
 
 def move_external_id(request: ClusterRequest, ctx: StepContext) -> ClusterRequest:
