@@ -60,6 +60,10 @@ class NodeCase:
         return self.case.event(load("cluster-deregistered-node-api.json"), nodeApi=self.node_api)
 
 
+#: The deployment connects every case's cluster manager account to its S3 account.
+NODE_PAIRS = ",".join(f"{110000000000 + n}:*" for n in range(1, 100))
+
+
 class NodeLab:
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator

@@ -13,6 +13,7 @@ from typing import Any
 from atc_xaccount_cli.errors import ResultShapeError
 
 ONBOARD, OFFBOARD, AUDIT, BULK = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine", "BulkStateMachine"
+ROTATE = "RotateStateMachine"
 
 
 class Fields:
@@ -209,11 +210,22 @@ class Bulked:
 
 
 @dataclass(frozen=True)
+class Rotated:
+    """A phase of an external ID rotation (its output never holds an ID)."""
+
+    cluster_id: str
+    phase: str
+    trust: str
+    #: finish: the clusters that still use the previous ID (it stayed granted for them).
+    kept_for: list[str]
+
+
+@dataclass(frozen=True)
 class StillRunning:
     """An execution not finished yet (`register --no-wait`, `status` of a running one)."""
 
 
-Outcome = Onboarded | Revoked | Failed | Audited | Bulked | StillRunning
+Outcome = Onboarded | Revoked | Failed | Audited | Bulked | Rotated | StillRunning
 
 
 @dataclass(frozen=True)
@@ -265,7 +277,19 @@ def read_run(body: dict[str, Any]) -> Run:
         return Run(execution, read_audited(output))
     if machine == BULK:
         return Run(execution, read_bulked(output.obj("report")))
+    if machine == ROTATE:
+        return Run(execution, read_rotated(output))
     return Run(execution, read_onboarded(output))
+
+
+def read_rotated(f: Fields) -> Rotated:
+    rotation = f.obj("rotation")
+    return Rotated(
+        cluster_id=f.text("clusterId"),
+        phase=f.text("phase"),
+        trust=rotation.opt_text("trust") or "",
+        kept_for=[str(c) for c in (rotation.raw("previousKeptFor") or [])],
+    )
 
 
 def read_onboarded(f: Fields) -> Onboarded:

@@ -116,7 +116,8 @@ class Capture:
 
 
 def functions() -> None:
-    """The first input each function got in sample runs: onboard, a failure, offboard, audit, bulk."""
+    """The first input each function got in sample runs: onboard, a failure, offboard, audit, bulk,
+    an external ID rotation."""
     from atc_xaccount_cli.local.dispatch import Dispatcher
 
     seen: dict[str, Any] = {}
@@ -130,6 +131,10 @@ def functions() -> None:
     try:
         names = ["local-onboarded", "local-revoked", "local-compensated", "local-bulk", "local-audit"]
         Capture(names, save=False).local()
+        # The rotation workflow's steps: a start, then its finish, on the onboarded world.
+        _, started = run("local", "run", EVENTS / "external-id-rotation-start.json", "--world", "after.json")
+        Path("rotating.json").write_text(json.dumps(started["world"]))
+        run("local", "run", EVENTS / "external-id-rotation-finish.json", "--world", "rotating.json")
         # The steps only a cluster with a Node API runs (its access key).
         world = EVENTS / "sample-world-node-api.json"
         _, first = run("local", "run", EVENTS / "cluster-registered-node-api.json", "--world", world)

@@ -23,7 +23,7 @@ from atc_xaccount_cli.local.engine import Emulator
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.run import cause_message
 from tests.leastpriv.conftest import OFFBOARD, ROOT
-from tests.node_api_lab import NodeCase, NodeLab
+from tests.node_api_lab import NODE_PAIRS, NodeCase, NodeLab
 
 #: The schema of each request body the client sends, by operation.
 BODY_SCHEMAS = {
@@ -35,7 +35,7 @@ BODY_SCHEMAS = {
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[NodeLab]:
-    with Emulator(ROOT) as emulator:
+    with Emulator(ROOT, parameters={"AllowedAccountPairs": NODE_PAIRS}) as emulator:
         yield NodeLab(emulator)
 
 

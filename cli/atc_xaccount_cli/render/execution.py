@@ -1,5 +1,5 @@
 """Human reports of executions, one renderer per outcome: onboarded, revoked, failed (and
-compensated), audit, bulk, still running. The same for `local run` and for the operator
+compensated), audit, bulk, rotation, still running. The same for `local run` and for the operator
 commands against AWS; the emulator's extras are added by render/local.py.
 """
 
@@ -16,6 +16,7 @@ from atc_xaccount_cli.results import (
     Onboarded,
     Outcome,
     Revoked,
+    Rotated,
     Run,
     StillRunning,
 )
@@ -25,6 +26,7 @@ WHAT = {
     "OffboardStateMachine": "deregistration",
     "AuditStateMachine": "audit",
     "BulkStateMachine": "bulk onboarding",
+    "RotateStateMachine": "external ID rotation",
 }
 
 
@@ -147,6 +149,24 @@ def _bulked(result: Bulked, out: Out) -> None:
         out.line(f"  line {row.line:>4}  {row.status:<9} {row.cluster_id or '-'}  {row.cause or ''}".rstrip())
     if result.omitted:
         out.line(f"  ... and {result.omitted} more in the report")
+
+
+@outcome.register
+def _rotated(result: Rotated, out: Out) -> None:
+    out.line()
+    if result.phase == "start":
+        out.line(
+            f"Rotation of {result.cluster_id} started: a pending external ID opens the role beside the "
+            f"current one (trust policy {result.trust}); it is the secret's AWSPENDING version."
+        )
+        out.line("Next: update the access key in Cluster Manager with it, then finish the rotation.")
+        return
+    out.line(
+        f"Rotation of {result.cluster_id} finished: the pending external ID is the cluster's "
+        f"(trust policy {result.trust})."
+    )
+    if result.kept_for:
+        out.line(f"The previous ID stays granted: {', '.join(result.kept_for)} still use it.")
 
 
 @outcome.register

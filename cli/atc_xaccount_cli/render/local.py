@@ -7,10 +7,9 @@ policies afterwards.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from atc_xaccount.redact import Fingerprints
+from atc_xaccount.redact import masked
 from atc_xaccount_cli.local.calls import is_write
 from atc_xaccount_cli.render.execution import access_key_lines, header, outcome
 from atc_xaccount_cli.render.text import FAIL, OK, Out, analyzer_lines, calls_line
@@ -74,8 +73,7 @@ def _onboarded(out: Out, result: LocalRun, onboarded: Onboarded) -> None:
         if onboarded.access_key is not None:
             # The access key carries the external ID: nobody needs to read it, so it is not shown.
             out.line(f"Trust policy of {where} (external IDs redacted):")
-            # Fingerprints for this display only: a key of its own, never the deployment's.
-            out.json(Fingerprints(os.urandom(32)).redact(documents.trust))
+            out.json(masked(documents.trust))
         else:
             out.line(f"Trust policy of {where}:")
             out.json(documents.trust)

@@ -109,6 +109,19 @@ class Fingerprints:
         return _map_external_id_values(redacted, restore)
 
 
+#: What a document shown to a person has in place of each external ID (`masked`).
+MASK = "<external ID>"
+
+
+def masked(doc: Any) -> Any:
+    """The policy for a person's eyes: every external ID replaced by `MASK` (no key, no hash).
+
+    Fingerprints compare documents; a display needs none, and a mask cannot be turned back
+    into a guessable ID by hashing candidates.
+    """
+    return _map_external_id_values(doc, lambda operator, value: MASK if _redacts(operator, value) else value)
+
+
 def _redacts(operator: str, value: object) -> bool:
     """Which condition values hide an ID: not `Null` flags, not wildcard patterns.
 
