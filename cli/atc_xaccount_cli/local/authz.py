@@ -50,7 +50,6 @@ from urllib.parse import urlparse
 
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import AccessDeniedError
-from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
@@ -69,6 +68,14 @@ from atc_xaccount_cli.local.bootstrap import (
     load_bootstrap_role,
     load_operator_role,
     without,
+)
+from atc_xaccount_cli.local.request_context import (
+    POLICY_ARN_ACTIONS,
+    json_body,
+    key_policy,
+    param,
+    resource_account,
+    resource_of,
 )
 from atc_xaccount_cli.local.template import load_yaml
 
@@ -97,19 +104,6 @@ OPERATOR_ROLE_NAME = "local-atc-operator"
 #: Enforcement is on for every emulator; `ATC_XACCOUNT_LOCAL_ENFORCE=0` switches it off.
 ENFORCE_ENV = "ATC_XACCOUNT_LOCAL_ENFORCE"
 
-#: IAM actions whose request context carries `iam:PolicyARN`.
-POLICY_ARN_ACTIONS = frozenset(
-    {
-        "iam:AttachRolePolicy",
-        "iam:DetachRolePolicy",
-        "iam:AttachUserPolicy",
-        "iam:DetachUserPolicy",
-        "iam:AttachGroupPolicy",
-        "iam:DetachGroupPolicy",
-        "iam:PutRolePermissionsBoundary",
-        "iam:PutUserPermissionsBoundary",
-    }
-)
 
 CONDITION_JUDGE = "Condition judged by atc-xaccount's evaluator: moto does not evaluate identity-policy conditions"
 
@@ -344,8 +338,8 @@ class _Judge:
         if action == "sts:GetCallerIdentity":
             return  # AWS allows it to every principal, whatever the policies say
         partition = caller.partition
-        data = _json_body(response) if action.startswith("kms:") else response.data
-        target = _resource_of(action, data, response.current_account, partition, resource)
+        data = json_body(response) if action.startswith("kms:") else response.data
+        target = resource_of(action, data, response.current_account, partition, resource)
         try:
             request.check_action_permitted(target)
         except AccessDeniedError as exc:
@@ -363,7 +357,7 @@ class _Judge:
 
     def _judge_key_policy(self, caller: AssumedRole, action: str, key_arn: str) -> None:
         """KMS needs the key policy's consent too (moto asks only IAM): the root with kms:*, or the role itself."""
-        policy = _key_policy(key_arn, caller.account_id)
+        policy = key_policy(key_arn, caller.account_id)
         if policy is None:
             return  # no such key: moto answers NotFound itself
         principal = f"arn:{caller.partition}:iam::{caller.account_id}:role/{_role_name(caller)}"
@@ -380,10 +374,10 @@ class _Judge:
             "aws:PrincipalArn": f"arn:{partition}:iam::{account}:role/{_role_name(caller)}",
             "aws:PrincipalAccount": account,
         }
-        policy_arn = _param(data, "PolicyArn")
+        policy_arn = param(data, "PolicyArn")
         if action in POLICY_ARN_ACTIONS and policy_arn:
             context["iam:PolicyARN"] = policy_arn
-        owner = _resource_account(target, account)
+        owner = resource_account(target, account)
         if owner:
             context["aws:ResourceAccount"] = owner
         decision = evaluate_identity(
@@ -413,77 +407,3 @@ def role_documents(account: str, partition: str, role_name: str) -> list[dict[st
 
 def _as_dict(document: Any) -> dict[str, Any]:
     return json.loads(document) if isinstance(document, str) else dict(document)
-
-
-def _resource_account(target: str, account: str) -> str | None:
-    """aws:ResourceAccount: the bucket owner for S3 (moto knows it), the caller's own for IAM and KMS."""
-    if ":s3:::" not in target:
-        own = target.startswith("arn:") and (":iam::" in target or ":kms:" in target)
-        return account if own else None
-    from moto.s3.models import s3_backends
-
-    bucket = target.split(":::", 1)[1].split("/", 1)[0]
-    owner = s3_backends.bucket_accounts.get(bucket)
-    return str(owner[1]) if owner else None
-
-
-def _key_policy(key_arn: str, account: str) -> dict[str, Any] | None:
-    from moto.kms.models import kms_backends
-
-    parts = key_arn.split(":")
-    if len(parts) < 6 or parts[2] != "kms":
-        return None
-    key = kms_backends[account][parts[3]].keys.get(key_arn.rsplit("/", 1)[-1])
-    return _as_dict(key.policy) if key is not None else None
-
-
-def _json_body(response: Any) -> dict[str, Any]:
-    """The parameters of a JSON-protocol request (moto's `data` holds the raw body as a key)."""
-    try:
-        body = json.loads(response.body or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _key_arn(key_id: str | None, account: str) -> str | None:
-    """The ARN of the key a KMS request names (moto authorizes KMS against `*`, AWS against the key)."""
-    from moto.kms.exceptions import NotFoundException as KeyNotFound
-    from moto.kms.models import kms_backends
-
-    if not key_id:
-        return None
-    for backend in kms_backends[account].values():
-        try:
-            return str(backend.describe_key(backend.any_id_to_key_id(key_id)).arn)
-        except KeyNotFound:
-            continue
-    return None
-
-
-def _param(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return str(value) if value else None
-
-
-def _resource_of(action: str, data: dict[str, Any], account: str, partition: str, default: str) -> str:
-    """The ARN IAM authorizes `action` against: the role named, else the policy named."""
-    if action.startswith("kms:"):
-        return _key_arn(_param(data, "KeyId"), account) or default
-    if not action.startswith("iam:"):
-        return default
-    role_name = _param(data, "RoleName")
-    if role_name:
-        try:
-            return str(iam_backends[account][partition].get_role(role_name).arn)
-        except NotFoundException:
-            return f"arn:{partition}:iam::{account}:role{_param(data, 'Path') or '/'}{role_name}"
-    policy_arn = _param(data, "PolicyArn")
-    if policy_arn:
-        return policy_arn
-    policy_name = _param(data, "PolicyName")
-    if action == "iam:CreatePolicy" and policy_name:
-        return f"arn:{partition}:iam::{account}:policy{_param(data, 'Path') or '/'}{policy_name}"
-    return default

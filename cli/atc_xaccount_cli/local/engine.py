@@ -25,7 +25,7 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, moto_gaps, step_roles, trust_judge
+from atc_xaccount_cli.local import authz, identities, moto_gaps, step_roles, trust_judge
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
@@ -212,7 +212,10 @@ class Emulator:
         for logical_id, props in self.app.tables.items():
             refs[logical_id] = self._create_table(logical_id, resolver.resolve(props))
         for logical_id, props in self.app.secrets.items():
-            refs[logical_id] = self._create_secret(resolver.resolve(props))
+            name, refs[logical_id] = identities.create_template_secret(
+                self.client("secretsmanager"), resolver.resolve(props)
+            )
+            self.deployment_secrets[name] = refs[logical_id]
         for logical_id in self.app.buckets:
             refs[logical_id] = f"{logical_id.lower()}-{AUTOMATION_ACCOUNT}-local"
             self.client("s3").create_bucket(Bucket=refs[logical_id])
@@ -262,19 +265,6 @@ class Emulator:
             enabled=self.authz.enabled,
         )
         self.dispatcher.judge_assume = self.assume_judge.judge
-
-    def _create_secret(self, props: dict[str, Any]) -> str:
-        """The secret as CloudFormation creates it (GenerateSecretString: a random value); its ARN."""
-        import secrets as random
-
-        name = str(props["Name"])
-        length = int((props.get("GenerateSecretString") or {}).get("PasswordLength", 32))
-        value = "".join(
-            random.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(length)
-        )
-        created = self.client("secretsmanager").create_secret(Name=name, SecretString=value)
-        self.deployment_secrets[name] = str(created["ARN"])
-        return str(created["ARN"])
 
     def _create_table(self, logical_id: str, props: dict[str, Any]) -> str:
         """The table as CloudFormation would create it (named after its logical id here)."""
@@ -376,7 +366,7 @@ class Emulator:
         self.node_apis.seed(world.get("nodeApis") or {})
         for account, state in world["accounts"].items():
             if account == AUTOMATION_ACCOUNT and set(state.get("secrets") or {}) & set(self.deployment_secrets):
-                state = self._seed_deployment_secrets(state)
+                state = identities.seed_template_secrets(self.client("secretsmanager"), self.deployment_secrets, state)
             if "bootstrap" in state:
                 self.deploy_bootstrap(account, state["bootstrap"])
             try:
@@ -394,39 +384,14 @@ class Emulator:
                     )
                 worlds.seed_registry(self.client("dynamodb"), self.registry_table, state["registry"])
 
-    def _seed_deployment_secrets(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The world's values of the template's secrets (a world written by an earlier run keeps
-        its fingerprint key, so its registry's fingerprints stay the cluster's); the rest as given."""
-        secrets = dict(state["secrets"])
-        for name, arn in self.deployment_secrets.items():
-            if name in secrets:
-                self.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=secrets.pop(name))
-        return {**state, "secrets": secrets}
-
     def operator_session(self, world: dict[str, Any] | None = None) -> boto3.Session:
-        """The operator's own credentials: a session of the world's `operator` role (created
-        here, trusting its account, as a permission set's role would), or the default one."""
+        """The operator's own credentials: the world's `operator`, or the emulator's default one."""
         arn = ((world or {}).get("operator") or {}).get("principalArn") or (
             f"arn:{PARTITION}:iam::{AUTOMATION_ACCOUNT}:role/{authz.OPERATOR_ROLE_NAME}"
         )
-        account, path_and_name = arn.split(":")[4], arn.split(":", 5)[5].removeprefix("role")
-        path, _, name = path_and_name.rpartition("/")
-        iam = self.ensure_account(account).client("iam")
-        try:
-            iam.get_role(RoleName=name)
-        except iam.exceptions.NoSuchEntityException:
-            trust = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:{PARTITION}:iam::{account}:root"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-            iam.create_role(RoleName=name, Path=f"{path}/", AssumeRolePolicyDocument=json.dumps(trust))
-        return worlds.account_session(account, REGION, name, path=f"{path}/")
+        return identities.operator_session(
+            arn, lambda account: self.ensure_account(account).client("iam"), REGION, PARTITION
+        )
 
     @property
     def operator_role_name(self) -> str:
@@ -446,11 +411,7 @@ class Emulator:
             # The deployment's own buckets (bulk uploads) are not part of the world.
             state["buckets"] = [b for b in state["buckets"] if b not in self.buckets.values()]
             if account == AUTOMATION_ACCOUNT:
-                sm = self.client("secretsmanager")
-                kept = {
-                    name: sm.get_secret_value(SecretId=arn)["SecretString"]
-                    for name, arn in self.deployment_secrets.items()
-                }
+                kept = identities.template_secret_values(self.client("secretsmanager"), self.deployment_secrets)
                 state["secrets"] = dict(sorted({**(state.get("secrets") or {}), **kept}.items()))
                 if not (state["roles"] or state["policies"] or state["buckets"]):
                     state = {"secrets": state["secrets"]} if state.get("secrets") else {}
