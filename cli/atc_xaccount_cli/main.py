@@ -56,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="inject AWS errors into the steps' calls: [Step/]service:Operation=kind[:probability[:limit]], "
-        "kind one of throttle, conflict, propagation, denied, fail, limit (repeatable)",
+        "kind one of throttle, conflict, propagation, denied, fail, limit, consistency, stale (repeatable)",
+    )
+    run.add_argument(
+        "--aws-timing",
+        action="store_true",
+        help="AWS's time: the template's propagation wait and each AWS call's typical seconds (docs/time.md)",
     )
     run.add_argument("--seed", type=int, help="random seed for --faults (reproducible runs)")
     run.add_argument(
@@ -265,6 +270,7 @@ def _aws(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _local(args: argparse.Namespace, out: TextIO) -> int:
+    from atc_xaccount_cli.local.aws_time import AwsTiming
     from atc_xaccount_cli.local.faults import FaultPlan, FaultSpecError
     from atc_xaccount_cli.local.run import (
         OFFBOARD,
@@ -321,6 +327,7 @@ def _local(args: argparse.Namespace, out: TextIO) -> int:
                 prove=not args.no_proof,
                 detail_machine=OFFBOARD if args.deregister else ONBOARD,
                 faults=faults,
+                aws_timing=AwsTiming() if args.aws_timing else None,
             )
     except (UsageError, FaultSpecError, TemplateError, SystemExit) as exc:
         print(f"atc-xaccount: {exc}", file=sys.stderr)
