@@ -5,8 +5,15 @@ executions doing read-modify-write on the same document lose one update. Executi
 take the locks of every resource they will change, atomically (all or none), and a lease
 bounds how long a crashed execution can block the others.
 
-A lock item outlives its holder: releasing it records `docHash`, the hash of the document
-as the holder left it. That lets preflight read first and lock afterwards without reading
+A lock item outlives its holder: it keeps `docHash`, the hash of the document as its last
+writer left it, and `leftAt`, when. Every writer under a lock notes it around each write
+(`note_write`: UNKNOWN before the IAM call, the new hash after), so every release path —
+onboarding, offboarding, compensation — leaves it true; a release that wrote nothing keeps
+it. Under the lock, a read whose hash differs from it soon after it was written is a stale
+read (IAM is eventually consistent for reads too): `fence` raises StaleRead, the caller
+reads again (bounded), and nothing is written from the stale document.
+
+The same hash That lets preflight read first and lock afterwards without reading
 again (`acquire_if_unchanged`): if the hash it read is the one the last holder left, no
 execution of this project has written since. Anything else (a holder, an expired lease,
 a document someone changed by hand, a release that could not say what it left) makes
@@ -23,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, error_code, translate
-from atc_xaccount.errors import ResourceLocked
+from atc_xaccount.errors import ResourceLocked, StaleRead
 
 AUTOMATION_ACCOUNT = "automation"
 #: Long enough for one execution's steps (with retries), short enough to recover from a crash.
@@ -32,6 +39,10 @@ DEFAULT_LEASE_SECONDS = 900
 UNKNOWN = "unknown"
 #: `docHash` of a managed policy that does not exist.
 ABSENT = "absent"
+#: How long after a write a read that differs from it counts as stale. IAM's reads catch up
+#: within seconds; a document still different after this was changed by someone else (a
+#: human's edit), and is taken as read: the never-widen guards judge it.
+FENCE_SECONDS = 60
 
 
 def trust_lock_key(s3_account: str, access_role_name: str) -> str:
@@ -120,20 +131,64 @@ def _first_holder(dynamodb: Any, table: str, keys: list[str], owner: str) -> tup
 def release_items(
     table: str, keys: list[str], owner: str, hashes: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """Transaction items that release `owner`'s locks and record what each holder left."""
-    return [
-        {
-            "Update": {
-                "TableName": table,
-                "Key": {"lockKey": {"S": key}},
-                "UpdateExpression": "SET docHash = :h REMOVE #o, expiresAt",
-                "ConditionExpression": "#o = :owner",
-                "ExpressionAttributeNames": {"#o": "owner"},
-                "ExpressionAttributeValues": {":owner": {"S": owner}, ":h": {"S": (hashes or {}).get(key, UNKNOWN)}},
+    """Transaction items that release `owner`'s locks and record what each holder left.
+
+    A key without a hash keeps the `docHash` its writers noted (`note_write`).
+    """
+    items = []
+    for key in sorted(set(keys)):
+        values: dict[str, Any] = {":owner": {"S": owner}}
+        expression = "REMOVE #o, expiresAt"
+        if key in (hashes or {}):
+            values[":h"] = {"S": (hashes or {})[key]}
+            expression = "SET docHash = :h " + expression
+        items.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": {"lockKey": {"S": key}},
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "#o = :owner",
+                    "ExpressionAttributeNames": {"#o": "owner"},
+                    "ExpressionAttributeValues": values,
+                }
             }
-        }
-        for key in sorted(set(keys))
-    ]
+        )
+    return items
+
+
+def note_write(dynamodb: Any, table: str, key: str, owner: str, doc_hash: str) -> None:
+    """Record, while holding the lock, what the document is (UNKNOWN: being written) and when."""
+    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"lockKey": {"S": key}},
+                UpdateExpression="SET docHash = :h, leftAt = :now",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":h": {"S": doc_hash},
+                    ":now": {"N": str(int(time.time()))},
+                    ":owner": {"S": owner},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # Not our lock (a lease taken over): the new holder reads and notes for itself.
+
+
+def fence(dynamodb: Any, table: str, key: str, read_hash: str, *, now: float | None = None) -> None:
+    """Raise StaleRead when, under the lock, the document read is not the one last written."""
+    with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
+        item = dynamodb.get_item(TableName=table, Key={"lockKey": {"S": key}}, ConsistentRead=True).get("Item")
+    left = ((item or {}).get("docHash") or {}).get("S")
+    if left in (None, UNKNOWN, read_hash):
+        return
+    written = float(((item or {}).get("leftAt") or {}).get("N", 0))
+    if (now if now is not None else time.time()) - written < FENCE_SECONDS:
+        raise StaleRead(key, read_hash, left)
 
 
 def release(
@@ -147,7 +202,8 @@ def release(
 ) -> dict[str, Any]:
     """Drop the locks this owner holds, in one transaction with `also` (e.g. the registry write).
 
-    Without `hashes` a lock records UNKNOWN: the next execution reads the document again.
+    A lock without a hash in `hashes` keeps what its writers noted (nothing written: the
+    previous holder's hash still holds).
     A lock taken over after lease expiry is left alone; `also` is then written on its own.
     """
     items = release_items(table, keys, owner, hashes)
