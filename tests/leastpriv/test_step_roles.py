@@ -31,7 +31,25 @@ LAMBDA_ITSELF = ("logs:", "xray:")
 GRANTS = [
     ("PreflightFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
     ("PreflightFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
-    ("PreflightFunction", "LockIfUnchanged", "dynamodb:UpdateItem", "onboard"),
+    # A pure addition is grouped (no lock in Preflight); a replaced external ID is not.
+    ("PreflightFunction", "LockIfUnchanged", "dynamodb:UpdateItem", "new-external-id"),
+    ("PreflightFunction", "FenceReads", "dynamodb:GetItem", "onboard"),
+    ("EnsureAssumePolicyFunction", "FenceReadsNoteWrites", "dynamodb:GetItem", "onboard"),
+    ("EnsureAssumePolicyFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "onboard"),
+    ("EnsureAssumePolicyFunction", "KeepUsersAndProvenance", "dynamodb:UpdateItem", "onboard"),
+    ("MergeTrustFunction", "FenceReadsNoteWrites", "dynamodb:GetItem", "onboard"),
+    ("MergeTrustFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "onboard"),
+    ("MergeTrustFunction", "KeepUsersAndProvenance", "dynamodb:UpdateItem", "onboard"),
+    ("MergeTrustFunction", "ReadClusterUsers", "dynamodb:GetItem", "new-external-id"),
+    ("CompensateFunction", "FenceReadsNoteWrites", "dynamodb:GetItem", "rollback"),
+    ("CompensateFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "rollback"),
+    ("CompensateFunction", "UndoGroupedChanges", "dynamodb:GetItem", "rollback-late"),
+    ("CompensateFunction", "UndoGroupedChanges", "dynamodb:DeleteItem", "rollback-late"),
+    ("CompensateFunction", "FindOtherUsers", "dynamodb:Query", "rollback-late"),
+    ("RevokeTrustFunction", "FenceReadsNoteWrites", "dynamodb:GetItem", "offboard"),
+    ("RevokeTrustFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "offboard"),
+    ("RevokePolicyFunction", "FenceReadsNoteWrites", "dynamodb:GetItem", "offboard"),
+    ("RevokePolicyFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "offboard"),
     ("PreflightFunction", "IsTheRegistryUpToDate", "dynamodb:GetItem", "rerun"),
     ("EnsureAssumePolicyFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
     ("MergeTrustFunction", "AssumeAutomationRole", "sts:AssumeRole", "onboard"),
@@ -127,7 +145,7 @@ def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMuta
         if scenario == "audit":
             return lab.emulator.follow(lab.emulator.start({}, AUDIT))
         if scenario.startswith("rollback"):
-            fault = LATE_FAULT if scenario == "rollback-new-id" else ROLLBACK_FAULT
+            fault = LATE_FAULT if scenario in ("rollback-new-id", "rollback-late") else ROLLBACK_FAULT
             lab.emulator.dispatcher.before_call = FaultPlan([fault]).before_call
         if scenario == "locked":
             _hold_trust_lock(lab, case)
@@ -184,7 +202,7 @@ def test_control_the_whole_roles_run_each_scenario(lab: Lab, scenario):
     assert result.status == "SUCCEEDED", result.cause
 
 
-@pytest.mark.parametrize("scenario", ["rollback", "rollback-new-id"])
+@pytest.mark.parametrize("scenario", ["rollback", "rollback-new-id", "rollback-late"])
 def test_control_the_whole_roles_roll_back(lab: Lab, scenario):
     case = lab.case()
     result = _scenario(lab, case, scenario, None)
@@ -240,13 +258,16 @@ def _trust_lock_owner(lab: Lab, case: Case) -> str | None:
 def test_a_denied_step_call_has_aws_error_shape_and_nothing_is_written(lab: Lab):
     case = lab.case()
     lab.seed(case, load("sample-world.json"))
+    first = _onboard(lab, case)
+    assert first.status == "SUCCEEDED", first.cause
     roles = lab.emulator.step_roles
     assert roles is not None
     with (
         roles.changed(step_roles.without_grant("PreflightFunction", "LockIfUnchanged")),
         lab.emulator.counting() as calls,
     ):
-        result = _onboard(lab, case)
+        # A new external ID replaces the stored one: not grouped, so Preflight locks first.
+        result = _onboard(lab, case, externalId=f"replacement-{case.cluster}")
     table = f"arn:aws:dynamodb:{REGION}:{AUTOMATION_ACCOUNT}:table/LocksTable"
     assert result.status == "FAILED"
     assert (

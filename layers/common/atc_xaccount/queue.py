@@ -12,6 +12,7 @@ different clusters never overwrite each other.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import Any
 
 from atc_xaccount.aws_errors import aws_call
@@ -59,11 +60,22 @@ def read(dynamodb: Any, table: str, lock_key: str) -> tuple[list[tuple[str, dict
     pending, results = [], {}
     for name, value in (item or {}).items():
         if name.startswith("i#"):
-            pending.append((name[2:], deserialize(value)))
+            pending.append((name[2:], _plain(deserialize(value))))
         elif name.startswith("r#"):
-            results[name[2:]] = deserialize(value)
+            results[name[2:]] = _plain(deserialize(value))
     pending.sort(key=lambda entry: (int(entry[1].get("queuedAt", 0)), entry[0]))
     return pending, results
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's numbers back as ints (results travel on as JSON)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def served_item(table: str, lock_key: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -96,3 +108,27 @@ def forget_result(dynamodb: Any, table: str, lock_key: str, cluster_id: str) -> 
             UpdateExpression="REMOVE #r",
             ExpressionAttributeNames={"#r": _result(cluster_id)},
         )
+
+
+def withdraw(dynamodb: Any, table: str, lock_key: str, cluster_id: str, execution: str) -> dict[str, Any] | None:
+    """Take this execution's intent off the queue (it failed); its result if it was served first."""
+    from botocore.exceptions import ClientError
+
+    from atc_xaccount.aws_errors import error_code
+
+    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"lockKey": {"S": queue_key(lock_key)}},
+                UpdateExpression="REMOVE #i",
+                ConditionExpression="#i.#e = :e",
+                ExpressionAttributeNames={"#i": _intent(cluster_id), "#e": "execution"},
+                ExpressionAttributeValues={":e": {"S": execution}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise  # (translated by aws_call)
+    _, results = read(dynamodb, table, lock_key)
+    result = results.get(cluster_id)
+    return dict(result) if result and result.get("execution") == execution else None

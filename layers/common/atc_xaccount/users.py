@@ -91,7 +91,10 @@ def read(dynamodb: Any, table: str, cluster_manager_account: str) -> dict[str, d
 
 
 def remove(dynamodb: Any, table: str, cluster_manager_account: str, cluster_id: str) -> None:
-    """Forget `cluster_id` as a user (its access is withdrawn); nothing kept is no error."""
+    """Forget `cluster_id` as a user (its access is withdrawn); nothing kept is no error.
+
+    An item left with no user reads as no item (`read` returns nothing for it).
+    """
     with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
         dynamodb.update_item(
             TableName=table,
@@ -99,6 +102,21 @@ def remove(dynamodb: Any, table: str, cluster_manager_account: str, cluster_id: 
             UpdateExpression="REMOVE #c",
             ExpressionAttributeNames={"#c": _attribute(cluster_id)},
         )
+
+
+def settle(dynamodb: Any, table: str, cluster_manager_account: str, cluster_id: str) -> None:
+    """After a failed onboarding: the cluster's entry as the registry says (READY: as it was
+    recorded; otherwise none), whatever a group commit kept for it meanwhile."""
+    from atc_xaccount import registry
+
+    entry = registry.get(dynamodb, table, cluster_id)
+    if entry and entry.get("state") == registry.READY:
+        with aws_call("dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT):
+            dynamodb.transact_write_items(
+                TransactItems=[add_item(table, cluster_manager_account, cluster_id, user_entry(entry))]
+            )
+        return
+    remove(dynamodb, table, cluster_manager_account, cluster_id)
 
 
 def others(dynamodb: Any, table: str, cluster_manager_account: str, excluding: str) -> list[dict[str, Any]]:

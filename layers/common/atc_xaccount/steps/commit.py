@@ -64,11 +64,13 @@ def commit_policy(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any
     and the policy on its node role, written by this execution or whichever holds the lock."""
     key = policy_key(request)
     intent = {"execution": ctx.execution or "", "request": _stored_request(request)}
-    part = _take(ctx, key, request, intent, lambda batch: _serve_policy(request, ctx, batch))
+    raised: dict[str, AtcXaccountError] = {}
+    part = _take(ctx, key, request, intent, lambda batch: _serve_policy(request, ctx, batch, raised))
     if part is None:
         raise CommitPending([key])
     if part.get("error"):
-        raise GroupCommitFailed(key, part["error"])
+        # This execution wrote it: its own error, as the locked path raises it; else the writer's.
+        raise raised.get(request.cluster_id) or GroupCommitFailed(key, part["error"])
     change = _policy_change(request, ctx, part)
     queue.forget_result(ctx.sessions.local_client("dynamodb"), ctx.locks_table, key, request.cluster_id)
     return change
@@ -84,11 +86,12 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
         "request": _stored_request(request),
         "secretCreated": secret["action"] == "created",
     }
-    part = _take(ctx, key, request, intent, lambda batch: _serve_trust(request, ctx, batch))
+    raised: dict[str, AtcXaccountError] = {}
+    part = _take(ctx, key, request, intent, lambda batch: _serve_trust(request, ctx, batch, raised))
     if part is None:
         raise CommitPending([key])
     if part.get("error"):
-        raise GroupCommitFailed(key, part["error"])
+        raise raised.get(request.cluster_id) or GroupCommitFailed(key, part["error"])
     if part.get("secretCreated"):
         secret = {**secret, "action": "created", "generated": request.external_id is None}
     change = _trust_change(request, ctx, part, external_id, secret)
@@ -143,14 +146,15 @@ def _take(
             return dict(mine) if mine.get("execution") == owner else None
         batch = pending[: queue.BATCH]
         served, left, also = serve(batch)
-    except AtcXaccountError:
-        locks.release(dynamodb, table, [key], owner)
+    except Exception:
+        locks.release(dynamodb, table, [key], owner)  # then raised as it was
         raise
     for queued_cluster, queued_intent in batch:
-        served.setdefault(queued_cluster, {"error": {"error": "GroupCommitFailed", "message": "not served"}})
-        served[queued_cluster]["execution"] = queued_intent.get("execution")
+        if queued_cluster in served:  # the others stay queued
+            served[queued_cluster]["execution"] = queued_intent.get("execution")
     hashes = {key: left} if left else None
-    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[queue.served_item(table, key, served), *also])
+    results = [queue.served_item(table, key, served)] if served else []
+    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*results, *also])
     result = served.get(cluster)
     return result if result and result.get("execution") == owner else None
 
@@ -174,7 +178,12 @@ def _secret_values(ctx: StepContext, clusters: list[str]) -> dict[str, str | Non
     return dict(zip(clusters, values, strict=True))
 
 
-def _serve_trust(request: ClusterRequest, ctx: StepContext, batch: list[tuple[str, dict[str, Any]]]) -> Served:
+def _serve_trust(
+    request: ClusterRequest,
+    ctx: StepContext,
+    batch: list[tuple[str, dict[str, Any]]],
+    raised: dict[str, AtcXaccountError],
+) -> Served:
     """One write of the access role's trust policy for every queued grant that fits."""
     s3, role_name, owner = request.s3_account_id, request.access_role_name, ctx.execution or ""
     iam = ctx.sessions.client("iam", s3)
@@ -203,7 +212,7 @@ def _serve_trust(request: ClusterRequest, ctx: StepContext, batch: list[tuple[st
                 quota = quota if size <= quota else trust_quota(iam, s3, size)
                 check_trust_quota(merged, quota, role_name, s3)
         except AtcXaccountError as exc:
-            served[cluster] = {**_error(exc), "leader": owner}
+            served[cluster], raised[cluster] = {**_error(exc), "leader": owner}, exc
             continue
         doc = merged
         owned.add(grant_sid(targets.node_role_arn))
@@ -228,17 +237,37 @@ def _serve_trust(request: ClusterRequest, ctx: StepContext, batch: list[tuple[st
             lint(ctx, doc, analyzer.TRUST, owned, f"trust policy of {role_name}", s3)
         except AtcXaccountError as exc:
             failed = {**_error(exc), "leader": owner}
+            raised.update({cluster: exc for cluster, _ in batch})
             return {cluster: dict(failed) for cluster, _ in batch}, None, []
-        iam_ops.write_trust_policy(iam, s3, role_name=role_name, before=before, after=doc)
+    record = iam_ops.write_trust_policy(iam, s3, role_name=role_name, before=before, after=doc)
+    if record["action"] != "unchanged":
         noted(ctx, trust_key(request), left)
-    for result in served.values():
-        if "error" not in result:
-            result["hash"] = left
-    also = [users.add_items(ctx.registry_table, cm, kept) for cm, kept in sorted(entries.items())]
+    ok = [cluster for cluster, result in served.items() if "error" not in result]
+    for cluster in ok:
+        served[cluster]["hash"] = left
+    if len(ok) == 1:
+        # This write is one cluster's alone: its record is the classic one (exact restore).
+        only = served[ok[0]]
+        queued_request = ClusterRequest.from_dict(dict(batch)[ok[0]]["request"])
+        only["solo"] = True
+        only["record"] = {
+            **record,
+            "principal": Targets.of(queued_request, ctx.partition).node_role_arn,
+            "externalIdAdded": only["added"],
+            "externalIdWithdrawn": False,
+            "externalIdFingerprint": only["fingerprint"],
+            "hash": left,
+        }
+    also = [users.add_items(ctx.registry_table, cm, kept, keep_existing=True) for cm, kept in sorted(entries.items())]
     return served, left, also
 
 
-def _serve_policy(request: ClusterRequest, ctx: StepContext, batch: list[tuple[str, dict[str, Any]]]) -> Served:
+def _serve_policy(
+    request: ClusterRequest,
+    ctx: StepContext,
+    batch: list[tuple[str, dict[str, Any]]],
+    raised: dict[str, AtcXaccountError],
+) -> Served:
     """One write of the assume policy (and one attachment per node role) for every queued intent."""
     cm, name, owner = request.cluster_manager_account_id, request.assume_policy_name, ctx.execution or ""
     arn = Targets.of(request, ctx.partition).assume_policy_arn
@@ -263,7 +292,7 @@ def _serve_policy(request: ClusterRequest, ctx: StepContext, batch: list[tuple[s
                 guard_assume_policy(doc, merged, {resource}, cm, name)
                 check_policy_quota(merged, name, cm)
         except AtcXaccountError as exc:
-            served[cluster] = {**_error(exc), "leader": owner}
+            served[cluster], raised[cluster] = {**_error(exc), "leader": owner}, exc
             continue
         doc = merged
         queued[cluster] = wanted
@@ -274,34 +303,44 @@ def _serve_policy(request: ClusterRequest, ctx: StepContext, batch: list[tuple[s
         }
     if doc is None:  # every intent refused: nothing to write
         return served, None, []
-    version = current.default_version if current else None
     if current is None or not same_document(before, doc):
         try:
             lint(ctx, doc, analyzer.IDENTITY, {OWNED_SID}, name, cm)
         except AtcXaccountError as exc:
             failed = {**_error(exc), "leader": owner}
+            raised.update({cluster: exc for cluster, _ in batch})
             return {cluster: dict(failed) for cluster, _ in batch}, None, []
-        record = iam_ops.write_managed_policy(iam, cm, name=name, arn=arn, current=current, desired=doc)
-        version = record["afterVersion"]
+    record = iam_ops.write_managed_policy(iam, cm, name=name, arn=arn, current=current, desired=doc)
+    version = record["afterVersion"]
+    if record["action"] != "unchanged":
         noted(ctx, policy_key(request), locks.policy_hash(version, doc))
     attached = _attach_each(iam, cm, arn, sorted({q.node_role_name for q in queued.values()}), current is None)
+    solo = len(queued) == 1
     for cluster, wanted in queued.items():
+        outcome = attached[wanted.node_role_name.lower()]
         served[cluster].update(
-            attached=attached[wanted.node_role_name.lower()] == "attached",
+            attached=outcome == "attached",
             created=current is None,
             afterVersion=version,
             hash=locks.policy_hash(version, doc),
         )
-        if attached[wanted.node_role_name.lower()] not in ("attached", "unchanged"):
-            served[cluster] = {
-                "error": {"error": "AwsOperationFailed", "message": attached[wanted.node_role_name.lower()]}
-            }
+        if solo:  # this write is one cluster's alone: the classic records (exact restore)
+            served[cluster].update(solo=True, record=record, attachRecord=_attach_record(cm, wanted, arn, outcome))
+        if isinstance(outcome, AtcXaccountError):
+            served[cluster].update(_error(outcome))
+            raised[cluster] = outcome
+    for cluster in [c for c in queued if c != request.cluster_id and c in raised]:
+        # A shared call failed (the node role's attachment): the writer fails with it; the
+        # others stay queued for the next writer, as if this write had not served them.
+        del served[cluster], queued[cluster]
+    also: list[dict[str, Any]] = []
     facts = {registry.CREATED_BY_US: current is None}
-    for wanted in queued.values():
+    for wanted in queued.values() if not solo else ():  # solo: Record keeps it, from the records
         resource = Targets.of(wanted, ctx.partition).access_role_arn
         facts[registry.resource_before(resource)] = resource in owned_resources(before) if before else False
         facts[registry.attached_before(wanted.node_role_name)] = attached[wanted.node_role_name.lower()] == "unchanged"
-    also = [registry.provenance_item(ctx.registry_table, registry.provenance_key(cm, name), facts)]
+    if not solo:
+        also.append(registry.provenance_item(ctx.registry_table, registry.provenance_key(cm, name), facts))
     entries = {
         cluster: users.user_entry(
             {
@@ -318,9 +357,24 @@ def _serve_policy(request: ClusterRequest, ctx: StepContext, batch: list[tuple[s
     return served, locks.policy_hash(version, doc), also
 
 
-def _attach_each(iam: Any, cm: str, arn: str, node_roles: list[str], just_created: bool) -> dict[str, str]:
+def _attach_record(cm: str, wanted: ClusterRequest, arn: str, outcome: str | AtcXaccountError) -> dict[str, Any]:
+    """As iam_ops.ensure_attached records it."""
+    return {
+        "account": cm,
+        "roleName": wanted.node_role_name,
+        "policyArn": arn,
+        "before": outcome == "unchanged",
+        "after": outcome in ("attached", "unchanged"),
+        "applied": True,
+        "action": "attached" if outcome == "attached" else "unchanged",
+    }
+
+
+def _attach_each(
+    iam: Any, cm: str, arn: str, node_roles: list[str], just_created: bool
+) -> dict[str, str | AtcXaccountError]:
     """Attach the policy to each node role that lacks it: 'attached', 'unchanged' or the error."""
-    outcome: dict[str, str] = {}
+    outcome: dict[str, str | AtcXaccountError] = {}
     for role_name in node_roles:
         try:
             before = not just_created and arn in iam_ops.attached_policy_arns(iam, cm, role_name)
@@ -328,7 +382,7 @@ def _attach_each(iam: Any, cm: str, arn: str, node_roles: list[str], just_create
                 iam_ops.attach(iam, cm, role_name=role_name, policy_arn=arn, needed=True, just_created=just_created)
             outcome[role_name.lower()] = "unchanged" if before else "attached"
         except AtcXaccountError as exc:
-            outcome[role_name.lower()] = str(exc)
+            outcome[role_name.lower()] = exc
     return outcome
 
 
@@ -340,6 +394,8 @@ def _trust_change(
     secret: dict[str, Any],
 ) -> dict[str, Any]:
     """This cluster's trust change record, with the policy IAM holds now (read fenced)."""
+    if part and part.get("solo"):
+        return {**part["record"], "externalId": secret}
     s3 = request.s3_account_id
     iam = ctx.sessions.client("iam", s3)
     role = fenced(ctx, trust_key(request), lambda: iam_ops.get_role(iam, s3, request.access_role_name), trust_hash)
@@ -368,6 +424,9 @@ def _trust_change(
 
 def _policy_change(request: ClusterRequest, ctx: StepContext, part: dict[str, Any]) -> dict[str, Any]:
     """This cluster's assume policy and attachment records, with the policy as IAM holds it now."""
+    if part.get("solo"):
+        left = locks.policy_hash(part["record"].get("afterVersion"), part["record"]["after"])
+        return {"assumePolicy": part["record"], "attach": part["attachRecord"], "hash": left}
     cm = request.cluster_manager_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", cm)

@@ -58,6 +58,28 @@ def compensate(
     flat = {**(changes.get("clusterManager") or {}), **{k: v for k, v in changes.items() if k != "clusterManager"}}
     for item in left_from_cause(cause):
         flat.setdefault(str(item.get("change")), item)
+    held: list[str] = []
+    if ((preflight or {}).get("plan") or {}).get("grouped"):
+        from atc_xaccount.steps import group_undo
+
+        held = group_undo.locked_for_undo(request, ctx)
+        try:
+            flat = group_undo.adopt_served(request, ctx, flat)
+            return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+        finally:
+            group_undo.release_after_undo(ctx, held)
+    return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+
+
+def _compensate(
+    request: ClusterRequest,
+    ctx: StepContext,
+    flat: dict[str, Any],
+    external_id_record: dict[str, Any] | None,
+    execution: str | None,
+    error: str | None,
+    preflight: dict[str, Any] | None,
+) -> dict[str, Any]:
     external_id_record = external_id_record or (flat.get("trust") or {}).get("externalId")
     undone: list[dict[str, Any]] = []
     for name, undo in UNDOES:

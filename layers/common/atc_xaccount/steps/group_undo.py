@@ -3,7 +3,8 @@
 A commit's write holds other clusters' grants too, so its `before` is nobody's to restore.
 A cluster's own change is what the commit added for it: its external ID in its node
 role's grant, its access role in the assume policy, the policy's attachment to its node
-role. Undoing it is removing exactly that, under the document's lock, unless another
+role. Undoing it is removing exactly that, under the documents' locks (`locked_for_undo`:
+the commits released theirs), unless another
 cluster still needs it — the same removal an offboarding makes (`steps/offboard.py`), so
 the merge/remove pair's property (remove after add restores the document) carries over.
 The commit kept every cluster it served in the users item before its Record, so a
@@ -13,7 +14,6 @@ cluster still in flight counts as needing what it was given.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import locks, users
@@ -28,33 +28,32 @@ from atc_xaccount.steps.offboard import revoke_policy, revoke_trust
 LOCK_ATTEMPTS = 12
 
 
-def _locked(ctx: StepContext, key: str, undo: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def locked_for_undo(request: ClusterRequest, ctx: StepContext) -> list[str]:
+    """Take both documents' locks for the compensation of a grouped onboarding (its commits
+    released them); bounded tries, since commits hold a lock for one invocation only."""
     dynamodb, owner = ctx.sessions.local_client("dynamodb"), ctx.execution or ""
+    keys = [policy_key(request), trust_key(request)]
     for delay in [*backoff_delays(LOCK_ATTEMPTS), None]:
         try:
-            locks.acquire(dynamodb, ctx.locks_table, [key], owner)
-            break
+            locks.acquire(dynamodb, ctx.locks_table, keys, owner)
+            return keys
         except ResourceLocked:
             if delay is None:
                 raise
             time.sleep(max(delay, 0.05))
-    try:
-        return undo()
-    finally:
-        locks.release(dynamodb, ctx.locks_table, [key], owner)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _no_longer_a_user(request: ClusterRequest, ctx: StepContext) -> None:
-    dynamodb = ctx.sessions.local_client("dynamodb")
-    users.remove(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
+def release_after_undo(ctx: StepContext, keys: list[str]) -> None:
+    """Release them; each keeps the hash its undo noted (or the commit's, if nothing was undone)."""
+    locks.release(ctx.sessions.local_client("dynamodb"), ctx.locks_table, keys, ctx.execution or "")
 
 
 def undo_grouped_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
     """Remove this cluster's external ID from its node role's grant (kept if another cluster shares it)."""
-    _no_longer_a_user(request, ctx)
     if not change.get("externalIdAdded"):
         return "unchanged: the grant was there before this execution"
-    record = _locked(ctx, trust_key(request), lambda: revoke_trust(request, ctx))
+    record = revoke_trust(request, ctx)
     return "removed" if record.get("removed") else f"kept: {record.get('reason', 'nothing of this cluster left')}"
 
 
@@ -67,6 +66,44 @@ def undo_grouped_attach(request: ClusterRequest, ctx: StepContext, change: dict[
 
 def undo_grouped_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
     """Remove this cluster's access role from the assume policy (and detach, delete) unless still needed."""
-    _no_longer_a_user(request, ctx)
-    record = _locked(ctx, policy_key(request), lambda: revoke_policy(request, ctx))
+    record = revoke_policy(request, ctx)
     return str(record.get("reason") or record.get("action") or "unchanged")
+
+
+def adopt_served(request: ClusterRequest, ctx: StepContext, flat: dict[str, Any]) -> dict[str, Any]:
+    """A grouped onboarding failing before its write steps returned: withdraw its queued
+    intents, and take as its own what a commit wrote for it meanwhile (so it is undone)."""
+    from atc_xaccount import external_ids, queue
+
+    dynamodb, owner = ctx.sessions.local_client("dynamodb"), ctx.execution or ""
+    # A commit kept the cluster as a user; it is one only as the registry says (its undo
+    # below must not count it as needing what it is giving back).
+    users.settle(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
+    adopted = dict(flat)
+    served = queue.withdraw(dynamodb, ctx.locks_table, policy_key(request), request.cluster_id, owner)
+    if served and served.get("solo") and "assumePolicy" not in adopted:
+        # The write was this cluster's alone (even if attaching then failed): the classic records.
+        adopted["assumePolicy"], adopted["attach"] = served["record"], served["attachRecord"]
+    elif served and "error" not in served and "assumePolicy" not in adopted:
+        added = bool(served.get("resourceAdded"))
+        adopted["assumePolicy"] = {"action": "versioned" if added else "unchanged", "grouped": True, "applied": True}
+        adopted["attach"] = {
+            "action": "attached" if served.get("attached") else "unchanged",
+            "grouped": True,
+            "applied": True,
+            "policyChanged": added,
+        }
+    served = queue.withdraw(dynamodb, ctx.locks_table, trust_key(request), request.cluster_id, owner)
+    if served and served.get("solo") and "trust" not in adopted:
+        adopted["trust"] = dict(served["record"])
+    elif served and "error" not in served and "trust" not in adopted:
+        adopted["trust"] = {
+            "action": "updated" if served.get("added") else "unchanged",
+            "grouped": True,
+            "applied": True,
+            "externalIdAdded": bool(served.get("added")),
+        }
+    if served and "trust" in adopted and served.get("secretCreated"):
+        name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
+        adopted["trust"]["externalId"] = {"secretName": name, "action": "created", "applied": True}
+    return adopted
