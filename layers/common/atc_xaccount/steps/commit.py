@@ -153,8 +153,8 @@ def _take(
         if queued_cluster in served:  # the others stay queued
             served[queued_cluster]["execution"] = queued_intent.get("execution")
     hashes = {key: left} if left else None
-    results = [queue.served_item(table, key, served)] if served else []
-    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*results, *also])
+    answered = [queue.served_item(table, key, served)] if served else []
+    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*answered, *also])
     result = served.get(cluster)
     return result if result and result.get("execution") == owner else None
 
