@@ -69,17 +69,19 @@ def test_release_records_what_the_holder_left_and_the_fast_path_compares_it(dyna
 
 def test_a_release_keeps_what_the_writers_noted_and_fences_a_stale_read(dynamodb: Any) -> None:
     locks.acquire(dynamodb, TABLE, [TRUST, POLICY], "offboard")
-    locks.note_write(dynamodb, TABLE, TRUST, "offboard", "h2")
+    locks.note_write(dynamodb, TABLE, TRUST, "offboard", "h2", prior=["h1", "h0"])
     locks.release(dynamodb, TABLE, [TRUST, POLICY], "offboard")
     assert item(dynamodb, TRUST)["docHash"] == "h2"
     assert "docHash" not in item(dynamodb, POLICY)  # nothing written there: nothing claimed
     locks.acquire(dynamodb, TABLE, [TRUST], "exec-b")
-    locks.fence(dynamodb, TABLE, TRUST, "h2")  # what the last writer left: fresh
+    # what the last writer left: fresh; a write over it replaces h2, then h1, h0
+    assert locks.fence(dynamodb, TABLE, TRUST, "h2") == ["h2", "h1", "h0"]
     with pytest.raises(StaleRead) as raised:
-        locks.fence(dynamodb, TABLE, TRUST, "h1")  # the version before it, seconds later: stale
+        locks.fence(dynamodb, TABLE, TRUST, "h1")  # a version it replaced, seconds later: stale
     assert TRUST in str(raised.value)
-    # long after the write, a different document was changed by someone else: taken as read
+    # long after the write, an old version is taken as read; so is one our writers never wrote
     locks.fence(dynamodb, TABLE, TRUST, "h1", now=time.time() + locks.FENCE_SECONDS + 1)
+    assert locks.fence(dynamodb, TABLE, TRUST, "edited-by-hand")[0] == "edited-by-hand"
 
 
 def test_a_note_on_a_lock_someone_took_over_is_not_written(dynamodb: Any) -> None:

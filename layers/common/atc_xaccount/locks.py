@@ -43,6 +43,8 @@ ABSENT = "absent"
 #: within seconds; a document still different after this was changed by someone else (a
 #: human's edit), and is taken as read: the never-widen guards judge it.
 FENCE_SECONDS = 60
+#: Versions a lock item remembers as replaced (a stale read returns one of them).
+PRIOR_VERSIONS = 8
 
 
 def trust_lock_key(s3_account: str, access_role_name: str) -> str:
@@ -129,7 +131,11 @@ def _first_holder(dynamodb: Any, table: str, keys: list[str], owner: str) -> tup
 
 
 def release_items(
-    table: str, keys: list[str], owner: str, hashes: dict[str, str] | None = None
+    table: str,
+    keys: list[str],
+    owner: str,
+    hashes: dict[str, str] | None = None,
+    written: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Transaction items that release `owner`'s locks and record what each holder left.
 
@@ -142,6 +148,12 @@ def release_items(
         if key in (hashes or {}):
             values[":h"] = {"S": (hashes or {})[key]}
             expression = "SET docHash = :h " + expression
+            if key in (written or {}):  # written by this holder just now: the fence's window starts
+                values[":now"] = {"N": str(int(time.time()))}
+                values[":prior"] = {"L": [{"S": h} for h in (written or {})[key][:PRIOR_VERSIONS]]}
+                expression = expression.replace(
+                    "SET docHash = :h ", "SET docHash = :h, leftAt = :now, priorHashes = :prior "
+                )
         items.append(
             {
                 "Update": {
@@ -157,20 +169,22 @@ def release_items(
     return items
 
 
-def note_write(dynamodb: Any, table: str, key: str, owner: str, doc_hash: str) -> None:
-    """Record, while holding the lock, what the document is (UNKNOWN: being written) and when."""
+def note_write(dynamodb: Any, table: str, key: str, owner: str, doc_hash: str, prior: list[str] | None = None) -> None:
+    """Record, while holding the lock, what the document is now, when, and what it was before
+    (`prior`, newest first: the versions a stale read can still return)."""
     with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
         try:
             dynamodb.update_item(
                 TableName=table,
                 Key={"lockKey": {"S": key}},
-                UpdateExpression="SET docHash = :h, leftAt = :now",
+                UpdateExpression="SET docHash = :h, leftAt = :now, priorHashes = :prior",
                 ConditionExpression="#o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={
                     ":h": {"S": doc_hash},
                     ":now": {"N": str(int(time.time()))},
                     ":owner": {"S": owner},
+                    ":prior": {"L": [{"S": h} for h in (prior or [])[:PRIOR_VERSIONS]]},
                 },
             )
         except ClientError as exc:
@@ -179,16 +193,23 @@ def note_write(dynamodb: Any, table: str, key: str, owner: str, doc_hash: str) -
             # Not our lock (a lease taken over): the new holder reads and notes for itself.
 
 
-def fence(dynamodb: Any, table: str, key: str, read_hash: str, *, now: float | None = None) -> None:
-    """Raise StaleRead when, under the lock, the document read is not the one last written."""
+def fence(dynamodb: Any, table: str, key: str, read_hash: str, *, now: float | None = None) -> list[str]:
+    """Raise StaleRead when the document read is a version our writers replaced moments ago.
+
+    Returns what a write over this read should record as `prior`: this version, then the
+    ones before it. A document that is neither the last written nor one it replaced was
+    changed by someone else (a human's edit): taken as read; the guards judge it.
+    """
     with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
         item = dynamodb.get_item(TableName=table, Key={"lockKey": {"S": key}}, ConsistentRead=True).get("Item")
     left = ((item or {}).get("docHash") or {}).get("S")
-    if left in (None, UNKNOWN, read_hash):
-        return
-    written = float(((item or {}).get("leftAt") or {}).get("N", 0))
-    if (now if now is not None else time.time()) - written < FENCE_SECONDS:
-        raise StaleRead(key, read_hash, left)
+    prior = [v["S"] for v in ((item or {}).get("priorHashes") or {}).get("L", []) if "S" in v]
+    history = [h for h in [left, *prior] if h not in (None, UNKNOWN)]
+    if left not in (None, UNKNOWN, read_hash) and read_hash in prior:
+        written = float(((item or {}).get("leftAt") or {}).get("N", 0))
+        if (now if now is not None else time.time()) - written < FENCE_SECONDS:
+            raise StaleRead(key, read_hash, str(left))
+    return [read_hash, *[h for h in history if h != read_hash]][:PRIOR_VERSIONS]
 
 
 def release(
@@ -199,6 +220,7 @@ def release(
     *,
     hashes: dict[str, str] | None = None,
     also: list[dict[str, Any]] | None = None,
+    written: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Drop the locks this owner holds, in one transaction with `also` (e.g. the registry write).
 
@@ -206,7 +228,7 @@ def release(
     previous holder's hash still holds).
     A lock taken over after lease expiry is left alone; `also` is then written on its own.
     """
-    items = release_items(table, keys, owner, hashes)
+    items = release_items(table, keys, owner, hashes, written)
     if not items and not also:
         return {"released": [], "owner": owner}
     try:

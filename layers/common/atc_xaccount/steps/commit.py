@@ -42,7 +42,7 @@ from atc_xaccount.steps.checks import (
     trust_resource,
 )
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
+from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash, prior_of, trust_hash, trust_key
 from atc_xaccount.trust import grant_sid, merge_trust_grant
 
 #: Preflight's changes a group commit makes (anything else takes the locked path).
@@ -87,7 +87,7 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
         "secretCreated": secret["action"] == "created",
     }
     raised: dict[str, AtcXaccountError] = {}
-    part = _take(ctx, key, request, intent, lambda batch: _serve_trust(request, ctx, batch, raised))
+    part = _take(ctx, key, request, intent, lambda batch: _serve_trust(request, ctx, batch, raised, external_id))
     if part is None:
         raise CommitPending([key])
     if part.get("error"):
@@ -154,7 +154,8 @@ def _take(
             served[queued_cluster]["execution"] = queued_intent.get("execution")
     hashes = {key: left} if left else None
     answered = [queue.served_item(table, key, served)] if served else []
-    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*answered, *also])
+    written = {key: prior_of(ctx, key)} if hashes else None
+    locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*answered, *also], written=written)
     result = served.get(cluster)
     return result if result and result.get("execution") == owner else None
 
@@ -183,6 +184,7 @@ def _serve_trust(
     ctx: StepContext,
     batch: list[tuple[str, dict[str, Any]]],
     raised: dict[str, AtcXaccountError],
+    own_id: str,
 ) -> Served:
     """One write of the access role's trust policy for every queued grant that fits."""
     s3, role_name, owner = request.s3_account_id, request.access_role_name, ctx.execution or ""
@@ -191,7 +193,8 @@ def _serve_trust(
     if role is None:
         raise PrerequisiteMissing("role", role_name, s3)
     before = role["AssumeRolePolicyDocument"]
-    ids = _secret_values(ctx, [cluster for cluster, _ in batch])
+    ids = _secret_values(ctx, [cluster for cluster, _ in batch if cluster != request.cluster_id])
+    ids[request.cluster_id] = own_id
     doc, quota, owned = before, 0, set()
     served: dict[str, dict[str, Any]] = {}
     entries: dict[str, dict[str, dict[str, Any]]] = {}
@@ -239,9 +242,8 @@ def _serve_trust(
             failed = {**_error(exc), "leader": owner}
             raised.update({cluster: exc for cluster, _ in batch})
             return {cluster: dict(failed) for cluster, _ in batch}, None, []
+    # The lock's release (its transaction) records what this write left.
     record = iam_ops.write_trust_policy(iam, s3, role_name=role_name, before=before, after=doc)
-    if record["action"] != "unchanged":
-        noted(ctx, trust_key(request), left)
     ok = [cluster for cluster, result in served.items() if "error" not in result]
     for cluster in ok:
         served[cluster]["hash"] = left
@@ -312,8 +314,6 @@ def _serve_policy(
             return {cluster: dict(failed) for cluster, _ in batch}, None, []
     record = iam_ops.write_managed_policy(iam, cm, name=name, arn=arn, current=current, desired=doc)
     version = record["afterVersion"]
-    if record["action"] != "unchanged":
-        noted(ctx, policy_key(request), locks.policy_hash(version, doc))
     attached = _attach_each(iam, cm, arn, sorted({q.node_role_name for q in queued.values()}), current is None)
     solo = len(queued) == 1
     for cluster, wanted in queued.items():

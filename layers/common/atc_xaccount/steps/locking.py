@@ -19,6 +19,8 @@ from atc_xaccount.steps.context import StepContext
 T = TypeVar("T")
 #: Reads of one document in one invocation before StaleRead goes to the state machine.
 FENCE_ATTEMPTS = 6
+#: (execution, lock key) -> the versions a write over the last fenced read replaces.
+_prior: dict[tuple[str | None, str], list[str]] = {}
 
 
 def lock_keys(request: ClusterRequest) -> list[str]:
@@ -66,7 +68,7 @@ def fenced(ctx: StepContext, key: str, read: Callable[[], T], hash_of: Callable[
     for delay in [*backoff_delays(FENCE_ATTEMPTS), None]:
         found = read()
         try:
-            locks.fence(dynamodb, ctx.locks_table, key, hash_of(found))
+            _prior[(ctx.execution, key)] = locks.fence(dynamodb, ctx.locks_table, key, hash_of(found))
             return found
         except StaleRead:
             if delay is None:
@@ -80,7 +82,12 @@ def noted(ctx: StepContext, key: str, doc_hash: str | None) -> None:
     owner = ctx.execution
     if ctx.dry_run or doc_hash is None or not owner or not ctx.locks_table:
         return
-    locks.note_write(ctx.sessions.local_client("dynamodb"), ctx.locks_table, key, owner, doc_hash)
+    locks.note_write(ctx.sessions.local_client("dynamodb"), ctx.locks_table, key, owner, doc_hash, prior_of(ctx, key))
+
+
+def prior_of(ctx: StepContext, key: str) -> list[str]:
+    """What this invocation's last fenced read of `key` says a write over it replaces."""
+    return _prior.pop((ctx.execution, key), [])
 
 
 def trust_hash(role: dict[str, Any] | None) -> str:
