@@ -85,7 +85,7 @@ def _compensate(
     for name, undo in UNDOES:
         change = flat.get(name)
         if change and change.get("applied", True) and change.get("action") not in (None, "unchanged"):
-            if change.get("grouped"):
+            if ((preflight or {}).get("plan") or {}).get("grouped") and name in GROUPED_UNDOES:
                 undo = _grouped(name)
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
     if any(entry["change"] == "trust" and entry["result"] == "failed" for entry in undone):
@@ -277,10 +277,14 @@ def _grouped(name: str) -> Undo:
     from atc_xaccount.steps import group_undo
 
     return {
-        "trust": group_undo.undo_grouped_trust,
-        "attach": group_undo.undo_grouped_attach,
-        "assumePolicy": group_undo.undo_grouped_policy,
+        "trust": group_undo.undo_trust_after_commit,
+        "attach": group_undo.undo_attach_after_commit,
+        "assumePolicy": group_undo.undo_policy_after_commit,
     }[name]
+
+
+#: The changes a grouped onboarding's commits made (their locks are no longer held).
+GROUPED_UNDOES = frozenset({"trust", "attach", "assumePolicy"})
 
 
 UNDOES: tuple[tuple[str, Undo], ...] = (

@@ -107,3 +107,53 @@ def adopt_served(request: ClusterRequest, ctx: StepContext, flat: dict[str, Any]
         name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
         adopted["trust"]["externalId"] = {"secretName": name, "action": "created", "applied": True}
     return adopted
+
+
+# --- the undo of a grouped onboarding's change, whichever way its commit recorded it -----
+#
+# The commits released their locks, so another writer may have changed the document since.
+# A record of a write that was this cluster's alone is restored exactly (the locked path's
+# undo) when nothing changed since and nobody else uses what it added; otherwise what it
+# added is removed, unless still needed.
+
+
+def _shared(request: ClusterRequest, ctx: StepContext) -> bool:
+    """Does another cluster of the account use this access role or node role (users, consistent)?"""
+    from atc_xaccount.steps.context import Targets
+
+    targets = Targets.of(request, ctx.partition)
+    dynamodb = ctx.sessions.local_client("dynamodb")
+    others = users.others(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
+    return any(
+        o.get("assumePolicyArn") == targets.assume_policy_arn
+        and (o.get("accessRoleArn") == targets.access_role_arn or o.get("nodeRoleArn") == targets.node_role_arn)
+        for o in others
+    )
+
+
+def undo_trust_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    from atc_xaccount.steps.compensate import _undo_trust
+
+    if not change.get("grouped"):
+        result = _undo_trust(request, ctx, change)
+        if not result.startswith("skipped: the trust policy changed"):
+            return result
+    return undo_grouped_trust(request, ctx, change)
+
+
+def undo_attach_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    from atc_xaccount.steps.compensate import _undo_attach
+
+    if not change.get("grouped") and not _shared(request, ctx):
+        return _undo_attach(request, ctx, change)
+    return undo_grouped_attach(request, ctx, {**change, "policyChanged": change.get("policyChanged", True)})
+
+
+def undo_policy_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+    from atc_xaccount.steps.compensate import _undo_policy
+
+    if not change.get("grouped") and not _shared(request, ctx):
+        result = _undo_policy(request, ctx, change)
+        if not result.startswith("skipped: the policy changed"):
+            return result
+    return undo_grouped_policy(request, ctx, change)
