@@ -26,6 +26,10 @@ AUDIT = "AuditStateMachine"
 #: The grants of the step roles that come from AWS managed policies SAM adds (Lambda's
 #: logs, X-Ray): Lambda uses them, not the step's code.
 LAMBDA_ITSELF = ("logs:", "xray:")
+#: What SAM adds to a function declaring VpcConfig (the Node API steps): Lambda's network
+#: interfaces; outside a VPC their NodeApiStepsBoundary takes it away (tests/deploy/test_node_api_template.py).
+LAMBDA_VPC_SID = "AWSLambdaVPCAccessExecutionPermissions"
+NODE_API_STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction")
 
 #: (function, statement Sid, action, scenario that first needs it)
 GRANTS = [
@@ -82,6 +86,8 @@ GRANTS = [
     ("VerifyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
     ("MergeTrustFunction", "FindClustersSharingAnExternalId", "dynamodb:Query", "new-external-id"),
     ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:GetItem", "offboard"),
+    ("EnsureAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue", "node-onboard"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:DeleteSecret", "node-offboard"),
 ]
 
 #: Grants no emulated scenario can reach, and why (each still proven by another test).
@@ -108,6 +114,18 @@ NOT_ON_THE_EMULATOR = {
     # enforcement); a write that was one cluster's alone is undone as before.
     ("CompensateFunction", "UndoGroupedChanges", "dynamodb:DeleteItem"),
     ("CompensateFunction", "FindOtherUsers", "dynamodb:Query"),
+    # The Node API steps' other grants: tests/engine/test_node_api.py runs both steps under
+    # enforcement (create, re-run, rewrite, delete), and tests/deploy/test_step_policies.py holds
+    # each grant to the call that uses it; one grant of each step is removed above.
+    ("EnsureAccessKeyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue"),
+    ("EnsureAccessKeyFunction", "KeepAccessKeySecrets", "secretsmanager:CreateSecret"),
+    ("EnsureAccessKeyFunction", "TagNewAccessKeySecrets", "secretsmanager:TagResource"),
+    ("EnsureAccessKeyFunction", "RecordAccessKey", "dynamodb:GetItem"),
+    ("EnsureAccessKeyFunction", "RecordAccessKey", "dynamodb:UpdateItem"),
+    ("DeleteAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:GetSecretValue"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:GetItem"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:UpdateItem"),
 }
 
 ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
@@ -124,6 +142,8 @@ def _translated_grants(lab: Lab) -> list[tuple[str, str, str]]:
     for function, docs in roles.roles.items():
         for doc in docs:
             for stmt in doc.get("Statement", []):
+                if stmt.get("Sid") == LAMBDA_VPC_SID and function in NODE_API_STEPS:
+                    continue
                 actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
                 found.extend(
                     (function, str(stmt.get("Sid", "")), a) for a in actions if not a.startswith(LAMBDA_ITSELF)
@@ -137,6 +157,8 @@ def _onboard(lab: Lab, case: Case, **detail: Any) -> Any:
 
 def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
     """Seed, bring the case to where `scenario` starts, change the role, run the scenario."""
+    if scenario.startswith("node-"):
+        return _node_scenario(lab, case, scenario, mutation)
     lab.seed(case, load("sample-world.json"))
     if scenario in ("offboard", "rerun", "new-external-id", "audit", "rollback-new-id", "locked-new-id"):
         first = _onboard(lab, case)
@@ -159,6 +181,23 @@ def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMuta
             return _onboard(lab, case)
         finally:
             lab.emulator.dispatcher.before_call = None
+
+
+def _node_scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
+    """Onboarding with the cluster's Node API, or its deregistration after one."""
+    from tests.node_api_lab import NodeCase
+
+    node = NodeCase(case)
+    lab.emulator.seed(node.world())
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    if scenario == "node-offboard":
+        first = lab.run(node.registered())
+        assert first.status == "SUCCEEDED", first.cause
+    with roles.changed(mutation or (lambda r: r)):
+        if scenario == "node-offboard":
+            return lab.run(node.deregistered(), OFFBOARD)
+        return lab.run(node.registered())
 
 
 def _hold_trust_lock(lab: Lab, case: Case) -> None:
@@ -200,7 +239,18 @@ def step_roles_actions(stmt: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "scenario", ["onboard", "rerun", "new-external-id", "offboard", "audit", "locked", "locked-new-id"]
+    "scenario",
+    [
+        "onboard",
+        "rerun",
+        "new-external-id",
+        "offboard",
+        "audit",
+        "locked",
+        "locked-new-id",
+        "node-onboard",
+        "node-offboard",
+    ],
 )
 def test_control_the_whole_roles_run_each_scenario(lab: Lab, scenario):
     case = lab.case()

@@ -45,6 +45,10 @@ ASL_NAMES = {
     "SecretDeletionPending",
     "CommitPending",
     "GroupCommitFailed",
+    "NodeApiUnavailable",
+    "NodeApiCredentialsInvalid",
+    "AccessKeyRejected",
+    "AccessKeyUnusable",
 }
 
 

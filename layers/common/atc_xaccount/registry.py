@@ -31,6 +31,7 @@ REQUEST_FIELDS = (
     "accessRoleName",
     "assumePolicyName",
     "accessPolicyName",
+    "nodeApi",
 )
 
 
