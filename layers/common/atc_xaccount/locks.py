@@ -42,7 +42,7 @@ ABSENT = "absent"
 #: How long after a write a read that differs from it counts as stale. IAM's reads catch up
 #: within seconds; a document still different after this was changed by someone else (a
 #: human's edit), and is taken as read: the never-widen guards judge it.
-FENCE_SECONDS = 60
+FENCE_SECONDS = 30
 #: Versions a lock item remembers as replaced (a stale read returns one of them).
 PRIOR_VERSIONS = 8
 
