@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 
+from atc_xaccount_cli.local.world_error import WorldError as WorldError  # re-exported: the world's error
+
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
 #: The names an account's bootstrap stack instance was deployed with: the parameters of
@@ -25,10 +27,6 @@ CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
 CHAIN_KEYS = {"bucketPolicies", "bucketEncryption", "kmsKeys", "organizationId"}
 POLICY_KEYS = {"document", "versions"}
 POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
-
-
-class WorldError(ValueError):
-    """The world file is malformed; the message names the path inside it."""
 
 
 def load_world(path: Path) -> dict[str, Any]:

@@ -149,6 +149,17 @@ def former_placements(entry: dict[str, Any]) -> list[dict[str, str]]:
 
 #: Bookkeeping fields: a record that differs only in these is not rewritten.
 STAMPS = ("createdAt", "updatedAt", "lastExecution")
+#: How many deregistrations of the cluster completed (absent: none); kept across re-registrations.
+GENERATION = "generation"
+
+
+def generation(entry: dict[str, Any] | None, *, deregistering: bool = False) -> int:
+    """The registration a request is about: the current generation, or for a deregistration of
+    a cluster already REVOKED, the one that deregistration ended (so its duplicate is one)."""
+    if entry is None:
+        return 0
+    current = int(entry.get(GENERATION) or 0)
+    return current - 1 if deregistering and entry.get("state") == REVOKED and current > 0 else current
 
 
 def put(dynamodb: Any, table: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -193,15 +204,23 @@ def set_state(
         expression += ", #r = :r"
     else:
         expression += " REMOVE #r"
+    condition = "attribute_exists(clusterId)"
     if state == REVOKED:  # revoked everywhere it was granted: a later registration starts afresh
         names["#pl"] = PLACEMENTS
         expression += ", #pl" if error is None else " REMOVE #pl"
+    if state == REVOKED and error is None:
+        # A completed deregistration starts the cluster's next generation (`register` names its
+        # execution after it, so a re-registration is no duplicate); a retried Forget counts once.
+        names["#g"] = GENERATION
+        values.update({":zero": {"N": "0"}, ":one": {"N": "1"}})
+        expression = expression.replace(" REMOVE ", ", #g = if_not_exists(#g, :zero) + :one REMOVE ", 1)
+        condition += " AND NOT (#s = :s AND #e = :e)"
     try:
         dynamodb.update_item(
             TableName=table,
             Key={"clusterId": {"S": cluster_id}},
             UpdateExpression=expression,
-            ConditionExpression="attribute_exists(clusterId)",
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
