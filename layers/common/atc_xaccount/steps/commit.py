@@ -167,7 +167,8 @@ def _error(exc: AtcXaccountError) -> dict[str, Any]:
 
 def _secret_values(ctx: StepContext, clusters: list[str]) -> dict[str, str | None]:
     """Each queued cluster's external ID, read at once (the holder needs them all)."""
-    from atc_xaccount.steps.preflight import _concurrently
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
 
     secrets = ctx.sessions.local_client("secretsmanager")
 
@@ -175,8 +176,11 @@ def _secret_values(ctx: StepContext, clusters: list[str]) -> dict[str, str | Non
         name = external_ids.secret_name(ctx.secret_prefix, cluster)
         return lambda: (external_ids.read_external_id(secrets, name) or (None, None))[1]
 
-    values = _concurrently(*(reader(c) for c in clusters)) if clusters else []
-    return dict(zip(clusters, values, strict=True))
+    if not clusters:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(clusters)), thread_name_prefix="commit") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, reader(c)) for c in clusters]
+    return {cluster: future.result() for cluster, future in zip(clusters, futures, strict=True)}
 
 
 def _serve_trust(

@@ -276,11 +276,12 @@ def _grouped(name: str) -> Undo:
     """The undo of a change a group commit made for this cluster (removal, not restore)."""
     from atc_xaccount.steps import group_undo
 
-    return {
-        "trust": group_undo.undo_trust_after_commit,
-        "attach": group_undo.undo_attach_after_commit,
-        "assumePolicy": group_undo.undo_policy_after_commit,
+    after_commit, classic = {
+        "trust": (group_undo.undo_trust_after_commit, _undo_trust),
+        "attach": (group_undo.undo_attach_after_commit, _undo_attach),
+        "assumePolicy": (group_undo.undo_policy_after_commit, _undo_policy),
     }[name]
+    return lambda request, ctx, change: after_commit(request, ctx, change, classic)
 
 
 #: The changes a grouped onboarding's commits made (their locks are no longer held).

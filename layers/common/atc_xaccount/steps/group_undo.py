@@ -14,6 +14,7 @@ cluster still in flight counts as needing what it was given.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import locks, users
@@ -24,6 +25,8 @@ from atc_xaccount.steps.context import StepContext
 from atc_xaccount.steps.locking import policy_key, trust_key
 from atc_xaccount.steps.offboard import revoke_policy, revoke_trust
 
+#: The locked path's undo of one change record (steps/compensate.py passes its own).
+Classic = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
 #: Tries for a document's lock: commits hold it for one invocation only.
 LOCK_ATTEMPTS = 12
 
@@ -131,29 +134,30 @@ def _shared(request: ClusterRequest, ctx: StepContext) -> bool:
     )
 
 
-def undo_trust_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
-    from atc_xaccount.steps.compensate import _undo_trust
+def undo_trust_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any], classic: Classic) -> str:
 
     if not change.get("grouped"):
-        result = _undo_trust(request, ctx, change)
+        result = classic(request, ctx, change)
         if not result.startswith("skipped: the trust policy changed"):
             return result
     return undo_grouped_trust(request, ctx, change)
 
 
-def undo_attach_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
-    from atc_xaccount.steps.compensate import _undo_attach
+def undo_attach_after_commit(
+    request: ClusterRequest, ctx: StepContext, change: dict[str, Any], classic: Classic
+) -> str:
 
     if not change.get("grouped") and not _shared(request, ctx):
-        return _undo_attach(request, ctx, change)
+        return classic(request, ctx, change)
     return undo_grouped_attach(request, ctx, {**change, "policyChanged": change.get("policyChanged", True)})
 
 
-def undo_policy_after_commit(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
-    from atc_xaccount.steps.compensate import _undo_policy
+def undo_policy_after_commit(
+    request: ClusterRequest, ctx: StepContext, change: dict[str, Any], classic: Classic
+) -> str:
 
     if not change.get("grouped") and not _shared(request, ctx):
-        result = _undo_policy(request, ctx, change)
+        result = classic(request, ctx, change)
         if not result.startswith("skipped: the policy changed"):
             return result
     return undo_grouped_policy(request, ctx, change)
