@@ -40,6 +40,11 @@ ASL_NAMES = {
     "WouldWidenAccess",
     "UndoIncomplete",
     "CompensationIncomplete",
+    # issue 18: time and group commit
+    "StaleRead",
+    "SecretDeletionPending",
+    "CommitPending",
+    "GroupCommitFailed",
     "NodeApiUnavailable",
     "NodeApiCredentialsInvalid",
     "AccessKeyRejected",

@@ -22,6 +22,8 @@ class StepContext:
     dry_run: bool = False
     #: False where IAM Access Analyzer does not exist (the embedded emulator).
     access_analyzer: bool = True
+    #: The execution this step serves: the owner of the locks it holds.
+    execution: str | None = None
 
     @property
     def partition(self) -> str:
@@ -43,6 +45,7 @@ class StepContext:
             registry_table=environ.get("REGISTRY_TABLE", ""),
             locks_table=environ.get("LOCKS_TABLE", ""),
             access_analyzer=environ.get("ACCESS_ANALYZER", "enabled") != "unavailable",
+            execution=execution,
         )
 
 
