@@ -328,6 +328,9 @@ def measure(
     bulk_report = execution.bulk_report or {}
     checked = evaluate(rows, bulk_report.get("rows") or [], report.world)
     calls = report.calls
+    from bench.contention import bulk_documents  # (bench.contention imports this module)
+
+    bulk_documents(checked, generated["world"], report.world, calls)
     return {
         "clusters": clusters,
         "s3_accounts": s3_accounts,

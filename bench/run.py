@@ -22,7 +22,7 @@ from typing import Any
 
 from atc_xaccount_cli.local import speedups
 from atc_xaccount_cli.local.dispatch import emitted_metrics
-from bench import baseline_console, bulk, capacity, coldstart, minimum, onboarding, packages, scaling
+from bench import baseline_console, bulk, capacity, coldstart, contention, minimum, onboarding, packages, scaling
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Clusters in the default bulk run: enough accounts and concurrency to lose grants if the
@@ -104,6 +104,18 @@ def _sections(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.bulk:
         out["bulk"] = timed(f"bulk onboarding ({args.bulk} clusters)", bulk.measure, root, args.bulk)
+    if not args.no_burst:
+        out["burst_one_cm"] = timed("burst of one cluster manager account, AWS's time", contention.measure, root)
+    if args.bulk_one_cm:
+        n = args.bulk_one_cm
+        out["bulk_one_cm"] = timed(
+            f"bulk of {n} rows, one cluster manager account",
+            bulk.measure,
+            root,
+            n,
+            s3_accounts=max(1, n // 50),
+            cm_accounts=1,
+        )
     out["coldstart"] = timed(f"cold start ({args.rounds} rounds)", coldstart.measure, root, event, world, args.rounds)
     out["packages"] = timed("package sizes", packages.measure, root, allow_build=not args.no_build)
     out["timings"] = timings
@@ -189,6 +201,7 @@ def _results(raw: dict[str, Any], args: argparse.Namespace, seconds: float) -> d
         "trust_capacity_4096": raw["capacity"][4096],
         "baseline": base,
         **_bulk_results(raw.get("bulk")),
+        **contention.results(raw),
         "meta": {
             "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "quick": args.quick,
@@ -217,6 +230,7 @@ def _results(raw: dict[str, Any], args: argparse.Namespace, seconds: float) -> d
         "cold start worst <= 1.5 x import boto3": (results["cold_start_worst_over_boto3"] or 99) <= 1.5,
         "state_transitions <= 15": results["state_transitions"] <= 15,
     }
+    results["targets_issue_18"] = contention.targets(results)
     results["targets_issue_12"] = {
         "cold start worst <= 1.25 x plain boto3, same calls": (results["cold_start_ratio_worst_vs_plain"] or 99)
         <= 1.25,
@@ -382,6 +396,7 @@ def _table(r: dict[str, Any]) -> str:
             ", ".join(f"{e} {n}" for e, n in attempts.items()) or "none",
         )
         row("  load average (1 min) start / end", f"{b['load_average']['start'][0]} / {b['load_average']['end'][0]}")
+    contention.table(r, row, section)
     row(
         "bulk_500_seconds / lost grants",
         f"{_null(r['bulk_500_seconds'])} / {_null(r['bulk_500_lost_grants'])}",
@@ -424,6 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         "--bulk", type=int, help=f"clusters in the bulk onboarding run (default {DEFAULT_BULK}, quick 50; --bulk 500)"
     )
     parser.add_argument("--no-bulk", action="store_true", help="skip the bulk onboarding run")
+    parser.add_argument("--no-burst", action="store_true", help="skip the burst of one cluster manager (AWS's time)")
+    parser.add_argument(
+        "--bulk-one-cm", type=int, default=0, metavar="N", help="also bulk N rows into one cluster manager (e.g. 1000)"
+    )
     parser.add_argument("--no-build", action="store_true", help="measure .aws-sam/build as it is; never run make build")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")

@@ -88,10 +88,20 @@ EXPECTED: dict[str, set[Grant]] = {
         VALIDATE,
         grant("dynamodb:UpdateItem", LOCKS, IN_TRANSACTION),
         grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:GetItem", LOCKS),  # locking.fenced: the hash the last writer left
     },
     # The policy and its attachment, from preflight's plan (which preflight validated); lint
     # again only when the policy appeared since (EntityAlreadyExists: read it, merge, lint).
-    "EnsureAssumePolicyFunction": {ASSUME, VALIDATE},
+    # Grouped (steps/commit.py): the policy's queue and lock, the fence, the note of the
+    # write (GetItem/UpdateItem, TransactWriteItems of Update items on the locks table), and
+    # in the releasing transaction the served clusters' users and the policy's provenance.
+    "EnsureAssumePolicyFunction": {
+        ASSUME,
+        VALIDATE,
+        grant("dynamodb:GetItem", LOCKS),
+        grant("dynamodb:UpdateItem", LOCKS),
+        grant("dynamodb:UpdateItem", REGISTRY, IN_TRANSACTION),
+    },
     # external_ids.create_external_id / ensure_external_id (create with the cluster tag, or
     # read and put), then the trust merge.
     "MergeTrustFunction": {
@@ -102,7 +112,12 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("secretsmanager:TagResource", SECRETS, CLUSTER_TAG_ONLY),
         # staged_ids.promote: the ID Validate staged becomes the cluster's once granted.
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
-        grant("dynamodb:Query", REGISTRY_INDEX),  # registry.external_id_users (a shared ID stays)
+        grant("dynamodb:Query", REGISTRY_INDEX),  # users.others (a shared ID stays): the GSI ...
+        grant("dynamodb:GetItem", REGISTRY),  # ... and the users item, read consistently
+        # Grouped (steps/commit.py): queue, lock, fence, note; the served clusters' users.
+        grant("dynamodb:GetItem", LOCKS),
+        grant("dynamodb:UpdateItem", LOCKS),
+        grant("dynamodb:UpdateItem", REGISTRY, IN_TRANSACTION),
     },
     # Evaluation of the documents the write steps left, for the external ID in the
     # cluster's secret (external_ids.require_external_id): no IAM call.
@@ -118,11 +133,18 @@ EXPECTED: dict[str, set[Grant]] = {
     "RecordFunction": {grant("dynamodb:UpdateItem", REGISTRY), grant("dynamodb:UpdateItem", LOCKS)},
     # Undo in the target accounts; delete a secret this execution created; what it cannot
     # undo goes on the cluster's record (registry.record_left_behind).
+    # A grouped change is removed as an offboarding removes it (steps/group_undo.py): its
+    # lock, fenced reads, the note of each write; users, provenance, the GSI.
     "CompensateFunction": {
         READ_KEY,
         ASSUME,
         READ_SECRET,
         grant("dynamodb:UpdateItem", REGISTRY),
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:DeleteItem", REGISTRY),
+        grant("dynamodb:Query", REGISTRY_INDEX),
+        grant("dynamodb:GetItem", LOCKS),
+        grant("dynamodb:UpdateItem", LOCKS),
         grant("secretsmanager:DeleteSecret", SECRETS),
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),  # external_ids.restore_previous
     },
@@ -155,10 +177,14 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("dynamodb:GetItem", REGISTRY),
         grant("dynamodb:UpdateItem", REGISTRY),
         grant("dynamodb:Query", REGISTRY_INDEX),
+        grant("dynamodb:GetItem", LOCKS),  # locking.fenced
+        grant("dynamodb:UpdateItem", LOCKS),  # locking.noted
     },
     # registry.clusters_of_cluster_manager; provenance.read_provenance / forget_provenance.
     "RevokePolicyFunction": {
         ASSUME,
+        grant("dynamodb:GetItem", LOCKS),  # locking.fenced
+        grant("dynamodb:UpdateItem", LOCKS),  # locking.noted
         grant("dynamodb:Query", REGISTRY_INDEX),
         grant("dynamodb:GetItem", REGISTRY),
         grant("dynamodb:UpdateItem", REGISTRY),
@@ -181,13 +207,19 @@ EXPECTED: dict[str, set[Grant]] = {
         READ_SECRET,
         grant("secretsmanager:PutSecretValue", SECRETS),
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
+        grant("dynamodb:GetItem", LOCKS),  # locking.fenced
+        grant("dynamodb:UpdateItem", LOCKS),  # locking.noted
     },
+    # users.others (the users item, the GSI); the new fingerprint and users entry in one
+    # transaction of Update items.
     "RotateFinishFunction": {
         ASSUME,
         READ_KEY,
         grant("dynamodb:GetItem", REGISTRY),
-        grant("dynamodb:PutItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
         grant("dynamodb:Query", REGISTRY_INDEX),
+        grant("dynamodb:GetItem", LOCKS),  # locking.fenced
+        grant("dynamodb:UpdateItem", LOCKS),  # locking.noted
         READ_SECRET,
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),
     },

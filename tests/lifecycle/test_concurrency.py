@@ -92,11 +92,14 @@ def test_twenty_concurrent_registrations_lose_no_grant(at_once, sample_world):
     assert granted_ids(world) == sorted(ids), "every cluster's external ID is in the one grant: no lost update"
     assert all(admits(world, ext_id) for ext_id in ids)
     assert trust_of(world)["Statement"][:2] == trust_of(sample_world)["Statement"]
-    assert iam_writes(*(e.calls for e in at_once.twenty)) == {
+    writes = iam_writes(*(e.calls for e in at_once.twenty))
+    # Group commit (docs/converge.md): the trust policy is written once per batch, not once
+    # per cluster (it was 20); the policy and its attachment once.
+    assert {k: n for k, n in writes.items() if k != "iam:UpdateAssumeRolePolicy"} == {
         "iam:CreatePolicy": 1,
         "iam:AttachRolePolicy": 1,
-        "iam:UpdateAssumeRolePolicy": 20,
     }
+    assert 1 <= writes["iam:UpdateAssumeRolePolicy"] <= 8, writes
     registry = registry_of(world)
     assert {cluster: registry[cluster]["state"] for cluster in TWENTY} == dict.fromkeys(TWENTY, "READY")
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
 import pytest
 
 from atc_xaccount import locks, registry
-from atc_xaccount.errors import ResourceLocked
+from atc_xaccount.errors import ResourceLocked, StaleRead
 
 TABLE = "locks"
 REGISTRY = "registry"
@@ -66,14 +67,28 @@ def test_release_records_what_the_holder_left_and_the_fast_path_compares_it(dyna
     assert locks.acquire_if_unchanged(dynamodb, TABLE, {TRUST: "h1", POLICY: "p0"}, "exec-c") is not None
 
 
-def test_a_release_that_cannot_say_what_it_left_sends_the_next_one_the_slow_way(dynamodb: Any) -> None:
+def test_a_release_keeps_what_the_writers_noted_and_fences_a_stale_read(dynamodb: Any) -> None:
     locks.acquire(dynamodb, TABLE, [TRUST, POLICY], "offboard")
+    locks.note_write(dynamodb, TABLE, TRUST, "offboard", "h2", prior=["h1", "h0"])
     locks.release(dynamodb, TABLE, [TRUST, POLICY], "offboard")
-    assert item(dynamodb, TRUST)["docHash"] == locks.UNKNOWN
-    assert locks.acquire_if_unchanged(dynamodb, TABLE, {TRUST: "h1", POLICY: "p1"}, "exec-b") is None
-    # the slow path takes it (and the caller reads again under it); the hash survives
-    assert locks.acquire(dynamodb, TABLE, [TRUST, POLICY], "exec-b")["keys"] == sorted([TRUST, POLICY])
-    assert item(dynamodb, TRUST)["docHash"] == locks.UNKNOWN
+    assert item(dynamodb, TRUST)["docHash"] == "h2"
+    assert "docHash" not in item(dynamodb, POLICY)  # nothing written there: nothing claimed
+    locks.acquire(dynamodb, TABLE, [TRUST], "exec-b")
+    # what the last writer left: fresh; a write over it replaces h2, then h1, h0
+    assert locks.fence(dynamodb, TABLE, TRUST, "h2") == ["h2", "h1", "h0"]
+    with pytest.raises(StaleRead) as raised:
+        locks.fence(dynamodb, TABLE, TRUST, "h1")  # a version it replaced, seconds later: stale
+    assert TRUST in str(raised.value)
+    # long after the write, an old version is taken as read; so is one our writers never wrote
+    locks.fence(dynamodb, TABLE, TRUST, "h1", now=time.time() + locks.FENCE_SECONDS + 1)
+    assert locks.fence(dynamodb, TABLE, TRUST, "edited-by-hand")[0] == "edited-by-hand"
+
+
+def test_a_note_on_a_lock_someone_took_over_is_not_written(dynamodb: Any) -> None:
+    locks.acquire(dynamodb, TABLE, [TRUST], "slow", lease_seconds=-10)
+    locks.acquire(dynamodb, TABLE, [TRUST], "taker")
+    locks.note_write(dynamodb, TABLE, TRUST, "slow", "late")
+    assert "docHash" not in item(dynamodb, TRUST)
 
 
 def test_slow_path_is_reentrant_and_names_the_holder(dynamodb: Any) -> None:

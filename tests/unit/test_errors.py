@@ -44,6 +44,11 @@ ASL_NAMES = {
     "DeregistrationIncomplete",
     "NotRepairable",
     "ExternalIdSecretMismatch",
+    # issue 18: time and group commit
+    "StaleRead",
+    "SecretDeletionPending",
+    "CommitPending",
+    "GroupCommitFailed",
     "NodeApiUnavailable",
     "NodeApiCredentialsInvalid",
     "AccessKeyRejected",

@@ -37,6 +37,11 @@ FAULTS_HELP = (
     help="A detail-only EVENT_FILE is a deregistration (whole events are routed by their detail-type).",
 )
 @click.option("--no-proof", is_flag=True, help="Skip the proof of access after success.")
+@click.option(
+    "--aws-timing",
+    is_flag=True,
+    help="AWS's time: the template's propagation wait and each AWS call's typical seconds (docs/time.md).",
+)
 @local_options
 @click.pass_context
 def command(
@@ -48,6 +53,7 @@ def command(
     seed: int | None,
     deregister: bool,
     no_proof: bool,
+    aws_timing: bool,
     world: Path | None,
     params: tuple[str, ...],
     verbose: bool,
@@ -59,6 +65,7 @@ def command(
     its detail (a manual execution). Several files start at once, on one world. Exit 0
     every execution SUCCEEDED, 1 one FAILED, 2 usage error.
     """
+    from atc_xaccount_cli.local.aws_time import AwsTiming
     from atc_xaccount_cli.local.run import OFFBOARD, ONBOARD, run_bulk, run_local
     from atc_xaccount_cli.local.template import TemplateError
 
@@ -95,6 +102,7 @@ def command(
                 prove=not no_proof,
                 detail_machine=OFFBOARD if deregister else ONBOARD,
                 faults=plan,
+                aws_timing=AwsTiming() if aws_timing else None,
                 **(live if len(event_files) == 1 else {}),
             )
     except (FaultSpecError, TemplateError) as exc:

@@ -21,6 +21,7 @@ import importlib.util
 import json
 import sys
 import threading
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -118,6 +119,11 @@ BeforeCall = Callable[[str, str, dict[str, Any]], None]
 #: Hook for the step roles (step_roles.py): (step, client, operation, params); raises AWS's AccessDenied.
 Authorize = Callable[[str, Any, str, dict[str, Any]], None]
 
+#: Hook around a step's AWS call (aws_time.StaleReads): (step, client, key, params, proceed,
+#: original) -> the response; `proceed()` makes the call, `original(client, operation, params)`
+#: makes another one that no hook sees.
+AroundCall = Callable[[str, Any, str, dict[str, Any], Callable[[], Any], Callable[..., Any]], Any]
+
 
 class Dispatcher:
     """Runs handlers for invoked functions and watches the AWS calls they make."""
@@ -129,6 +135,9 @@ class Dispatcher:
         self.authorize: Authorize | None = None
         #: Judges every sts:AssumeRole, a step's or anyone else's (trust_judge.py).
         self.judge_assume: Callable[[str | None, Any, dict[str, Any]], None] | None = None
+        self.around_call: AroundCall | None = None
+        #: AWS's timing (aws_time.AwsTiming): each step call and invocation takes its seconds.
+        self.timing: Any = None
         # Context variables, not thread-locals: a step that runs independent reads in worker
         # threads (with the caller's context copied) still has its calls counted as its own.
         self._step: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"step-{id(self)}", default=None)
@@ -173,6 +182,8 @@ class Dispatcher:
         event = json.loads(payload or "{}")
         request_id = str(uuid.uuid4())
         context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
+        if self.timing is not None:
+            time.sleep(self.timing.invoke_seconds())
         step_token = self._step.set(logical_id)
         execution_token = self._execution.set(event.get("execution") if isinstance(event, dict) else None)
         # Each function runs in containers of its own: what one caches (the fingerprint key)
@@ -221,6 +232,17 @@ class Dispatcher:
                     dispatcher.judge_assume(step, client, api_params)
                 if dispatcher.before_call is not None:
                     dispatcher.before_call(step, key, api_params)
+                if dispatcher.timing is not None:
+                    time.sleep(dispatcher.timing.call_seconds(key, is_write(key)))
+                if dispatcher.around_call is not None:
+                    return dispatcher.around_call(
+                        step,
+                        client,
+                        key,
+                        api_params,
+                        lambda: original_call(client, operation_name, api_params),
+                        original_call,
+                    )
             elif key == "sts:AssumeRole" and dispatcher.judge_assume is not None:
                 dispatcher.judge_assume(None, client, api_params)  # an operator, the proof of access
             elif dispatcher.before_call is not None and (state := dispatcher._integration.get()) is not None:

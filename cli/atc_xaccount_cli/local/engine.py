@@ -25,7 +25,7 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, identities, moto_gaps, step_roles, trust_judge
+from atc_xaccount_cli.local import authz, aws_time, identities, moto_gaps, step_roles, trust_judge
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
@@ -82,11 +82,19 @@ class Emulator:
         enforce_automation_role: bool | None = None,
         payload_limit: int = PAYLOAD_BYTES,
         history_limit: int = HISTORY_EVENTS,
+        aws_timing: aws_time.AwsTiming | None = None,
+        secret_deletion_lag: int = aws_time.DELETION_LAG_CALLS,
     ) -> None:
         self.root = root
+        #: AWS's timing: step calls take AWS's seconds and the propagation wait is the
+        #: template's default (unless `parameters` sets one). None: as fast as moto.
+        self.aws_timing = aws_timing
+        #: Calls for which a force-deleted secret is still being deleted (0: gone at once).
+        self.secret_deletion_lag = secret_deletion_lag
         #: Step Functions' payload and history quotas (AWS's unless a test lowers them).
         self.limits = Limits(payload_bytes=payload_limit, history_events=history_limit)
-        self.app = SamApp.load(root, {**LOCAL_PARAMETERS, **(parameters or {})})
+        local = {k: v for k, v in LOCAL_PARAMETERS.items() if not (aws_timing and k == "PropagationWaitSeconds")}
+        self.app = SamApp.load(root, {**local, **(parameters or {})})
         # The bootstrap role of every account; None: enforced as `authz.enforcing()` says.
         self.authz = authz.AutomationRoleAuthz.for_emulator(
             root, self.app.parameters, AUTOMATION_ACCOUNT, PARTITION, enforce_automation_role
@@ -141,6 +149,8 @@ class Emulator:
             self._saved_env.setdefault("AWS_ENDPOINT_URL", os.environ.pop("AWS_ENDPOINT_URL", None))
             self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
+        self._stack.enter_context(aws_time.secret_deletion_lag(self.secret_deletion_lag))
+        self.dispatcher.timing = self.aws_timing
         self._stack.enter_context(moto_gaps.bridged())
         self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())

@@ -13,6 +13,10 @@ attached (`DeletePolicy` -> DeleteConflict), and a role's trust policy naming a 
 is refused with "Invalid principal in policy" (`UpdateAssumeRolePolicy`: every role of a
 world is as new as it gets when the run starts). Other calls it names are not affected.
 E.g. `iam:*=consistency:1:2`.
+
+`stale` is IAM's eventual consistency for reads (issue 18): for the next `limit` (default
+1) reads of a document after a step wrote it, GetRole, GetPolicy and GetPolicyVersion
+answer as before that write (`aws_time.StaleReads`), e.g. `iam:GetRole=stale:1:2`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from atc_xaccount_cli.local.aws_time import StaleReads
 from atc_xaccount_cli.local.calls import is_write
 
 #: kind -> (HTTP status, AWS error code, message)
@@ -36,6 +41,7 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "fail": (500, "ServiceFailure", "The request processing has failed because of an unknown error"),
     "limit": (409, "LimitExceeded", "Cannot exceed quota"),
     "consistency": (400, "EventualConsistency", "see CONSISTENCY"),
+    "stale": (200, "StaleRead", "see aws_time.StaleReads: an answer, not an error"),
 }
 
 #: What IAM answers, right after a create or a detach, to the call that follows it.
@@ -105,6 +111,20 @@ class FaultPlan:
         self._created: set[str] = set()
         self._detached: set[str] = set()
         self._window: dict[tuple[str, str], int] = {}
+        self.stale = StaleReads([f for f in self.faults if f.kind == "stale"], self._chance, self._stale_read)
+
+    def _chance(self) -> float:
+        return self._random.random()
+
+    def _stale_read(self, step: str, key: str) -> None:
+        with self._lock:
+            self.injected.append({"step": step, "call": key, "kind": "stale"})
+
+    def around_call(self, step: str, client: Any, key: str, params: dict[str, Any], proceed: Any, original: Any) -> Any:
+        """Installed as the dispatcher's `around_call`: the `stale` faults age IAM's answers."""
+        if not self.stale.faults:
+            return proceed()
+        return self.stale.around(step, client, key, params, proceed, original)
 
     def before_call(self, step: str, key: str, params: dict[str, Any]) -> None:
         self._observe(key, params)
@@ -113,6 +133,8 @@ class FaultPlan:
                 continue
             if fault.kind == "consistency":
                 self._inconsistent(fault, step, key, params)
+                continue
+            if fault.kind == "stale":
                 continue
             with self._lock:
                 if fault.limit is not None and fault.injected >= fault.limit:

@@ -36,6 +36,7 @@ Each bridge makes moto do what AWS documents, never fakes a result:
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import threading
@@ -67,6 +68,7 @@ def _pascal(name: str) -> str:
 
 
 _DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+_DYNAMODB_READS = ("get_item",)
 
 
 @contextmanager
@@ -111,12 +113,24 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
 
         return write
 
+    def snapshot(original: Any) -> Any:
+        # A read sees an item whole: moto renders it after returning, while another thread's
+        # UpdateItem may be adding attributes to it (AWS reads are atomic per item).
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with guard:
+                return copy.deepcopy(original(self, *args, **kwargs))
+
+        return read
+
+    reads = {name: getattr(DynamoDBBackend, name) for name in _DYNAMODB_READS}
     for name, original in originals.items():
         setattr(DynamoDBBackend, name, serialized(original))
+    for name, original in reads.items():
+        setattr(DynamoDBBackend, name, snapshot(original))
     try:
         yield
     finally:
-        for name, original in originals.items():
+        for name, original in {**originals, **reads}.items():
             setattr(DynamoDBBackend, name, original)
 
 

@@ -20,6 +20,7 @@ from atc_xaccount_cli.executions import compensation_json, history_json
 from atc_xaccount_cli.inputs import read_bytes as read_bytes
 from atc_xaccount_cli.inputs import read_event as read_event
 from atc_xaccount_cli.inputs import read_world as read_world
+from atc_xaccount_cli.local.aws_time import AwsTiming
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access
@@ -161,12 +162,15 @@ def run_events(
     faults: FaultPlan | None = None,
     payload_limit: int | None = None,
     history_limit: int | None = None,
+    sequential: bool = False,
+    aws_timing: AwsTiming | None = None,
 ) -> RunReport:
-    """Seed `world`, start every event at once, follow each to its end, report."""
+    """Seed `world`, start every event at once (`sequential`: each after the previous
+    ended), follow each to its end, report."""
     import time
 
     limits = {"parameters": parameters, "verbose": verbose, "payload_limit": payload_limit}
-    with _emulator(root, {**limits, "history_limit": history_limit}) as emulator:
+    with _emulator(root, {**limits, "history_limit": history_limit, "aws_timing": aws_timing}) as emulator:
         routes = []
         for label, event in events:
             try:
@@ -182,16 +186,21 @@ def run_events(
             raise UsageError(f"world file: {exc}") from exc
         if faults is not None:
             emulator.dispatcher.before_call = faults.before_call
+            emulator.dispatcher.around_call = faults.around_call
         started = time.monotonic()
         with emulator.counting() as ledger:
-            arns = [emulator.start(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]
-            live = {"on_state": on_state, "on_progress": on_progress} if len(arns) == 1 else {}
-            results = [emulator.follow(arn, **live) for arn in arns]
+            starts = [(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]
+            if sequential:
+                results = [emulator.follow(emulator.start(event, machine)) for event, machine in starts]
+            else:
+                arns = [emulator.start(event, machine) for event, machine in starts]
+                live = {"on_state": on_state, "on_progress": on_progress} if len(arns) == 1 else {}
+                results = [emulator.follow(arn, **live) for arn in arns]
             calls = ledger.summary()
             by_step = {step: dict(sorted(c.items())) for step, c in sorted(ledger.by_step.items())}
             per_execution = [ledger.summary(r.name) for r in results]
         seconds = time.monotonic() - started
-        emulator.dispatcher.before_call = None
+        emulator.dispatcher.before_call = emulator.dispatcher.around_call = None
         accounts = {a for _, event in events for a in _accounts_of(event)} | set(world["accounts"])
         after = emulator.snapshot(sorted(accounts | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()
@@ -215,7 +224,7 @@ def run_events(
 
 
 def _emulator(root: Path, options: dict[str, Any]) -> Emulator:
-    limits = {k: options[k] for k in ("payload_limit", "history_limit") if options.get(k)}
+    limits = {k: options[k] for k in ("payload_limit", "history_limit", "aws_timing") if options.get(k)}
     return Emulator(root, parameters=options.get("parameters"), verbose=options.get("verbose", False), **limits)
 
 

@@ -410,7 +410,8 @@ def snapshot_registry(dynamodb: Any, table: str) -> dict[str, Any]:
     for page in dynamodb.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
             entry = from_item(item)
-            entries[entry["clusterId"]] = entry
+            if len(entry) > 1:  # an item that holds nothing but its key reads as none (users.remove)
+                entries[entry["clusterId"]] = entry
     return dict(sorted(entries.items()))
 
 

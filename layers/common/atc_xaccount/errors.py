@@ -206,6 +206,49 @@ class ResourceLocked(AtcXaccountError):
         self.holder = holder
 
 
+class StaleRead(AtcXaccountError):
+    """Under its lock, IAM returned another document than the one the last holder left.
+
+    IAM is eventually consistent for reads too: right after a write, GetRole or GetPolicy
+    may answer with the previous version. Nothing is written; the state machine retries
+    (bounded), then fails with this error.
+    """
+
+    def __init__(self, key: str, read: str, left: str) -> None:
+        super().__init__(
+            f"{key}: IAM returned a document (hash {read[:12]}) other than the one its last writer left "
+            f"(hash {left[:12]}): a stale read; nothing was written, retry"
+        )
+        self.key = key
+
+
+class SecretDeletionPending(AtcXaccountError):
+    """The cluster's external ID secret is still being deleted (Secrets Manager deletes
+    asynchronously): it cannot be created again yet; the state machine retries with backoff."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"secret {name} is still being deleted by Secrets Manager; retry shortly")
+        self.name = name
+
+
+class CommitPending(AtcXaccountError):
+    """This onboarding's change is queued on a shared document whose lock another execution
+    holds; that holder serves it (group commit). The state machine tries again shortly."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"queued on {', '.join(keys)}: another execution is writing it; retry")
+        self.keys = keys
+
+
+class GroupCommitFailed(AtcXaccountError):
+    """The execution that wrote a shared document for this cluster refused its change."""
+
+    def __init__(self, key: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{key}: {error.get('error')}: {error.get('message')}", account=error.get("account"))
+        self.key = key
+        self.cause_error = error.get("error")
+
+
 class RegistrationMismatch(AtcXaccountError):
     """A deregistration names accounts that differ from what the cluster was registered with."""
 

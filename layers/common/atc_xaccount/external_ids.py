@@ -3,6 +3,12 @@
 The ID is credential-adjacent: it lives in one secret per cluster, and only the secret's
 ARN travels through the workflow. Keeping it there also makes a re-delivered event
 without an `externalId` reuse the ID it was first given, instead of adding a second grant.
+
+Secrets Manager deletes asynchronously: for a short while after `DeleteSecret` (even with
+`ForceDeleteWithoutRecovery`) the name is "marked for deletion". Reads then answer
+`InvalidRequestException`: such a secret is absent (the cluster has no ID any more), and
+`CreateSecret` on its name raises SecretDeletionPending, which the state machine retries
+with backoff.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, error_code, is_not_found, translate
-from atc_xaccount.errors import PrerequisiteMissing
+from atc_xaccount.errors import PrerequisiteMissing, SecretDeletionPending
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.redact import Fingerprints
 
@@ -60,6 +66,14 @@ def secret_name(prefix: str, cluster_id: str) -> str:
     return f"{prefix}/{cluster_id}/external-id"
 
 
+def being_deleted(exc: ClientError) -> bool:
+    """Secrets Manager's answer about a secret it has scheduled for deletion (or is deleting)."""
+    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+    return error_code(exc) == "InvalidRequestException" and (
+        "marked for deletion" in message or "scheduled for deletion" in message or "marked deleted" in message
+    )
+
+
 def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
     """(secret ARN, external ID), or None when the cluster has no secret yet."""
     try:
@@ -67,7 +81,7 @@ def read_external_id(secrets: Any, name: str) -> tuple[str, str] | None:
         # version by default after UpdateSecretVersionStage moved AWSCURRENT (rotation).
         found = secrets.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
     except ClientError as exc:
-        if is_not_found(exc):
+        if is_not_found(exc) or being_deleted(exc):
             return None
         raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
     return found["ARN"], found["SecretString"]
@@ -86,7 +100,7 @@ def read_version(secrets: Any, name: str, stage: str) -> tuple[str, str] | None:
     try:
         found = secrets.get_secret_value(SecretId=name, VersionStage=stage)
     except ClientError as exc:
-        if is_not_found(exc):
+        if is_not_found(exc) or being_deleted(exc):
             return None
         raise translate(exc, "secretsmanager:GetSecretValue", AUTOMATION_ACCOUNT) from exc
     return found["VersionId"], found["SecretString"]
@@ -149,6 +163,8 @@ def create_external_id(secrets: Any, *, name: str, cluster_id: str, value: str) 
     except ClientError as exc:
         if error_code(exc) == "ResourceExistsException":
             return None
+        if being_deleted(exc):
+            raise SecretDeletionPending(name) from exc
         raise translate(exc, "secretsmanager:CreateSecret", AUTOMATION_ACCOUNT) from exc
     return {"secretName": name, "secretArn": created["ARN"], "generated": True, "action": "created", "applied": True}
 

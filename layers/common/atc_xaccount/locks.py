@@ -5,8 +5,15 @@ executions doing read-modify-write on the same document lose one update. Executi
 take the locks of every resource they will change, atomically (all or none), and a lease
 bounds how long a crashed execution can block the others.
 
-A lock item outlives its holder: releasing it records `docHash`, the hash of the document
-as the holder left it. That lets preflight read first and lock afterwards without reading
+A lock item outlives its holder: it keeps `docHash`, the hash of the document as its last
+writer left it, and `leftAt`, when. Every writer under a lock notes it around each write
+(`note_write`: UNKNOWN before the IAM call, the new hash after), so every release path —
+onboarding, offboarding, compensation — leaves it true; a release that wrote nothing keeps
+it. Under the lock, a read whose hash differs from it soon after it was written is a stale
+read (IAM is eventually consistent for reads too): `fence` raises StaleRead, the caller
+reads again (bounded), and nothing is written from the stale document.
+
+The same hash That lets preflight read first and lock afterwards without reading
 again (`acquire_if_unchanged`): if the hash it read is the one the last holder left, no
 execution of this project has written since. Anything else (a holder, an expired lease,
 a document someone changed by hand, a release that could not say what it left) makes
@@ -23,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from atc_xaccount.aws_errors import aws_call, error_code, translate
-from atc_xaccount.errors import ResourceLocked
+from atc_xaccount.errors import ResourceLocked, StaleRead
 
 AUTOMATION_ACCOUNT = "automation"
 #: Long enough for one execution's steps (with retries), short enough to recover from a crash.
@@ -32,6 +39,12 @@ DEFAULT_LEASE_SECONDS = 900
 UNKNOWN = "unknown"
 #: `docHash` of a managed policy that does not exist.
 ABSENT = "absent"
+#: How long after a write a read that differs from it counts as stale. IAM's reads catch up
+#: within seconds; a document still different after this was changed by someone else (a
+#: human's edit), and is taken as read: the never-widen guards judge it.
+FENCE_SECONDS = 30
+#: Versions a lock item remembers as replaced (a stale read returns one of them).
+PRIOR_VERSIONS = 8
 
 
 def trust_lock_key(s3_account: str, access_role_name: str) -> str:
@@ -118,22 +131,85 @@ def _first_holder(dynamodb: Any, table: str, keys: list[str], owner: str) -> tup
 
 
 def release_items(
-    table: str, keys: list[str], owner: str, hashes: dict[str, str] | None = None
+    table: str,
+    keys: list[str],
+    owner: str,
+    hashes: dict[str, str] | None = None,
+    written: dict[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Transaction items that release `owner`'s locks and record what each holder left."""
-    return [
-        {
-            "Update": {
-                "TableName": table,
-                "Key": {"lockKey": {"S": key}},
-                "UpdateExpression": "SET docHash = :h REMOVE #o, expiresAt",
-                "ConditionExpression": "#o = :owner",
-                "ExpressionAttributeNames": {"#o": "owner"},
-                "ExpressionAttributeValues": {":owner": {"S": owner}, ":h": {"S": (hashes or {}).get(key, UNKNOWN)}},
+    """Transaction items that release `owner`'s locks and record what each holder left.
+
+    A key without a hash keeps the `docHash` its writers noted (`note_write`).
+    """
+    items = []
+    for key in sorted(set(keys)):
+        values: dict[str, Any] = {":owner": {"S": owner}}
+        expression = "REMOVE #o, expiresAt"
+        if key in (hashes or {}):
+            values[":h"] = {"S": (hashes or {})[key]}
+            expression = "SET docHash = :h " + expression
+            if key in (written or {}):  # written by this holder just now: the fence's window starts
+                values[":now"] = {"N": str(int(time.time()))}
+                values[":prior"] = {"L": [{"S": h} for h in (written or {})[key][:PRIOR_VERSIONS]]}
+                expression = expression.replace(
+                    "SET docHash = :h ", "SET docHash = :h, leftAt = :now, priorHashes = :prior "
+                )
+        items.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": {"lockKey": {"S": key}},
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "#o = :owner",
+                    "ExpressionAttributeNames": {"#o": "owner"},
+                    "ExpressionAttributeValues": values,
+                }
             }
-        }
-        for key in sorted(set(keys))
-    ]
+        )
+    return items
+
+
+def note_write(dynamodb: Any, table: str, key: str, owner: str, doc_hash: str, prior: list[str] | None = None) -> None:
+    """Record, while holding the lock, what the document is now, when, and what it was before
+    (`prior`, newest first: the versions a stale read can still return)."""
+    with aws_call("dynamodb:UpdateItem", AUTOMATION_ACCOUNT):
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key={"lockKey": {"S": key}},
+                UpdateExpression="SET docHash = :h, leftAt = :now, priorHashes = :prior",
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={
+                    ":h": {"S": doc_hash},
+                    ":now": {"N": str(int(time.time()))},
+                    ":owner": {"S": owner},
+                    ":prior": {"L": [{"S": h} for h in (prior or [])[:PRIOR_VERSIONS]]},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            # Not our lock (a lease taken over): the new holder reads and notes for itself.
+
+
+def fence(dynamodb: Any, table: str, key: str, read_hash: str, *, now: float | None = None) -> list[str]:
+    """Raise StaleRead when the document read is a version our writers replaced moments ago.
+
+    Returns what a write over this read should record as `prior`: this version, then the
+    ones before it. A document that is neither the last written nor one it replaced was
+    changed by someone else (a human's edit): taken as read; the guards judge it.
+    """
+    with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
+        item = dynamodb.get_item(TableName=table, Key={"lockKey": {"S": key}}, ConsistentRead=True).get("Item")
+    left = ((item or {}).get("docHash") or {}).get("S")
+    prior = [v["S"] for v in ((item or {}).get("priorHashes") or {}).get("L", []) if "S" in v]
+    history = [h for h in [left, *prior] if h not in (None, UNKNOWN)]
+    if left not in (None, UNKNOWN, read_hash) and read_hash in prior:
+        written = float(((item or {}).get("leftAt") or {}).get("N", 0))
+        if (now if now is not None else time.time()) - written < FENCE_SECONDS:
+            raise StaleRead(key, read_hash, str(left))
+    return [read_hash, *[h for h in history if h != read_hash]][:PRIOR_VERSIONS]
 
 
 def release(
@@ -144,13 +220,15 @@ def release(
     *,
     hashes: dict[str, str] | None = None,
     also: list[dict[str, Any]] | None = None,
+    written: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Drop the locks this owner holds, in one transaction with `also` (e.g. the registry write).
 
-    Without `hashes` a lock records UNKNOWN: the next execution reads the document again.
+    A lock without a hash in `hashes` keeps what its writers noted (nothing written: the
+    previous holder's hash still holds).
     A lock taken over after lease expiry is left alone; `also` is then written on its own.
     """
-    items = release_items(table, keys, owner, hashes)
+    items = release_items(table, keys, owner, hashes, written)
     if not items and not also:
         return {"released": [], "owner": owner}
     try:

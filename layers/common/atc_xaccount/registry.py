@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount import ddb_types
 from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
-from atc_xaccount.redact import Fingerprints
 
 AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
@@ -178,6 +177,17 @@ def put(dynamodb: Any, table: str, record: dict[str, Any]) -> dict[str, Any]:
     with aws_call("dynamodb:PutItem", AUTOMATION_ACCOUNT):
         dynamodb.put_item(TableName=table, Item=_to_ddb({**stamped, SEEN: seen or None}))
     return {**stamped, "action": "created" if existing is None else "updated"}
+
+
+def rotated_item(table: str, existing: dict[str, Any], fingerprint: str, execution: str | None) -> dict[str, Any]:
+    """A transaction item: the cluster's ID is now the one of `fingerprint` (a finished rotation).
+
+    The ID it replaces stays known as the cluster's (`formerExternalIdFingerprints`), so a
+    deregistration still withdraws it wherever it is left granted.
+    """
+    record = {"clusterId": existing["clusterId"], "externalIdFingerprint": fingerprint}
+    record["formerExternalIdFingerprints"] = _former_fingerprints(existing, record)
+    return update_item(table, {**record, "lastExecution": execution})
 
 
 def _former_fingerprints(existing: dict[str, Any] | None, record: dict[str, Any]) -> list[str]:
@@ -368,31 +378,4 @@ def record_left_behind(
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         ),
-    )
-
-
-def external_id_users(
-    dynamodb: Any,
-    table: str,
-    cluster_manager_account: str,
-    *,
-    node_role_arn: str,
-    access_role_arn: str,
-    external_id: str,
-    fingerprints: Fingerprints,
-    excluding: str,
-) -> list[str]:
-    """Other READY clusters whose grant (same node role, same access role) is this external ID.
-
-    Several clusters may share one ID; it is withdrawn only when none of them uses it. A
-    record's fingerprint may be keyed or (written before the key) unkeyed: both compare.
-    """
-    return sorted(
-        entry["clusterId"]
-        for entry in clusters_of_cluster_manager(dynamodb, table, cluster_manager_account)
-        if entry["clusterId"] != excluding
-        and entry.get("state") == READY
-        and entry.get("nodeRoleArn") == node_role_arn
-        and entry.get("accessRoleArn") == access_role_arn
-        and fingerprints.matches(entry.get("externalIdFingerprint"), external_id)
     )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, registry, staged_ids
+from atc_xaccount import external_ids, iam_ops, locks, registry, staged_ids
 from atc_xaccount.aws_errors import TRANSIENT_CODES, backoff_delays
 from atc_xaccount.documents import same_document
 from atc_xaccount.errors import (
@@ -31,6 +31,7 @@ from atc_xaccount.errors import (
 )
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
 
 Undo = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
 
@@ -56,11 +57,35 @@ def compensate(
     flat = {**(changes.get("clusterManager") or {}), **{k: v for k, v in changes.items() if k != "clusterManager"}}
     for item in left_from_cause(cause):
         flat.setdefault(str(item.get("change")), item)
+    held: list[str] = []
+    if ((preflight or {}).get("plan") or {}).get("grouped"):
+        from atc_xaccount.steps import group_undo
+
+        held = group_undo.locked_for_undo(request, ctx)
+        try:
+            flat = group_undo.adopt_served(request, ctx, flat)
+            return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+        finally:
+            group_undo.release_after_undo(ctx, held)
+    return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+
+
+def _compensate(
+    request: ClusterRequest,
+    ctx: StepContext,
+    flat: dict[str, Any],
+    external_id_record: dict[str, Any] | None,
+    execution: str | None,
+    error: str | None,
+    preflight: dict[str, Any] | None,
+) -> dict[str, Any]:
     external_id_record = external_id_record or (flat.get("trust") or {}).get("externalId")
     undone: list[dict[str, Any]] = []
     for name, undo in UNDOES:
         change = flat.get(name)
         if change and change.get("applied", True) and change.get("action") not in (None, "unchanged"):
+            if ((preflight or {}).get("plan") or {}).get("grouped") and name in GROUPED_UNDOES:
+                undo = _grouped(name)
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
     if any(entry["change"] == "trust" and entry["result"] == "failed" for entry in undone):
         # The grant left in place uses the ID: its secret is the only copy, so it stays too.
@@ -168,7 +193,7 @@ def _undo_secret(
 def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
     s3 = request.s3_account_id
     iam = ctx.sessions.client("iam", s3)
-    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    role = fenced(ctx, trust_key(request), lambda: iam_ops.get_role(iam, s3, request.access_role_name), trust_hash)
     if role is None:
         return "skipped: the role no longer exists"
     current = role["AssumeRolePolicyDocument"]
@@ -189,6 +214,7 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
     iam_ops.write_trust_policy(
         iam, s3, role_name=request.access_role_name, before=current, after=before, fingerprints=fps, patient=True
     )
+    noted(ctx, trust_key(request), locks.document_hash(before))
     return "restored"
 
 
@@ -204,7 +230,7 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
     cm = request.cluster_manager_account_id
     iam = ctx.sessions.client("iam", cm)
     arn = Targets.of(request, ctx.partition).assume_policy_arn
-    current = iam_ops.get_policy_state(iam, cm, arn)
+    current = fenced(ctx, policy_key(request), lambda: iam_ops.get_policy_state(iam, cm, arn), policy_state_hash)
     if current is None:
         return "deleted" if change["action"] == "created" else "skipped: the policy no longer exists"
     ours = current.default_version == change.get("afterVersion") and same_document(current.document, change["after"])
@@ -215,6 +241,7 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
         if current.attachment_count:
             return "skipped: the policy is attached to another principal now"
         iam_ops.delete_managed_policy(iam, cm, arn, patient=True, just_detached=True)
+        noted(ctx, policy_key(request), locks.ABSENT)
         return "deleted"
     if not (ours or back):
         return "skipped: the policy changed since this execution wrote it"
@@ -227,6 +254,7 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
         retired=change.get("retiredVersion"),
         patient=True,
     )
+    noted(ctx, policy_key(request), locks.policy_hash(change["beforeVersion"], change["before"]))
     if retired is not None and retired.startswith("skipped"):
         raise UndoIncomplete(f"the retired version of {arn} is not back: {retired}", [], account=cm)
     return "restored"
@@ -245,6 +273,22 @@ def _undo_retired(request: ClusterRequest, ctx: StepContext, change: dict[str, A
     if result.startswith("skipped"):
         raise UndoIncomplete(f"the retired version of {change['policyArn']} is not back: {result}", [], account=cm)
     return result
+
+
+def _grouped(name: str) -> Undo:
+    """The undo of a change a group commit made for this cluster (removal, not restore)."""
+    from atc_xaccount.steps import group_undo
+
+    after_commit, classic = {
+        "trust": (group_undo.undo_trust_after_commit, _undo_trust),
+        "attach": (group_undo.undo_attach_after_commit, _undo_attach),
+        "assumePolicy": (group_undo.undo_policy_after_commit, _undo_policy),
+    }[name]
+    return lambda request, ctx, change: after_commit(request, ctx, change, classic)
+
+
+#: The changes a grouped onboarding's commits made (their locks are no longer held).
+GROUPED_UNDOES = frozenset({"trust", "attach", "assumePolicy"})
 
 
 UNDOES: tuple[tuple[str, Undo], ...] = (

@@ -26,6 +26,8 @@ class StepContext:
     #: The secret holding the deployment's fingerprint key (template.yaml FingerprintKey);
     #: empty: a key of this process's own (tests, one-shot tools).
     fingerprint_key_secret: str = ""
+    #: The execution this step serves: the owner of the locks it holds.
+    execution: str | None = None
 
     @property
     def partition(self) -> str:
@@ -58,6 +60,7 @@ class StepContext:
             locks_table=environ.get("LOCKS_TABLE", ""),
             access_analyzer=environ.get("ACCESS_ANALYZER", "enabled") != "unavailable",
             fingerprint_key_secret=environ.get("FINGERPRINT_KEY_SECRET", ""),
+            execution=execution,
         )
 
 

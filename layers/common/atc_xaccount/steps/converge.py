@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import analyzer, external_ids, iam_ops, locks, registry, staged_ids
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, staged_ids, users
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy
 from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import (
@@ -32,8 +32,10 @@ from atc_xaccount.steps.checks import (
     trust_quota,
     trust_resource,
 )
+from atc_xaccount.steps.commit import commit_policy, commit_trust
 from atc_xaccount.steps.compensate import undo_policy_change
 from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
 
 
@@ -70,7 +72,12 @@ def ensure_assume_policy(
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", cm)
     if plan is None:
-        current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
+        current = fenced(
+            ctx,
+            policy_key(request),
+            lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True),
+            policy_state_hash,
+        )
     else:
         current = policy_state_from_plan(plan["policy"])
     with owned_statements(cm, f"policy {request.assume_policy_name}"):
@@ -132,7 +139,11 @@ def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[st
 
     One step for both: each step assumes into its account, and these two share one.
     Returns both change records and the hash of the policy as this step leaves it.
+    On the grouped path (`plan["grouped"]`) whoever holds the policy's lock writes it
+    (`steps/commit.py`).
     """
+    if plan.get("grouped") and plan.get("clusterManagerChange"):
+        return commit_policy(request, ctx, plan)
     policy = ensure_assume_policy(request, ctx, plan)
     try:
         attach = attach_policy(request, ctx, plan["attachNeeded"], just_created=policy.get("action") == "created")
@@ -149,11 +160,10 @@ def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[st
                     account=request.cluster_manager_account_id,
                 ) from failure
         raise
-    return {
-        "assumePolicy": policy,
-        "attach": attach,
-        "hash": locks.policy_hash(policy.get("afterVersion"), policy["after"]),
-    }
+    left = locks.policy_hash(policy.get("afterVersion"), policy["after"])
+    if policy.get("action") not in (None, "unchanged"):
+        noted(ctx, policy_key(request), left)
+    return {"assumePolicy": policy, "attach": attach, "hash": left}
 
 
 def merge_trust(
@@ -166,13 +176,15 @@ def merge_trust(
     written right before the grant that uses it, and read no more than once); an ID the
     request gave was staged by Validate and is promoted only once the grant is written.
     """
+    if plan is not None and plan.get("grouped") and external_id is None:
+        return commit_trust(request, ctx, plan)
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     id_record, promote, previous = None, None, None
     if plan is not None and external_id is None:
         id_record, external_id, promote, previous = _external_id_to_grant(request, ctx, plan["externalId"])
     iam = ctx.sessions.client("iam", s3)
-    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    role = fenced(ctx, trust_key(request), lambda: iam_ops.get_role(iam, s3, request.access_role_name), trust_hash)
     if role is None:
         raise PrerequisiteMissing("role", request.access_role_name, s3)
     before = role["AssumeRolePolicyDocument"]
@@ -210,6 +222,8 @@ def merge_trust(
     )
     if promote is not None and not ctx.dry_run:
         id_record = _promote(request, ctx, promote, iam, before, after, record)
+    if changed:
+        noted(ctx, trust_key(request), locks.document_hash(after))
     result = {
         **record,
         "principal": targets.node_role_arn,
@@ -314,6 +328,7 @@ def _promote(
                 [{"change": "trust", "what": what, **record}],
                 account=s3,
             ) from failure
+        noted(ctx, trust_key(request), locks.document_hash(before))
         raise
 
 
@@ -338,15 +353,17 @@ def _replaced_external_id(
     if previous is None or previous[1] == current or previous[1] not in grant_external_ids(trust, principal):
         return None
     targets = Targets.of(request, ctx.partition)
-    if registry.external_id_users(
+    others = users.others(
         ctx.sessions.local_client("dynamodb"),
         ctx.registry_table,
         request.cluster_manager_account_id,
-        node_role_arn=targets.node_role_arn,
-        access_role_arn=targets.access_role_arn,
-        external_id=previous[1],
-        fingerprints=ctx.fingerprints,
-        excluding=request.cluster_id,
+        request.cluster_id,
+    )
+    if any(
+        other.get("nodeRoleArn") == targets.node_role_arn
+        and other.get("accessRoleArn") == targets.access_role_arn
+        and ctx.fingerprints.matches(other.get("externalIdFingerprint"), previous[1])
+        for other in others
     ):
         return None  # another registered cluster still opens the role with it
     return previous[1]

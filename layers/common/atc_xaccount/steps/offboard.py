@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, provenance, registry
+from atc_xaccount import external_ids, iam_ops, locks, provenance, registry, users
 from atc_xaccount.assume_policy import is_effectively_empty, remove_assume_policy_resource
 from atc_xaccount.errors import OwnedStatementModified, PrerequisiteMissing, RegistrationMismatch
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.checks import guard_assume_policy, guard_trust, owned_statements, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
 from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, remove_trust_grant
 
 NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets", "nodeApi")
@@ -57,15 +58,9 @@ def load_registration(request: ClusterRequest, ctx: StepContext, *, require_read
 
 
 def _others(request: ClusterRequest, ctx: StepContext) -> list[dict[str, Any]]:
-    """Other clusters whose access must survive this deregistration."""
+    """Other clusters whose access must survive this deregistration (read consistently: `users`)."""
     dynamodb = ctx.sessions.local_client("dynamodb")
-    return [
-        entry
-        for entry in registry.clusters_of_cluster_manager(
-            dynamodb, ctx.registry_table, request.cluster_manager_account_id
-        )
-        if entry["clusterId"] != request.cluster_id and entry.get("state") == registry.READY
-    ]
+    return users.others(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
 
 
 def revoke_trust(
@@ -85,7 +80,7 @@ def revoke_trust(
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
-    role = iam_ops.get_role(iam, s3, request.access_role_name)
+    role = fenced(ctx, trust_key(request), lambda: iam_ops.get_role(iam, s3, request.access_role_name), trust_hash)
     if role is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "role not found"}
     stored = external_ids.read_external_id(
@@ -122,6 +117,8 @@ def revoke_trust(
         fingerprints=fps,
         dry_run=ctx.dry_run,
     )
+    if record.get("action") not in (None, "unchanged"):
+        noted(ctx, trust_key(request), locks.document_hash(after))
     kept = len(mine) - len(removing)
     return {
         **record,
@@ -146,7 +143,12 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     if needed_by:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"still needed by {needed_by}"}
     iam = ctx.sessions.client("iam", cm)
-    current = iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True)
+    current = fenced(
+        ctx,
+        policy_key(request),
+        lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True),
+        policy_state_hash,
+    )
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
     dynamodb, key = ctx.sessions.local_client("dynamodb"), provenance.provenance_key(cm, request.assume_policy_name)
@@ -175,6 +177,8 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             )
             record = {**deleted, "detached": bool(detached and detached["action"] == "detached")}
             forget = sorted(known)
+            if deleted.get("action") == "deleted":
+                noted(ctx, policy_key(request), locks.ABSENT)
     if not ctx.dry_run and known:
         everything = set(forget) >= set(known)
         provenance.forget_provenance(
@@ -215,6 +219,8 @@ def _remove_resource(
         desired=desired,
         dry_run=ctx.dry_run,
     )
+    if record.get("action") not in (None, "unchanged"):
+        noted(ctx, policy_key(request), locks.policy_hash(record.get("afterVersion"), record.get("after")))
     return record, False
 
 
@@ -226,6 +232,8 @@ def forget(request: ClusterRequest, ctx: StepContext, execution: str | None) -> 
         dry_run=ctx.dry_run,
     )
     if not ctx.dry_run:
+        dynamodb = ctx.sessions.local_client("dynamodb")
+        users.remove(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
         registry.set_state(
             ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id, registry.REVOKED, execution
         )

@@ -27,7 +27,9 @@ from atc_xaccount.steps.checks import (
     trust_quota,
     trust_resource,
 )
+from atc_xaccount.steps.commit import groupable
 from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash, trust_hash, trust_key
 from atc_xaccount.steps.record import registration_entry
 from atc_xaccount.steps.verify import check_buckets, raise_on_failed, verification
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
@@ -54,7 +56,12 @@ def preflight(
 
     def cluster_manager_side() -> tuple[Any, Any, bool, dict[str, Any] | None]:
         cm_iam = ctx.sessions.client("iam", cm)
-        policy = iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn)
+        policy = fenced(
+            ctx,
+            policy_key(request),
+            lambda: iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn),
+            policy_state_hash,
+        )
         node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
         if node_role is None:
             raise PrerequisiteMissing("role", request.node_role_name, cm)
@@ -63,7 +70,9 @@ def preflight(
 
     def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
         s3_iam = ctx.sessions.client("iam", s3)
-        access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
+        access_role = fenced(
+            ctx, trust_key(request), lambda: iam_ops.get_role(s3_iam, s3, request.access_role_name), trust_hash
+        )
         if access_role is None:
             raise PrerequisiteMissing("role", request.access_role_name, s3)
         attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
@@ -211,9 +220,17 @@ def preflight(
         ),
     }
     result["seen"] = seen
+    # Pure additions converge by document (steps/commit.py): no lock here, the commit takes it.
+    result["groupable"] = (
+        bool(owner and ctx.locks_table)
+        and not (locked or ctx.dry_run or result["upToDate"])
+        and groupable(needed, result["plan"])
+    )
+    if result["groupable"]:
+        result["plan"].update(grouped=True, clusterManagerChange=bool(policy_changes or attach_needed))
     if locked:
         result["locked"], result["locks"] = True, {"keys": sorted(seen), "owner": owner}
-    elif not result["upToDate"] and not ctx.dry_run and owner:
+    elif not result["upToDate"] and not result["groupable"] and not ctx.dry_run and owner:
         taken = locks.acquire_if_unchanged(ctx.sessions.local_client("dynamodb"), ctx.locks_table, seen, owner)
         if taken is not None:
             result["locked"], result["locks"] = True, taken

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, locks, provenance, registry
+from atc_xaccount import external_ids, locks, provenance, registry, users
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
 
@@ -60,7 +60,13 @@ def record(
         held or [],
         execution or "",
         hashes=hashes,
-        also=[registry.update_item(ctx.registry_table, entry), *_provenance(request, ctx, changes)],
+        also=[
+            registry.update_item(ctx.registry_table, entry),
+            users.add_item(
+                ctx.registry_table, request.cluster_manager_account_id, request.cluster_id, users.user_entry(entry)
+            ),
+            *_provenance(request, ctx, changes),
+        ],
     )
     return {**entry, "action": "recorded", "released": released["released"]}
 
@@ -68,6 +74,8 @@ def record(
 def _provenance(request: ClusterRequest, ctx: StepContext, changes: dict[str, Any] | None) -> list[dict[str, Any]]:
     """What the assume policy was before this onboarding, kept once for every cluster sharing it."""
     manager = (changes or {}).get("clusterManager") or {}
+    if (manager.get("assumePolicy") or {}).get("grouped"):
+        return []  # the group commit that wrote the policy kept what it was before (steps/commit.py)
     facts = provenance.provenance_of(
         manager.get("assumePolicy"),
         manager.get("attach"),

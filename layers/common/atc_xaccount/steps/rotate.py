@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount import external_ids, iam_ops, registry
+from atc_xaccount import external_ids, iam_ops, locks, registry
+from atc_xaccount import users as _users
 from atc_xaccount.aws_errors import aws_call
 from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import (
@@ -33,6 +34,7 @@ from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.checks import check_trust_quota, guard_trust, owned_statements, trust_quota, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
+from atc_xaccount.steps.locking import fenced, noted, trust_hash, trust_key
 from atc_xaccount.steps.verify import check
 from atc_xaccount.trust import merge_trust_grant, remove_trust_grant
 
@@ -83,38 +85,32 @@ def finish(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
-    before = _trust(iam, request)
+    before = _trust(ctx, iam, request)
     admitted = evaluate_trust(before, targets.node_role_arn, pending[1])
     if not admitted.allowed:
         # testSecret: nothing is withdrawn unless the new ID is known to work.
         raise VerificationFailed(
             s3, [check("trust admits the node role with the pending external ID", False, admitted.reason)]
         )
-    users = registry.external_id_users(
-        dynamodb,
-        ctx.registry_table,
-        request.cluster_manager_account_id,
-        node_role_arn=targets.node_role_arn,
-        access_role_arn=targets.access_role_arn,
-        external_id=current[1],
-        fingerprints=ctx.fingerprints,
-        excluding=request.cluster_id,
+    users = sorted(
+        other["clusterId"]
+        for other in _users.others(dynamodb, ctx.registry_table, request.cluster_manager_account_id, request.cluster_id)
+        if other.get("nodeRoleArn") == targets.node_role_arn
+        and other.get("accessRoleArn") == targets.access_role_arn
+        and ctx.fingerprints.matches(other.get("externalIdFingerprint"), current[1])
     )
     after = before
     if not users:
         with owned_statements(s3, trust_resource(request.access_role_name)):
             after, _ = remove_trust_grant(before, targets.node_role_arn, current[1])
         guard_trust(before, after, targets.node_role_arn, set(), s3, request.access_role_name)
-    trust = iam_ops.write_trust_policy(
-        iam, s3, role_name=request.access_role_name, before=before, after=after, fingerprints=ctx.fingerprints
-    )
+    trust = _write_trust(request, ctx, iam, before, after)
     with aws_call("secretsmanager:UpdateSecretVersionStage", AUTOMATION_ACCOUNT):
         secrets.update_secret_version_stage(
             SecretId=name, VersionStage=CURRENT, MoveToVersionId=pending[0], RemoveFromVersionId=current[0]
         )
         secrets.update_secret_version_stage(SecretId=name, VersionStage=PENDING, RemoveFromVersionId=pending[0])
-    entry = registry.get(dynamodb, ctx.registry_table, request.cluster_id) or {}
-    registry.put(dynamodb, ctx.registry_table, {**entry, "externalIdFingerprint": ctx.fingerprints.of(pending[1])})
+    _record_rotated(request, ctx, dynamodb, ctx.fingerprints.of(pending[1]))
     return {
         "clusterId": request.cluster_id,
         "phase": "finish",
@@ -137,8 +133,28 @@ def _registered_current(request: ClusterRequest, ctx: StepContext, secrets: Any,
     return current
 
 
-def _trust(iam: Any, request: ClusterRequest) -> dict[str, Any]:
-    role = iam_ops.get_role(iam, request.s3_account_id, request.access_role_name)
+def _record_rotated(request: ClusterRequest, ctx: StepContext, dynamodb: Any, fingerprint: str) -> None:
+    """The new fingerprint on the cluster's record and its users entry, in one transaction."""
+    entry = registry.get(dynamodb, ctx.registry_table, request.cluster_id) or {"clusterId": request.cluster_id}
+    item = registry.rotated_item(ctx.registry_table, entry, fingerprint, ctx.execution)
+    kept = _users.add_item(
+        ctx.registry_table,
+        request.cluster_manager_account_id,
+        request.cluster_id,
+        _users.user_entry({**entry, "externalIdFingerprint": fingerprint}),
+    )
+    with aws_call("dynamodb:TransactWriteItems", AUTOMATION_ACCOUNT):
+        dynamodb.transact_write_items(TransactItems=[item, kept])
+
+
+def _trust(ctx: StepContext, iam: Any, request: ClusterRequest) -> dict[str, Any]:
+    """The role's trust policy, read as its last writer left it (`locking.fenced`)."""
+    role = fenced(
+        ctx,
+        trust_key(request),
+        lambda: iam_ops.get_role(iam, request.s3_account_id, request.access_role_name),
+        trust_hash,
+    )
     if role is None:
         raise PrerequisiteMissing("role", request.access_role_name, request.s3_account_id)
     return dict(role["AssumeRolePolicyDocument"])
@@ -149,7 +165,7 @@ def _grant_pending(request: ClusterRequest, ctx: StepContext, current: str, pend
     s3 = request.s3_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", s3)
-    before = _trust(iam, request)
+    before = _trust(ctx, iam, request)
     with owned_statements(s3, trust_resource(request.access_role_name)):
         after, changed = merge_trust_grant(before, targets.node_role_arn, pending)
     if changed:
@@ -163,9 +179,23 @@ def _grant_pending(request: ClusterRequest, ctx: StepContext, current: str, pend
             raise VerificationFailed(
                 s3, [check(f"trust admits the node role with the {what} external ID", False, decision.reason)]
             )
+    return _write_trust(request, ctx, iam, before, after)
+
+
+def _write_trust(
+    request: ClusterRequest, ctx: StepContext, iam: Any, before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the trust policy under the workflow's lock and note what it now is."""
     record = iam_ops.write_trust_policy(
-        iam, s3, role_name=request.access_role_name, before=before, after=after, fingerprints=ctx.fingerprints
+        iam,
+        request.s3_account_id,
+        role_name=request.access_role_name,
+        before=before,
+        after=after,
+        fingerprints=ctx.fingerprints,
     )
+    if record.get("action") not in (None, "unchanged"):
+        noted(ctx, trust_key(request), locks.document_hash(after))
     return record
 
 
