@@ -14,6 +14,8 @@ from typing import Any
 
 import boto3
 
+from atc_xaccount_cli.local.iam_quotas import QUOTAS, set_quota
+
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
 #: The names an account's bootstrap stack instance was deployed with: the parameters of
@@ -73,14 +75,13 @@ def validate_world(world: Any) -> None:
             if not isinstance(value, str):
                 raise WorldError(f"{where}.secrets.{name}: must be the secret's string value")
         for name, value in (state.get("quotas") or {}).items():
-            if name != "AssumeRolePolicySizeQuota" or type(value) is not int:
+            if name not in QUOTAS or type(value) is not int:
+                raise WorldError(f"{where}.quotas.{name}: known quotas are {', '.join(QUOTAS)}, each a whole number")
+            _, floor, ceiling = QUOTAS[name]
+            if not floor <= value <= ceiling:
                 raise WorldError(
-                    f"{where}.quotas.{name}: only AssumeRolePolicySizeQuota, a whole number of characters, is known"
-                )
-            if not 2048 <= value <= 10240:
-                raise WorldError(
-                    f"{where}.quotas.AssumeRolePolicySizeQuota: {value} is not a quota an account can have "
-                    "(IAM's default is 2,048 characters, and it can only be raised)"
+                    f"{where}.quotas.{name}: {value} is not a quota an account can have "
+                    f"(IAM's default is {floor:,}, and it can only be raised)"
                 )
         if "bootstrap" in state:
             _validate_bootstrap(state["bootstrap"], f"{where}.bootstrap")
@@ -227,16 +228,8 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
     secrets = session.client("secretsmanager")
     for name, value in (state.get("secrets") or {}).items():
         secrets.create_secret(Name=name, SecretString=value)
-    quota = (state.get("quotas") or {}).get("AssumeRolePolicySizeQuota")
-    if quota:
-        _set_trust_quota(account, partition, int(quota))
-
-
-def _set_trust_quota(account: str, partition: str, quota: int) -> None:
-    """moto has no Service Quotas; set the value GetAccountSummary reports."""
-    from moto.iam.models import iam_backends
-
-    iam_backends[account][partition].account_summary._assume_role_policy_size_quota = quota
+    for name, quota in (state.get("quotas") or {}).items():
+        set_quota(account, partition, name, int(quota))  # moto has no Service Quotas
 
 
 def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_prefix: str | None) -> dict[str, Any]:

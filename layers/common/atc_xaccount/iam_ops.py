@@ -33,6 +33,8 @@ MANAGED_POLICY_SIZE_QUOTA = 6144
 DEFAULT_TRUST_POLICY_SIZE_QUOTA = 2048
 #: IAM keeps at most five versions of a managed policy.
 MAX_POLICY_VERSIONS = 5
+#: Default `AttachedPoliciesPerRoleQuota` (managed policies per role; raisable, never lower).
+DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA = 10
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,18 @@ def inline_policies(iam: Any, account: str, role_name: str) -> list[tuple[str, d
 
 def trust_policy_size_quota(iam: Any, account: str) -> int:
     """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
+    return _account_quota(iam, account, "AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA)
+
+
+def attached_policies_per_role_quota(iam: Any, account: str) -> int:
+    """How many managed policies a role of the account may have attached, raisable via Service Quotas."""
+    return _account_quota(iam, account, "AttachedPoliciesPerRoleQuota", DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA)
+
+
+def _account_quota(iam: Any, account: str, key: str, default: int) -> int:
     with aws_call("iam:GetAccountSummary", account):
         summary = iam.get_account_summary()["SummaryMap"]
-    return int(summary.get("AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA))
+    return int(summary.get(key, default))
 
 
 # --- writes ----------------------------------------------------------------------------

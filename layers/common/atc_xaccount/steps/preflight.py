@@ -17,6 +17,7 @@ from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
 from atc_xaccount.steps.checks import (
+    check_attach_quota,
     check_policy_quota,
     check_trust_quota,
     guard_assume_policy,
@@ -53,7 +54,11 @@ def preflight(
         node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
         if node_role is None:
             raise PrerequisiteMissing("role", request.node_role_name, cm)
-        needs_attach = _node_role_needs_attach(request, cm_iam, policy, targets)
+        attached = _node_role_attachments(request, cm_iam)
+        needs_attach = policy is None or targets.assume_policy_arn not in attached
+        if needs_attach:
+            # Every quota before the first write: the attach must have room on the node role.
+            check_attach_quota(cm_iam, cm, request.node_role_name, len(attached))
         return cm_iam, policy, needs_attach, role_inputs(ctx, cm, node_role)
 
     def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
@@ -217,16 +222,13 @@ def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
     return [future.result() for future in futures]
 
 
-def _node_role_needs_attach(request: ClusterRequest, cm_iam: Any, policy: Any, targets: Targets) -> bool:
-    """Whether the assume policy must still be attached (the caller proved the role exists).
-
-    A policy that does not exist is attached nowhere.
+def _node_role_attachments(request: ClusterRequest, cm_iam: Any) -> list[str]:
+    """The managed policies attached to the node role (the caller proved the role exists):
+    whether the assume policy must still be attached, and whether the role has room for it.
     """
     cm = request.cluster_manager_account_id
-    if policy is None:
-        return True
     try:
-        return targets.assume_policy_arn not in iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
+        return iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
     except AwsOperationFailed as exc:
         if exc.code == "NoSuchEntity":
             raise PrerequisiteMissing("role", request.node_role_name, cm) from exc
