@@ -55,6 +55,8 @@ GRANTS = [
     ("AccessRoleTrust", "iam:UpdateAssumeRolePolicy", "onboard", "s3"),
     ("ReadAccessRoleAttachments", "iam:ListAttachedRolePolicies", "onboard", "s3"),
     ("ReadTrustPolicySizeQuota", "iam:GetAccountSummary", "big-trust", "s3"),
+    # Preflight proves the planned writes against the role's own policy (issue 16 item 3).
+    ("ReadOwnPolicy", "iam:GetRolePolicy", "onboard", "cm"),
 ]
 
 #: The doctor's reads (issue 11): without one, the link it serves cannot be decided.

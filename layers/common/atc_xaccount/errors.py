@@ -118,18 +118,10 @@ class AutomationRoleDenied(AtcXaccountError):
         parameter: str | None,
         value: str | None,
         aws_message: str,
+        *,
+        fix: str | None = None,
     ) -> None:
-        if parameter and value:
-            fix = (
-                f"deploy that account's bootstrap stack instance (bootstrap/automation-role.yaml) with "
-                f"{parameter}={value}, e.g. aws cloudformation update-stack-instances --accounts {account} "
-                f"--parameter-overrides ParameterKey={parameter},ParameterValue={value} ..."
-            )
-        else:
-            fix = (
-                "check the parameters that account's bootstrap stack instance "
-                "(bootstrap/automation-role.yaml) was deployed with"
-            )
+        fix = fix or bootstrap_fix(account, parameter, value)
         super().__init__(
             f"the automation role in account {account} may not call {action} on {resource} (AccessDenied): {fix}",
             account=account,
@@ -141,6 +133,20 @@ class AutomationRoleDenied(AtcXaccountError):
         self.parameter = parameter
         self.value = value
         self.aws_message = aws_message
+
+
+def bootstrap_fix(account: str, parameter: str | None, value: str | None) -> str:
+    """What to do about an AutomationRoleDenied: the stack instance parameter to set, if known."""
+    if parameter and value:
+        return (
+            f"deploy that account's bootstrap stack instance (bootstrap/automation-role.yaml) with "
+            f"{parameter}={value}, e.g. aws cloudformation update-stack-instances --accounts {account} "
+            f"--parameter-overrides ParameterKey={parameter},ParameterValue={value} ..."
+        )
+    return (
+        "check the parameters that account's bootstrap stack instance (bootstrap/automation-role.yaml) "
+        "was deployed with"
+    )
 
 
 class IamThrottled(AtcXaccountError):

@@ -138,6 +138,13 @@ def inline_policies(iam: Any, account: str, role_name: str) -> list[tuple[str, d
     return found
 
 
+def role_policy(iam: Any, account: str, role_name: str, policy_name: str) -> dict[str, Any]:
+    """One inline policy of a role (the automation role reads its own, once, in Preflight)."""
+    with aws_call("iam:GetRolePolicy", account):
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
+    return json.loads(document) if isinstance(document, str) else dict(document)
+
+
 def trust_policy_size_quota(iam: Any, account: str) -> int:
     """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
     return _account_quota(iam, account, "AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA)

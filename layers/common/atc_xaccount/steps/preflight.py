@@ -15,6 +15,7 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
+from atc_xaccount.steps import write_proof
 from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
 from atc_xaccount.steps.checks import (
     check_attach_quota,
@@ -157,6 +158,7 @@ def preflight(
         )
         if needs
     ]
+    _prove_writes(request, ctx, targets, policy, policy_changes, attach_needed, trust_changes)
     result: dict[str, Any] = {
         "prerequisites": "present",
         "upToDate": False,
@@ -206,6 +208,31 @@ def preflight(
         if taken is not None:
             result["locked"], result["locks"] = True, taken
     return result
+
+
+def _prove_writes(
+    request: ClusterRequest,
+    ctx: StepContext,
+    targets: Targets,
+    policy: Any,
+    policy_changes: bool,
+    attach: bool,
+    trust: bool,
+) -> None:
+    """Every IAM write of the plan is allowed to the automation role, or AutomationRoleDenied now."""
+    writes = write_proof.planned_writes(
+        cm=request.cluster_manager_account_id,
+        s3=request.s3_account_id,
+        node_role=(request.node_role_name, targets.node_role_arn),
+        access_role=(request.access_role_name, targets.access_role_arn),
+        policy=(request.assume_policy_name, targets.assume_policy_arn),
+        create_policy=policy_changes and policy is None,
+        version_policy=policy_changes and policy is not None,
+        retire_version=policy is not None and len(policy.versions) >= iam_ops.MAX_POLICY_VERSIONS,
+        attach=attach,
+        trust=trust,
+    )
+    write_proof.prove_allowed(ctx, writes)
 
 
 def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
