@@ -47,6 +47,9 @@ def test_every_resource_is_in_the_target_account_and_partition(partition):
     assert resources == {
         f"arn:{partition}:iam::{TARGET}:role/{NODE_ROLE}",
         f"arn:{partition}:iam::{TARGET}:role/{ACCESS_ROLE}",
+        # the same two roles under a path, GetRole only (Preflight refuses them by name)
+        f"arn:{partition}:iam::{TARGET}:role/*/{NODE_ROLE}",
+        f"arn:{partition}:iam::{TARGET}:role/*/{ACCESS_ROLE}",
         # its own inline policy, read only (Preflight proves the planned writes with it)
         f"arn:{partition}:iam::{TARGET}:role/atc-xaccount-automation",
         f"arn:{partition}:iam::{TARGET}:policy/{ASSUME_POLICY}",

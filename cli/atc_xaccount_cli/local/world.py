@@ -21,7 +21,9 @@ WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "
 #: The names an account's bootstrap stack instance was deployed with: the parameters of
 #: bootstrap/automation-role.yaml that name what the automation role may touch.
 BOOTSTRAP_KEYS = {"NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessPolicyName"}
-ROLE_KEYS = {"trust", "attached"}
+ROLE_KEYS = {"trust", "attached", "path"}
+#: IAM's role path: `/`, or `/` + printable ASCII + `/`, at most 512 characters.
+ROLE_PATH_RE = re.compile(r"^/(?:[\x21-\x7e]{0,510}/)?$")
 #: Optional keys the access chain (`local doctor`, issue 11) reads: per role, and per account.
 CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
 CHAIN_KEYS = {"bucketPolicies", "bucketEncryption", "kmsKeys", "organizationId"}
@@ -152,6 +154,9 @@ def _validate_role(role: Any, where: str, account: str, policies: set[str]) -> N
         raise WorldError(f"{where}.maxSessionDuration: a whole number of seconds from 3600 to 43200")
     if not isinstance(role.get("trust"), dict):
         raise WorldError(f"{where}.trust: must be a policy document object")
+    path = role.get("path", "/")
+    if not isinstance(path, str) or ROLE_PATH_RE.match(path) is None or "//" in path:
+        raise WorldError(f"{where}.path: an IAM path, / or /name/.../ (printable ASCII, at most 512 characters)")
     attached = role.get("attached", [])
     if not isinstance(attached, list):
         raise WorldError(f"{where}.attached: must be a list of policy ARNs")
@@ -203,6 +208,8 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
             extra["PermissionsBoundary"] = role["boundary"]
         if role.get("maxSessionDuration"):
             extra["MaxSessionDuration"] = role["maxSessionDuration"]
+        if role.get("path", "/") != "/":
+            extra["Path"] = role["path"]
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]), **extra)
         for arn in role.get("attached", []):
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
@@ -244,6 +251,8 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             got = iam.get_role(RoleName=name)["Role"]
             attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
             roles[name] = {"trust": got["AssumeRolePolicyDocument"], "attached": sorted(attached)}
+            if got.get("Path", "/") != "/":
+                roles[name]["path"] = got["Path"]
             roles[name].update(_chain_role_keys(iam, name, got))
     policies: dict[str, Any] = {}
     for page in iam.get_paginator("list_policies").paginate(Scope="Local"):

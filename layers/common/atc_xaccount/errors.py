@@ -65,6 +65,26 @@ class PrerequisiteMissing(AtcXaccountError):
         self.name = name
 
 
+class UnsupportedRolePath(AtcXaccountError):
+    """A node or access role lives under a path (`/service/atc-node`): refused before any write.
+
+    Its real ARN carries the path; the grant's principal, the assume policy's resource, the
+    bootstrap role's permissions and Verify all name roles at the default path `/`.
+    """
+
+    def __init__(self, account: str, role_name: str, path: str, arn: str) -> None:
+        super().__init__(
+            f"role {role_name} in account {account} has the path {path} (its ARN is {arn}): atc-xaccount grants, "
+            "verifies and may change only roles at the default path /, so nothing was written; recreate the "
+            f"role at / (aws iam create-role --role-name {role_name} ... without --path) or name a role at / "
+            "in the event",
+            account=account,
+        )
+        self.role_name = role_name
+        self.path = path
+        self.arn = arn
+
+
 class QuotaExceeded(AtcXaccountError):
     """A write would cross an IAM quota; the message says which quota and how to raise it."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from atc_xaccount import analyzer, iam_ops
 from atc_xaccount.assume_policy import OWNED_SID, statement_problems
 from atc_xaccount.documents import StatementShapeError, non_whitespace_size
-from atc_xaccount.errors import OwnedStatementModified, QuotaExceeded, WouldWidenAccess
+from atc_xaccount.errors import OwnedStatementModified, QuotaExceeded, UnsupportedRolePath, WouldWidenAccess
 from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.steps.context import StepContext
 from atc_xaccount.trust import grant_shape_problems, grant_sid, is_admits_nobody
@@ -52,6 +52,13 @@ def check_attach_quota(iam: Any, account: str, role_name: str, attached: int) ->
     if attached + 1 > quota:
         raise QuotaExceeded(ATTACHED_QUOTA_NAME, f"role {role_name}", account, attached + 1, quota, ATTACHED_QUOTA_HOW)
     return quota
+
+
+def check_role_path(role: dict[str, Any], account: str) -> None:
+    """Refuse a role under a path: every ARN this project writes or verifies names a role at `/`."""
+    path = str(role.get("Path") or "/")
+    if path != "/":
+        raise UnsupportedRolePath(account, str(role.get("RoleName")), path, str(role.get("Arn")))
 
 
 def policy_state_from_plan(plan: dict[str, Any] | None) -> iam_ops.PolicyState | None:

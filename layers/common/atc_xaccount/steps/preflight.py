@@ -20,6 +20,7 @@ from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_in
 from atc_xaccount.steps.checks import (
     check_attach_quota,
     check_policy_quota,
+    check_role_path,
     check_trust_quota,
     guard_assume_policy,
     guard_trust,
@@ -55,6 +56,7 @@ def preflight(
         node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
         if node_role is None:
             raise PrerequisiteMissing("role", request.node_role_name, cm)
+        check_role_path(node_role, cm)
         attached = _node_role_attachments(request, cm_iam)
         needs_attach = policy is None or targets.assume_policy_arn not in attached
         if needs_attach:
@@ -67,6 +69,7 @@ def preflight(
         access_role = iam_ops.get_role(s3_iam, s3, request.access_role_name)
         if access_role is None:
             raise PrerequisiteMissing("role", request.access_role_name, s3)
+        check_role_path(access_role, s3)
         attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
         access_arn = next(
             (arn for arn in attached if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()), None
