@@ -16,7 +16,14 @@ from atc_xaccount.errors import AwsOperationFailed, PrerequisiteMissing, Verific
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps import write_proof
-from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
+from atc_xaccount.steps.access_chain import (
+    bucket_inputs,
+    bucket_link_checks,
+    chain_checks,
+    document_hashes,
+    role_inputs,
+    verify_inputs,
+)
 from atc_xaccount.steps.checks import (
     check_attach_quota,
     check_policy_quota,
@@ -171,7 +178,6 @@ def preflight(
         "locked": False,
         "locks": {"keys": [], "owner": owner},
         "bucketChecks": bucket_checks,
-        "chainInputs": chain_inputs,
         "assumePolicySize": policy_size,
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
@@ -192,6 +198,10 @@ def preflight(
     verified = verification(
         request, ctx, targets, desired_policy, True, merged_trust, external_id, secret_arn, [*bucket_checks, *chain]
     )
+    # Small state: verdicts and hashes travel to Verify, never the bucket or key policies.
+    result["chainInputs"] = verify_inputs(chain_inputs)
+    result["chainChecks"] = bucket_link_checks(chain)
+    result["chainDocuments"] = document_hashes(chain_inputs)
     raise_on_failed(request, verified["checks"])
     if not needed:
         result["verified"] = verified
