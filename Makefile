@@ -36,10 +36,19 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 run: $(BIN)/.installed
 	$(BIN)/atc-xaccount local run events/cluster-registered.json --world events/sample-world.json
 
+# The independent IAM simulator the evaluator is held to (tests/differential, npm, test-time
+# only, never shipped): installed from its lock file where npm is; without node the
+# differential test skips and says why.
+DIFFERENTIAL := tests/differential
+$(DIFFERENTIAL)/node_modules/.installed: $(DIFFERENTIAL)/package.json $(DIFFERENTIAL)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd $(DIFFERENTIAL) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: the differential evaluator test (tests/differential) will be skipped"; fi
+
 # Every core (pytest-xdist; TEST_WORKERS=0 runs in one process), one test file per worker
 # at a time so module-scoped emulators are built once, and the 10 slowest tests at the end.
 TEST_WORKERS ?= auto
-test: $(BIN)/.installed
+test: $(BIN)/.installed $(DIFFERENTIAL)/node_modules/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 # checkov and mypy pin their own trees (requirements-checks.txt): a third venv. Python

@@ -202,6 +202,19 @@ def _key_admins_only(state: dict[str, Any], *, doctor_may_read: bool = True) -> 
     s3["bucketEncryption"] = {BUCKET: {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/locked"}}
 
 
+def _long_sessions(state: dict[str, Any]) -> None:
+    state["accounts"][S3]["roles"]["atc-s3-access-keys"]["maxSessionDuration"] = 43200
+
+
+def _not_principal_deny(state: dict[str, Any]) -> None:
+    """The access role and its account are listed; the session ARN Cluster Manager signs with is not."""
+    spared = [f"arn:aws:iam::{S3}:role/atc-s3-access-keys", f"arn:aws:iam::{S3}:root"]
+    _bucket_policy(
+        {"Sid": "OnlyTheAccessRole", "Effect": "Deny", "NotPrincipal": {"AWS": spared}, "Action": "s3:*",
+         "Resource": OBJECTS}
+    )(state)  # fmt: skip
+
+
 _TLS = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": OBJECTS,
         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}  # fmt: skip
 
@@ -217,8 +230,10 @@ BROKEN_WORLDS = [
     ("stale AROA principal", _stale_principal, [], "trust", "replaces the stale AROAQDELETEDNODE00001 grant"),
     ("the path's objects not granted", _home_only, ["--path", "/projects"], f"s3:{BUCKET}",
      f"on arn:aws:s3:::{BUCKET}/projects/* to atc-s3-policy"),
-    ("MaxSessionDuration too low", lambda state: None, ["--session-seconds", "7200"], "session",
-     "--max-session-duration 7200"),
+    ("a 7,200 s session: role chaining caps it at 3,600 s", _long_sessions, ["--session-seconds", "7200"],
+     "session", "at most 3600 s"),
+    ("bucket policy NotPrincipal sparing the role, not its session", _not_principal_deny, [],
+     f"bucket-policy:{BUCKET}", f"ArnNotEquals aws:PrincipalArn arn:aws:iam::{S3}:role/atc-s3-access-keys"),
 ]  # fmt: skip
 
 

@@ -189,6 +189,14 @@ ONLY_HOME = doc(
 )  # fmt: skip
 
 
+SESSION = f"arn:aws:sts::{S3}:assumed-role/atc-s3-access-keys/cluster-manager"
+
+
+def not_principal_deny(spared: list[str]) -> dict[str, Any]:
+    return {"Sid": "OnlyTheAccessRole", "Effect": "Deny", "NotPrincipal": {"AWS": spared}, "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]}  # fmt: skip
+
+
 def stale_trust() -> ChainDocuments:
     grant = grant_statement(NODE, [EXTERNAL_ID])
     grant["Principal"] = {"AWS": OLD_NODE_ID}
@@ -303,13 +311,43 @@ CASES = [
         f"on arn:aws:s3:::{BUCKET}/projects/* to atc-s3-policy",
     ),
     (
-        "MaxSessionDuration below what Cluster Manager asks for",
-        healthy,
+        "a two-hour session: role chaining caps it at one hour whatever MaxSessionDuration says",
+        lambda: with_access(healthy(), max_session_duration=43200),
         {"requested_session_seconds": 7200},
         "session",
         BROKEN,
         (),
-        "--max-session-duration 7200",
+        "at most 3600 s",
+    ),
+    (
+        "bucket policy Deny with NotPrincipal naming the role and account, not the session",
+        lambda: with_bucket(healthy(), policy=doc(not_principal_deny([ACCESS, f"arn:aws:iam::{S3}:root"]))),
+        {},
+        f"bucket-policy:{BUCKET}",
+        BROKEN,
+        ("bucket policy:OnlyTheAccessRole",),
+        f"ArnNotEquals aws:PrincipalArn {ACCESS}",
+    ),
+    (
+        "bucket policy Deny with NotPrincipal naming one session: the session's name decides",
+        lambda: with_bucket(healthy(), policy=doc(not_principal_deny([ACCESS, S3, SESSION]))),
+        {},
+        f"bucket-policy:{BUCKET}",
+        UNDECIDABLE,
+        ("bucket policy:OnlyTheAccessRole",),
+        "check by hand",
+    ),
+    (
+        "bucket policy Deny with NotPrincipal, access role with a permissions boundary",
+        lambda: with_access(
+            with_bucket(healthy(), policy=doc(not_principal_deny([ACCESS, S3, SESSION]))),
+            boundary=(f"arn:aws:iam::{S3}:policy/s3-only", doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})),
+        ),
+        {},
+        f"bucket-policy:{BUCKET}",
+        BROKEN,
+        ("bucket policy:OnlyTheAccessRole",),
+        "denies every principal that has a permissions boundary",
     ),
 ]
 

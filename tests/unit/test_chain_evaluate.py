@@ -1,4 +1,4 @@
-"""The three-valued judgements the chain is built on (judge.py)."""
+"""The three-valued judgements the chain is built on (`atc_xaccount.evaluate`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from atc_xaccount.judge import (
+from atc_xaccount.evaluate import (
     ALLOWED,
     DENIED,
     IMPLICIT,

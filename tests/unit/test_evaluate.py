@@ -72,13 +72,8 @@ CASES: list[tuple[str, dict[str, Any], str | None, dict[str, Any] | None, bool]]
     ("no-condition-needs-no-id", doc(allow(AWS_NODE)), None, None, True),
     ("external-id-case-sensitive", doc(allow(AWS_NODE, ext_eq(EXT))), EXT.lower(), None, False),
     ("key-name-case-insensitive", doc(allow(AWS_NODE, {"StringEquals": {"STS:EXTERNALID": EXT}})), EXT, None, True),
-    (
-        "operator-name-case-insensitive",
-        doc(allow(AWS_NODE, {"stringequals": {"sts:ExternalId": EXT}})),
-        EXT,
-        None,
-        True,
-    ),
+    # IAM refuses a misspelt operator ("Invalid Condition type"): never guessed, fails towards deny
+    ("operator-name-case-sensitive", doc(allow(AWS_NODE, {"stringequals": {"sts:ExternalId": EXT}})), EXT, None, False),
     # string operators
     ("string-not-equals", doc(allow(AWS_NODE, {"StringNotEquals": {"sts:ExternalId": "bad"}})), EXT, None, True),
     ("string-not-equals-hit", doc(allow(AWS_NODE, {"StringNotEquals": {"sts:ExternalId": EXT}})), EXT, None, False),
@@ -301,7 +296,14 @@ CASES: list[tuple[str, dict[str, Any], str | None, dict[str, Any] | None, bool]]
     # deny, NotPrincipal, NotAction
     ("deny-wins", doc(allow(AWS_NODE, ext_eq(EXT)), deny({"AWS": ROOT})), EXT, None, False),
     ("deny-other-account-irrelevant", doc(allow(AWS_NODE, ext_eq(EXT)), deny({"AWS": OTHER_ROOT})), EXT, None, True),
-    ("not-principal-exempt", doc(allow(AWS_NODE), deny(None, NotPrincipal={"AWS": [NODE, ROOT]})), None, None, True),
+    # the node acts through a session: NotPrincipal spares it only when the session ARN is listed too
+    (
+        "not-principal-role-and-account-deny-the-session",
+        doc(allow(AWS_NODE), deny(None, NotPrincipal={"AWS": [NODE, ROOT]})),
+        None,
+        None,
+        False,
+    ),
     (
         "not-principal-role-without-account",
         doc(allow(AWS_NODE), deny(None, NotPrincipal={"AWS": NODE})),

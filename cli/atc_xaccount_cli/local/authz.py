@@ -57,8 +57,7 @@ from moto.iam.models import iam_backends
 from moto.sts.models import AssumedRole, sts_backends
 from moto.utilities.utils import get_partition
 
-from atc_xaccount.evaluate import evaluate_identity
-from atc_xaccount.judge import ALLOWED, Who, judge_resource_policy
+from atc_xaccount.evaluate import ALLOWED, Who, evaluate_identity, judge_resource_policy
 from atc_xaccount_cli.local.template import Resolver, TemplateError, load_yaml
 
 BOOTSTRAP_TEMPLATE = Path("bootstrap") / "automation-role.yaml"

@@ -1,7 +1,7 @@
 """The whole access chain of an ATC access key, evaluated link by link (pure).
 
 From the node role to the bytes in the bucket, every link an access key in Cluster
-Manager (Credentials -> Assume Role) needs, judged with `judge`'s three-valued
+Manager (Credentials -> Assume Role) needs, judged with `evaluate`'s three-valued
 judgements over the documents of both accounts:
 
   a. atc-node may call sts:AssumeRole on the access role (its policies and boundary);
@@ -38,7 +38,7 @@ from atc_xaccount.chain.model import (
     RoleDocs,
 )
 from atc_xaccount.chain.s3_links import bucket_links
-from atc_xaccount.judge import UNDECIDABLE
+from atc_xaccount.evaluate import UNDECIDABLE
 
 __all__ = [
     "BROKEN",

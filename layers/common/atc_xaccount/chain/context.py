@@ -12,7 +12,7 @@ from typing import Any
 from atc_xaccount.arns import split_arn
 from atc_xaccount.chain.model import BROKEN, OK, ChainDocuments, RoleDocs
 from atc_xaccount.documents import as_list
-from atc_xaccount.judge import ABSENT_KEYS, ALLOWED, UNDECIDABLE, Judgement, Who, judge_identity, within_boundary
+from atc_xaccount.evaluate import ABSENT_KEYS, ALLOWED, UNDECIDABLE, Judgement, Who, judge_identity, within_boundary
 
 
 def principal_context(docs: ChainDocuments, role: RoleDocs) -> tuple[dict[str, object], frozenset[str]]:
@@ -29,7 +29,8 @@ def principal_context(docs: ChainDocuments, role: RoleDocs) -> tuple[dict[str, o
 
 
 def who_of(role: RoleDocs) -> Who:
-    return Who(role.arn, role.unique_id)
+    """A session of the role, its name unknown here (Cluster Manager's, an EC2 instance's)."""
+    return Who(role.arn, role.unique_id, boundary=role.boundary is not None)
 
 
 def judge_role(

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from atc_xaccount.chain.context import account_of, aws_principals, judge_role, principal_context, role_name, verdict_of
-from atc_xaccount.chain.model import BROKEN, OK, ChainDocuments, Link, RoleDocs
+from atc_xaccount.chain.context import (
+    account_of,
+    aws_principals,
+    judge_role,
+    principal_context,
+    role_name,
+    verdict_of,
+    who_of,
+)
+from atc_xaccount.chain.model import BROKEN, OK, ROLE_CHAINING_MAX_SECONDS, ChainDocuments, Link, RoleDocs
 from atc_xaccount.documents import statements
-from atc_xaccount.judge import (
+from atc_xaccount.evaluate import (
     ABSENT_KEYS,
     ALLOWED,
     DENIED,
@@ -43,7 +51,7 @@ def assume_link(docs: ChainDocuments, external_id: str | None) -> Link:
     verdict = verdict_of(judged.outcome)
     if judged.outcome == IMPLICIT and node.account == account_of(docs.access_role_arn):
         # Same account: a trust policy naming the role itself is enough, no identity policy needed.
-        trust = judge_trust((docs.access.trust if docs.access else None) or {}, Who(node.arn), external_id)
+        trust = judge_trust((docs.access.trust if docs.access else None) or {}, who_of(node), external_id)
         if trust.outcome == ALLOWED and any(
             node.arn in aws_principals(s) for s in statements(docs.access.trust if docs.access else None)
         ):
@@ -94,7 +102,7 @@ def trust_link(docs: ChainDocuments, external_id: str | None) -> Link:
             fix="register the cluster: `atc-xaccount register EVENT_FILE` stores one and grants it",
         )
     unique_id = docs.node.unique_id if docs.node else None
-    who = Who(docs.node_role_arn, unique_id)
+    who = who_of(docs.node) if docs.node else Who(docs.node_role_arn)
     ctx: dict[str, object] = {"aws:PrincipalType": "AssumedRole", "aws:SecureTransport": True}
     absent = set(ABSENT_KEYS)
     node_account = account_of(docs.node_role_arn)
@@ -110,7 +118,7 @@ def trust_link(docs: ChainDocuments, external_id: str | None) -> Link:
         trust,
         who,
         "sts:AssumeRole",
-        "*",
+        None,
         context={"sts:ExternalId": external_id, **ctx},
         absent=frozenset(absent),
     )
@@ -178,27 +186,42 @@ def _stale_grant(
 
 
 def session_link(docs: ChainDocuments, requested: int) -> Link:
-    claim = (
-        f"MaxSessionDuration of {role_name(docs.access_role_arn)} covers the {requested} s session "
-        "Cluster Manager asks for"
-    )
+    """Role chaining: atc-node's own credentials are an EC2 role session, so AssumeRole lasts at most an hour.
+
+    AWS: "if you assume a role using role chaining and provide a DurationSeconds parameter
+    value greater than one hour, the operation fails", whatever the role's MaxSessionDuration.
+    """
+    access_name = role_name(docs.access_role_arn)
+    claim = f"{access_name} grants the {requested} s session Cluster Manager asks for"
     access = docs.access
     if access is None:
         return Link("session", claim, BROKEN, detail="the access role does not exist")
-    if access.max_session_duration is None:
+    maximum = access.max_session_duration
+    if requested > ROLE_CHAINING_MAX_SECONDS:
+        setting = f" (MaxSessionDuration {maximum} s)" if maximum is not None else ""
         return Link(
             "session",
             claim,
-            UNDECIDABLE,
-            detail="MaxSessionDuration was not read",
-            fix=f"check `aws iam get-role --role-name {access.name}`",
+            BROKEN,
+            detail=f"{role_name(docs.node_role_arn)}'s credentials are an EC2 role session, so Cluster Manager's "
+            f"AssumeRole of {access_name} is role chaining, which AWS caps at {ROLE_CHAINING_MAX_SECONDS} s "
+            f'whatever MaxSessionDuration says{setting}: a {requested} s request fails with "The requested '
+            'DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining"',
+            fix=f"let Cluster Manager ask for sessions of at most {ROLE_CHAINING_MAX_SECONDS} s (AssumeRole's "
+            "default); raising MaxSessionDuration does not lift the role-chaining cap",
         )
-    if access.max_session_duration >= requested:
-        return Link("session", claim, OK, detail=f"MaxSessionDuration {access.max_session_duration} s")
+    if maximum is not None and maximum < requested:
+        return Link(
+            "session",
+            claim,
+            BROKEN,
+            detail=f"MaxSessionDuration {maximum} s < {requested} s",
+            fix=f"aws iam update-role --role-name {access.name} --max-session-duration {requested}",
+        )
+    read = f"MaxSessionDuration {maximum} s" if maximum is not None else "every role's MaxSessionDuration is"
     return Link(
         "session",
         claim,
-        BROKEN,
-        detail=f"MaxSessionDuration {access.max_session_duration} s < {requested} s",
-        fix=f"aws iam update-role --role-name {access.name} --max-session-duration {requested}",
+        OK,
+        detail=f"{requested} s: within the role-chaining cap of {ROLE_CHAINING_MAX_SECONDS} s ({read} at least that)",
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atc_xaccount.arns import split_arn
-from atc_xaccount.judge import UNDECIDABLE
+from atc_xaccount.evaluate import UNDECIDABLE
 
 OK, BROKEN = "ok", "broken"
 
@@ -30,6 +30,9 @@ KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 #: Cluster Manager's session length is not documented; AssumeRole's default is one hour,
 #: which every role allows (MaxSessionDuration is 3,600 to 43,200 seconds).
 DEFAULT_SESSION_SECONDS = 3600
+#: atc-node's own credentials are an EC2 role session: its AssumeRole is role chaining,
+#: which AWS caps at one hour whatever the assumed role's MaxSessionDuration says.
+ROLE_CHAINING_MAX_SECONDS = 3600
 
 
 @dataclass(frozen=True)

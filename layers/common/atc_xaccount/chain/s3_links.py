@@ -21,7 +21,7 @@ from atc_xaccount.chain.model import (
     RoleDocs,
 )
 from atc_xaccount.documents import statements
-from atc_xaccount.judge import ALLOWED, DENIED, IMPLICIT, UNDECIDABLE, Judgement, judge_resource_policy
+from atc_xaccount.evaluate import ALLOWED, DENIED, IMPLICIT, UNDECIDABLE, Judgement, judge_resource_policy
 
 # --- c, d, e. per bucket ---------------------------------------------------------------------------
 
@@ -150,6 +150,7 @@ def _bucket_policy_link(
         statements = tuple(denied)
         detail = "; ".join(
             f"{label} denies {', '.join(actions)}{_condition_note(docs, access, bucket.policy, label)}"
+            f"{_not_principal_note(access, bucket.policy, label)}"
             for label, actions in denied.items()
         )
         sids = ", ".join(label.split(":", 1)[-1] for label in statements)
@@ -157,6 +158,7 @@ def _bucket_policy_link(
             f"the bucket policy's statement {sids} denies {access.arn}: exempt the role "
             f"(e.g. an aws:PrincipalArn condition) or narrow the Deny"
             f"{_condition_note(docs, access, bucket.policy, statements[0])}"
+            f"{_not_principal_note(access, bucket.policy, statements[0])}"
         )
         return Link(name, claim, BROKEN, statements, detail, fix)
     if maybe:
@@ -182,6 +184,23 @@ def _condition_note(docs: ChainDocuments, access: RoleDocs, policy: dict[str, An
     org = docs.organizations.get(access.account)
     where = f"in {org}" if org else "in no organization"
     return f" (it denies principals outside the organization named there: {access.name} is {where})"
+
+
+def _not_principal_note(access: RoleDocs, policy: dict[str, Any], label: str) -> str:
+    """Why a Deny with NotPrincipal hits the role it seems to spare (IAM User Guide, NotPrincipal)."""
+    stmt = _statement_by_label(policy, label)
+    if stmt is None or "NotPrincipal" not in stmt:
+        return ""
+    if access.boundary is not None:
+        return (
+            f" (a Deny with NotPrincipal denies every principal that has a permissions boundary, and {access.name} "
+            "has one)"
+        )
+    return (
+        f" (NotPrincipal spares an assumed-role session only by its exact session ARN, and Cluster Manager's "
+        f'sessions of {access.name} are named per access key: use "Principal": "*" with the condition '
+        f"ArnNotEquals aws:PrincipalArn {access.arn} instead)"
+    )
 
 
 def _statement_by_label(policy: dict[str, Any], label: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 from atc_xaccount import iam_ops
 from atc_xaccount.chain import BROKEN, BucketDocs, ChainDocuments, KeyDocs, RoleDocs, evaluate_chain
 from atc_xaccount.chain_reads import read_buckets
-from atc_xaccount.judge import UNDECIDABLE
+from atc_xaccount.evaluate import UNDECIDABLE
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
 
