@@ -40,6 +40,7 @@ ASL_NAMES = {
     "WouldWidenAccess",
     "UndoIncomplete",
     "CompensationIncomplete",
+    "UnsupportedRolePath",
 }
 
 
