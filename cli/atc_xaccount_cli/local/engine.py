@@ -24,7 +24,7 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, iam_quotas, moto_gaps, step_roles
+from atc_xaccount_cli.local import authz, choice_paths, iam_quotas, moto_gaps, step_roles
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
@@ -128,6 +128,7 @@ class Emulator:
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())
         self._stack.enter_context(iam_quotas.enforced())
+        self._stack.enter_context(choice_paths.enforced())
         self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())
         self._stack.enter_context(warnings.catch_warnings())

@@ -123,7 +123,7 @@ class FaultPlan:
                 self.injected.append({"step": step, "call": key, "kind": fault.kind})
             status, code, message = KINDS[fault.kind]
             raise ClientError(
-                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": _metadata(status)},
                 key.partition(":")[2],
             )
 
@@ -157,7 +157,14 @@ class FaultPlan:
         raise ClientError(
             {
                 "Error": {"Code": code, "Message": message.format(resource)},
-                "ResponseMetadata": {"HTTPStatusCode": status},
+                "ResponseMetadata": _metadata(status),
             },
             operation,
         )
+
+
+def _metadata(status: int) -> dict[str, Any]:
+    """What every AWS error response carries (Step Functions' integrations quote its RequestId)."""
+    import uuid
+
+    return {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}
