@@ -116,14 +116,23 @@ class RunReport:
 
 
 def cause_message(cause: str | None) -> str | None:
-    """Lambda's error payload holds `errorMessage`; show that, not the JSON around it."""
+    """Lambda's error payload holds `errorMessage`; show that, not the JSON around it.
+
+    A compensation that could not finish adds the failure it followed (`after`).
+    """
     if not cause:
         return cause
     try:
         parsed = json.loads(cause)
     except json.JSONDecodeError:
         return cause
-    return parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+    if not isinstance(parsed, dict):
+        return cause
+    message = parsed.get("errorMessage", cause)
+    after = parsed.get("after")
+    if isinstance(after, dict) and after.get("error"):
+        message = f"{message} (after {after['error']}: {cause_message(after.get('cause'))})"
+    return str(message)
 
 
 def read_bytes(path: Path, what: str) -> bytes:
@@ -214,6 +223,7 @@ def run_events(
             raise UsageError(f"world file: {exc}") from exc
         if faults is not None:
             emulator.dispatcher.before_call = faults.before_call
+            emulator.dispatcher.after_call = faults.after_call
         started = time.monotonic()
         with emulator.counting() as ledger:
             arns = [emulator.start(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]

@@ -189,14 +189,17 @@ class IamConcurrentModification(AtcXaccountError):
 
 
 class IamPropagationDelay(AtcXaccountError):
-    """A new principal is not visible to IAM yet ("Invalid principal in policy"); retry later."""
+    """IAM is eventually consistent: a new principal is not valid in a trust policy yet ("Invalid
+    principal in policy"), a new policy not attachable, a detached one not deletable; retry later."""
 
-    def __init__(self, operation: str, account: str) -> None:
-        super().__init__(
-            f"{operation} in account {account} was refused with 'Invalid principal in policy': "
-            "a newly created principal can take up to ~2 minutes to become visible to IAM",
-            account=account,
+    def __init__(self, operation: str, account: str, reason: str | None = None) -> None:
+        why = (
+            f"IAM is eventually consistent: {reason}"
+            if reason
+            else "refused with 'Invalid principal in policy': a newly created principal can take up to "
+            "~2 minutes to become visible to IAM"
         )
+        super().__init__(f"{operation} in account {account} was {why}; retried later", account=account)
         self.operation = operation
 
 

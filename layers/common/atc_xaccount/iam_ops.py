@@ -163,11 +163,10 @@ def _account_quota(iam: Any, account: str, key: str, default: int) -> int:
 
 # --- writes ----------------------------------------------------------------------------
 #
-# `patient=True` (compensation and other undos) retries throttling and transient errors of
-# every call in the Lambda itself, with backoff and jitter: an undo that stops half-way
-# leaves the accounts holding a failed execution's changes. The eventual-consistency
-# answers IAM gives right after a create or a detach are retried on every path, and only
-# for the call that follows that create or detach.
+# Throttling and transient errors are botocore's (standard mode) and the state machines'
+# to retry. The eventual-consistency answers IAM gives right after a create or a detach
+# are retried here, for the call that follows that create or detach only, while the
+# Lambda has time left (`aws_errors.retried`).
 
 
 def write_managed_policy(
@@ -221,7 +220,6 @@ def write_managed_policy(
             "iam:CreatePolicyVersion",
             account,
             lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True),
-            throttling=record["retiredVersion"] is not None,
         )["PolicyVersion"]
     except AtcXaccountError as failure:
         if record["retiredVersion"] is not None:
@@ -369,7 +367,6 @@ def _attach(iam: Any, account: str, role_name: str, policy_arn: str, *, just_cre
         account,
         lambda: iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
         also=(JUST_CREATED_POLICY,) if just_created else (),
-        throttling=False,
     )
 
 
@@ -381,7 +378,6 @@ def write_trust_policy(
     before: dict[str, Any],
     after: dict[str, Any],
     dry_run: bool = False,
-    patient: bool = False,
 ) -> dict[str, Any]:
     """Replace the role's trust policy with `after` (already merged) when it differs.
 
@@ -405,13 +401,12 @@ def write_trust_policy(
             account,
             lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after)),
             also=(JUST_CREATED_PRINCIPAL,),
-            throttling=patient,
         )
     return record
 
 
 def delete_managed_policy(
-    iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False, patient: bool = False
+    iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False
 ) -> dict[str, Any]:
     """Delete a managed policy with all its versions (IAM requires non-default ones first).
 
@@ -436,29 +431,27 @@ def delete_managed_policy(
                     "iam:DeletePolicyVersion",
                     account,
                     lambda v=version.version_id: iam.delete_policy_version(PolicyArn=arn, VersionId=v),
-                    patient=patient,
                 )
         _ignoring_gone(
             "iam:DeletePolicy",
             account,
             lambda: iam.delete_policy(PolicyArn=arn),
-            patient=patient,
             also=(JUST_DETACHED_POLICY,) if just_detached else (),
         )
     return record
 
 
-def _ignoring_gone(operation: str, account: str, call: Any, *, patient: bool, also: tuple[Any, ...] = ()) -> None:
+def _ignoring_gone(operation: str, account: str, call: Any, *, also: tuple[Any, ...] = ()) -> None:
     """A delete whose target is already gone did what it was asked (a retried undo)."""
     try:
-        retried(operation, account, call, throttling=patient, also=also)
+        retried(operation, account, call, also=also)
     except AwsOperationFailed as exc:
         if exc.code != "NoSuchEntity":
             raise
 
 
 def ensure_detached(
-    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False, patient: bool = False
+    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False
 ) -> dict[str, Any]:
     """Detach the policy from the role; not attached (or no role) is success with no write."""
     try:
@@ -466,7 +459,6 @@ def ensure_detached(
             "iam:ListAttachedRolePolicies",
             account,
             lambda: attached_policy_arns_raw(iam, role_name),
-            throttling=patient,
         )
     except AwsOperationFailed as exc:
         if exc.code != "NoSuchEntity":
@@ -486,7 +478,6 @@ def ensure_detached(
             "iam:DetachRolePolicy",
             account,
             lambda: iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
-            patient=patient,
         )
     return record
 
@@ -500,19 +491,19 @@ def attached_policy_arns_raw(iam: Any, role_name: str) -> list[str]:
 
 
 def ensure_policy_version_document(
-    iam: Any, account: str, *, arn: str, document: dict[str, Any], copies: int = 1, patient: bool = True
+    iam: Any, account: str, *, arn: str, document: dict[str, Any], copies: int = 1
 ) -> str:
     """Make sure `copies` versions of the policy hold `document` (a retired version put back).
 
     Idempotent: a version the first attempt put back counts, so a retried undo converges.
     Returns "restored", "already present" or "skipped: ..." when it cannot be done.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn))
     if versions is None:
         return "skipped: the policy no longer exists"
     present = 0
     for version_id in versions:
-        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id), throttling=patient)
+        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id))
         present += same_document(json.loads(held) if isinstance(held, str) else held, document)
     if present >= copies:
         return "already present"
@@ -522,7 +513,6 @@ def ensure_policy_version_document(
         "iam:CreatePolicyVersion",
         account,
         lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(document), SetAsDefault=False),
-        throttling=patient,
     )
     return "restored"
 
@@ -549,36 +539,32 @@ def restore_policy_version(
     default_version: str,
     drop_version: str,
     retired: dict[str, Any] | None,
-    patient: bool = False,
 ) -> str | None:
     """Undo `write_managed_policy`'s new version: old default back, new one dropped, retired one back.
 
     Each part checks first, so a retried undo converges instead of failing on its own
     earlier progress.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn))
     default = retried(
         "iam:GetPolicy",
         account,
         lambda: iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"],
-        throttling=patient,
     )
     if default != default_version:
         retried(
             "iam:SetDefaultPolicyVersion",
             account,
             lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version),
-            throttling=patient,
         )
     if versions is not None and drop_version in versions:
         _ignoring_gone(
             "iam:DeletePolicyVersion",
             account,
             lambda: iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version),
-            patient=patient,
         )
     if retired is None:
         return None
     return ensure_policy_version_document(
-        iam, account, arn=arn, document=retired["document"], copies=int(retired.get("copies", 1)), patient=patient
+        iam, account, arn=arn, document=retired["document"], copies=int(retired.get("copies", 1))
     )

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount import ddb_types
 from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
+from atc_xaccount.errors import AwsOperationFailed
 
 AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
@@ -311,6 +312,41 @@ def record_left_behind(
             ExpressionAttributeValues=values,
         ),
     )
+
+
+def clear_left_behind(dynamodb: Any, table: str, cluster_id: str, execution: str | None) -> None:
+    """Forget what an earlier attempt of this execution's compensation recorded as left behind
+    (a later attempt undid it): the record `record_left_behind` created for a cluster never
+    registered goes; a registered cluster's keeps its registration. Another execution's stays.
+    """
+    key = {"clusterId": {"S": cluster_id}}
+    names = {"#l": LEFT_BEHIND, "#e": "leftByExecution", "#c": "createdAt"}
+    mine = {":e": {"S": execution or ""}}
+    try:
+        with aws_call("dynamodb:DeleteItem", AUTOMATION_ACCOUNT):
+            dynamodb.delete_item(
+                TableName=table,
+                Key=key,
+                ConditionExpression="#e = :e AND attribute_not_exists(#c)",
+                ExpressionAttributeNames={"#e": names["#e"], "#c": names["#c"]},
+                ExpressionAttributeValues=mine,
+            )
+        return
+    except AwsOperationFailed as exc:
+        if exc.code != "ConditionalCheckFailedException":
+            raise
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="REMOVE #l, #e",
+            ConditionExpression="#e = :e",
+            ExpressionAttributeNames={"#l": names["#l"], "#e": names["#e"]},
+            ExpressionAttributeValues=mine,
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise translate(exc, "dynamodb:UpdateItem", AUTOMATION_ACCOUNT) from exc
 
 
 def external_id_users(
