@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from atc_xaccount import external_ids, registry
-from atc_xaccount.chain import DEFAULT_SESSION_SECONDS, OK, evaluate_chain
+from atc_xaccount import consumer, external_ids, registry
+from atc_xaccount.chain import DEFAULT_SESSION_SECONDS, OK, ChainReport, evaluate_chain
 from atc_xaccount.chain_reads import read_chain
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext
@@ -63,10 +63,14 @@ def doctor(
         docs,
         external_id,
         region=ctx.sessions.region,
-        prefix=options.prefix,
+        prefix=options.prefix if options.prefix is not None or not request.node_api else request.node_api.path,
         requested_session_seconds=options.session_seconds,
         secure_transport=options.secure_transport,
     )
+    # With a Node API, the key itself is asked too: the consumer's side of the chain.
+    key_link = consumer.link_for(ctx, request)
+    if key_link is not None:
+        report = ChainReport((*report.links, key_link))
     body = {
         "clusterId": request.cluster_id,
         "registered": registered,

@@ -127,12 +127,31 @@ class Printer:
         )
         self._json(policy.get("document"))
         role = accounts.get(s3, {}).get("roles", {}).get(request["accessRoleName"], {})
-        self.line(f"Trust policy of {request['accessRoleName']} in the S3 account {s3}:")
-        self._json(role.get("trust"))
+        trust = role.get("trust")
+        if execution.result.output.get("accessKey"):
+            # The access key carries the external ID: nobody needs to read it, so it is not shown.
+            from atc_xaccount.redact import redact_external_ids
+
+            trust = redact_external_ids(trust)
+            self.line(f"Trust policy of {request['accessRoleName']} in the S3 account {s3} (external IDs redacted):")
+        else:
+            self.line(f"Trust policy of {request['accessRoleName']} in the S3 account {s3}:")
+        self._json(trust)
 
     def _operator(self, execution: ExecutionReport) -> None:
         output = execution.result.output
         self.line()
+        key = output.get("accessKey")
+        if key:
+            self.line(f"The access key was created through the cluster's Node API ({key['url']}): nothing to type.")
+            self.line(
+                f"  Access key   {key['id']} ({key['state']}, {key['action']}); its secret in {key['secretName']}"
+            )
+            self.line(f"  Role ARN     {output['roleArn']}")
+            self.line(
+                f"  External ID  in the key only; kept in Secrets Manager as {output['verify']['externalIdSecret']}"
+            )
+            return
         self.line("In the Cluster Manager web UI (Credentials > Assume Role), create the access key with:")
         self.line(f"  Role ARN     {output['roleArn']}")
         self.line(f"  External ID  {execution.external_id or '(not readable)'}")

@@ -24,6 +24,10 @@ from tests.deploy.conftest import ACCOUNT, PARTITIONS, ROOT, STACK, deployed_res
 
 AUTOMATION_ROLE = "automation role in any target account"
 SECRETS = "secrets <EXTERNAL_ID_SECRET_PREFIX>/*"
+#: The access keys' own secrets (access_key_custody: <prefix>/<cluster>/access-key).
+KEY_SECRETS = "secrets <EXTERNAL_ID_SECRET_PREFIX>/*/access-key*"
+#: The clusters' Node API users, named by the operator under NodeApiSecretPrefix.
+NODE_USERS = "secrets <NodeApiSecretPrefix>*"
 REGISTRY = "table ClusterRegistryTable"
 REGISTRY_INDEX = "index ClusterRegistryTable/byClusterManagerAccount"
 LOCKS = "table LocksTable"
@@ -105,6 +109,24 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("secretsmanager:DeleteSecret", SECRETS),
         grant("secretsmanager:UpdateSecretVersionStage", SECRETS),  # external_ids.restore_previous
     },
+    # The key's secret (access_key_custody: read, create with the cluster tag), the external ID
+    # it carries, the node user (node_api.read_node_user); the registry's fingerprint and key record.
+    "EnsureAccessKeyFunction": {
+        READ_SECRET,
+        grant("secretsmanager:GetSecretValue", NODE_USERS),
+        grant("secretsmanager:CreateSecret", KEY_SECRETS),
+        grant("secretsmanager:TagResource", KEY_SECRETS, CLUSTER_TAG_ONLY),
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
+    },
+    # Deregistration: the registry's key record, the node user, then the key's secret goes.
+    "DeleteAccessKeyFunction": {
+        grant("secretsmanager:GetSecretValue", NODE_USERS),
+        grant("secretsmanager:GetSecretValue", KEY_SECRETS),
+        grant("secretsmanager:DeleteSecret", KEY_SECRETS),
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
+    },
     "LoadRegistrationFunction": {grant("dynamodb:GetItem", REGISTRY)},
     # registry.get, and registry.clusters_of_cluster_manager (Query on the GSI).
     "RevokeTrustFunction": {
@@ -151,11 +173,14 @@ def _labels(template: dict[str, Any], partition: str, region: str) -> dict[str, 
     """Resolved resource ARN -> label; built from the names the steps are configured with."""
     role = template["Parameters"]["AutomationRoleName"]["Default"]
     prefix = template["Globals"]["Function"]["Environment"]["Variables"]["EXTERNAL_ID_SECRET_PREFIX"]
+    node_users = template["Parameters"]["NodeApiSecretPrefix"]["Default"]
     table = f"arn:{partition}:dynamodb:{region}:{ACCOUNT}:table"
     bulk = deployed_resolver(template, partition, region).attributes[("BulkBucket", "Arn")]
     return {
         f"arn:{partition}:iam::*:role/{role}": AUTOMATION_ROLE,
         f"arn:{partition}:secretsmanager:{region}:{ACCOUNT}:secret:{prefix}/*": SECRETS,
+        f"arn:{partition}:secretsmanager:{region}:{ACCOUNT}:secret:{prefix}/*/access-key*": KEY_SECRETS,
+        f"arn:{partition}:secretsmanager:{region}:{ACCOUNT}:secret:{node_users}*": NODE_USERS,
         f"{table}/ClusterRegistryTable": REGISTRY,
         f"{table}/ClusterRegistryTable/index/byClusterManagerAccount": REGISTRY_INDEX,
         f"{table}/LocksTable": LOCKS,

@@ -26,6 +26,10 @@ AUDIT = "AuditStateMachine"
 #: The grants of the step roles that come from AWS managed policies SAM adds (Lambda's
 #: logs, X-Ray): Lambda uses them, not the step's code.
 LAMBDA_ITSELF = ("logs:", "xray:")
+#: What SAM adds to a function declaring VpcConfig (the Node API steps): Lambda's network
+#: interfaces; outside a VPC their NodeApiStepsBoundary takes it away (tests/deploy/test_node_api_template.py).
+LAMBDA_VPC_SID = "AWSLambdaVPCAccessExecutionPermissions"
+NODE_API_STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction")
 
 #: (function, statement Sid, action, scenario that first needs it)
 GRANTS = [
@@ -65,6 +69,8 @@ GRANTS = [
     ("VerifyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue", "onboard"),
     ("MergeTrustFunction", "FindClustersSharingAnExternalId", "dynamodb:Query", "new-external-id"),
     ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:GetItem", "offboard"),
+    ("EnsureAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue", "node-onboard"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:DeleteSecret", "node-offboard"),
 ]
 
 #: Grants no emulated scenario can reach, and why (each still proven by another test).
@@ -86,6 +92,18 @@ NOT_ON_THE_EMULATOR = {
     ("CompensateFunction", "RecordWhatWasLeftBehind", "dynamodb:UpdateItem"),
     ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:UpdateItem"),
     ("RevokePolicyFunction", "PolicyProvenance", "dynamodb:DeleteItem"),
+    # The Node API steps' other grants: tests/engine/test_node_api.py runs both steps under
+    # enforcement (create, re-run, rewrite, delete), and tests/deploy/test_step_policies.py holds
+    # each grant to the call that uses it; one grant of each step is removed above.
+    ("EnsureAccessKeyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue"),
+    ("EnsureAccessKeyFunction", "KeepAccessKeySecrets", "secretsmanager:CreateSecret"),
+    ("EnsureAccessKeyFunction", "TagNewAccessKeySecrets", "secretsmanager:TagResource"),
+    ("EnsureAccessKeyFunction", "RecordAccessKey", "dynamodb:GetItem"),
+    ("EnsureAccessKeyFunction", "RecordAccessKey", "dynamodb:UpdateItem"),
+    ("DeleteAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:GetSecretValue"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:GetItem"),
+    ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:UpdateItem"),
 }
 
 ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
@@ -102,6 +120,8 @@ def _translated_grants(lab: Lab) -> list[tuple[str, str, str]]:
     for function, docs in roles.roles.items():
         for doc in docs:
             for stmt in doc.get("Statement", []):
+                if stmt.get("Sid") == LAMBDA_VPC_SID and function in NODE_API_STEPS:
+                    continue
                 actions = [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]
                 found.extend(
                     (function, str(stmt.get("Sid", "")), a) for a in actions if not a.startswith(LAMBDA_ITSELF)
@@ -115,6 +135,8 @@ def _onboard(lab: Lab, case: Case, **detail: Any) -> Any:
 
 def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
     """Seed, bring the case to where `scenario` starts, change the role, run the scenario."""
+    if scenario.startswith("node-"):
+        return _node_scenario(lab, case, scenario, mutation)
     lab.seed(case, load("sample-world.json"))
     if scenario in ("offboard", "rerun", "new-external-id", "audit", "rollback-new-id"):
         first = _onboard(lab, case)
@@ -137,6 +159,23 @@ def _scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMuta
             return _onboard(lab, case)
         finally:
             lab.emulator.dispatcher.before_call = None
+
+
+def _node_scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.RoleMutation | None) -> Any:
+    """Onboarding with the cluster's Node API, or its deregistration after one."""
+    from tests.node_api_lab import NodeCase
+
+    node = NodeCase(case)
+    lab.emulator.seed(node.world())
+    roles = lab.emulator.step_roles
+    assert roles is not None
+    if scenario == "node-offboard":
+        first = lab.run(node.registered())
+        assert first.status == "SUCCEEDED", first.cause
+    with roles.changed(mutation or (lambda r: r)):
+        if scenario == "node-offboard":
+            return lab.run(node.deregistered(), OFFBOARD)
+        return lab.run(node.registered())
 
 
 def _hold_trust_lock(lab: Lab, case: Case) -> None:
@@ -177,7 +216,9 @@ def step_roles_actions(stmt: dict[str, Any]) -> list[str]:
     return [stmt["Action"]] if isinstance(stmt["Action"], str) else list(stmt["Action"])
 
 
-@pytest.mark.parametrize("scenario", ["onboard", "rerun", "new-external-id", "offboard", "audit", "locked"])
+@pytest.mark.parametrize(
+    "scenario", ["onboard", "rerun", "new-external-id", "offboard", "audit", "locked", "node-onboard", "node-offboard"]
+)
 def test_control_the_whole_roles_run_each_scenario(lab: Lab, scenario):
     case = lab.case()
     result = _scenario(lab, case, scenario, None)

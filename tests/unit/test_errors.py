@@ -41,6 +41,10 @@ ASL_NAMES = {
     "UndoIncomplete",
     "CompensationIncomplete",
     "UnsupportedRolePath",
+    "NodeApiUnavailable",
+    "NodeApiCredentialsInvalid",
+    "AccessKeyRejected",
+    "AccessKeyUnusable",
 }
 
 

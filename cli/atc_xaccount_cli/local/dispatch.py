@@ -42,7 +42,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from atc_xaccount_cli.local.template import FunctionSpec
 
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
-READ_OPERATIONS = frozenset({"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails"})
+READ_OPERATIONS = frozenset(
+    {"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails", "nodeapi:Browse"}
+)
 
 _metrics_lock = threading.Lock()
 _emitted_metrics: Counter[str] = Counter()

@@ -28,6 +28,7 @@ from atc_xaccount_cli.local import authz, choice_paths, iam_quotas, moto_gaps, s
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
+from atc_xaccount_cli.local.nodeapi import EmulatedNodeApis
 from atc_xaccount_cli.local.pattern import admit, bus_statements, matches
 from atc_xaccount_cli.local.template import Resolver, SamApp, TemplateError, load_yaml, substitute_definition
 
@@ -86,6 +87,8 @@ class Emulator:
         )
         self.ledger = CallLedger()
         self.dispatcher = Dispatcher(self.app.functions, self.ledger)
+        #: The clusters' Node APIs the world declares (`nodeApis`), answering the steps' client.
+        self.node_apis = EmulatedNodeApis(self.dispatcher, REGION, PARTITION)
         self.verbose = verbose
         #: A moto server (`ThreadedMotoServer` in this process) to deploy into over HTTP,
         #: instead of in-process mocking: what the operator CLI's tests talk to.
@@ -131,6 +134,7 @@ class Emulator:
         self._stack.enter_context(choice_paths.enforced())
         self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())
+        self._stack.enter_context(self.node_apis.installed())
         self._stack.enter_context(warnings.catch_warnings())
         # Metrics are disabled in the emulator, so Powertools' "no metrics" warning is noise.
         warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -321,6 +325,7 @@ class Emulator:
 
     def seed(self, world: dict[str, Any]) -> None:
         worlds.validate_world(world)
+        self.node_apis.seed(world.get("nodeApis") or {})
         for account, state in world["accounts"].items():
             if "bootstrap" in state:
                 self.deploy_bootstrap(account, state["bootstrap"])
@@ -361,9 +366,14 @@ class Emulator:
                 )
                 if registry:
                     state["registry"] = registry
+                prefix = self.app.parameters.get("NodeApiSecretPrefix", "")
+                node_users = self.node_apis.node_user_secrets(self.ensure_account(account), prefix) if prefix else {}
+                if node_users:
+                    state["secrets"] = dict(sorted({**state.get("secrets", {}), **node_users}.items()))
             if state:
                 result[account] = state
-        return {"accounts": result}
+        node_apis = self.node_apis.snapshot()
+        return {"accounts": result, **({"nodeApis": node_apis} if node_apis else {})}
 
     # --- executions --------------------------------------------------------------------
 

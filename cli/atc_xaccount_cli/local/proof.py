@@ -27,6 +27,10 @@ from atc_xaccount.chain import OK, ChainReport
 from atc_xaccount.evaluate import evaluate_trust
 
 ENFORCED = "enforced by the emulator (moto IAM authorization)"
+NODE_API = (
+    "the emulated Node API: its node assumed the role as atc-node with the key's external ID "
+    "(trust: atc-xaccount's evaluator; AssumeRole and ListBucket: moto IAM authorization)"
+)
 EVALUATED = "evaluated by atc-xaccount's trust evaluator"
 CHAIN = "evaluated by atc-xaccount's chain evaluator (moto does not enforce it)"
 
@@ -169,3 +173,19 @@ def _add_chain(proof: Proof, chain: ChainReport | None) -> None:
         if unenforced or link.verdict != OK:
             detail = link.detail + (f"; fix: {link.fix}" if link.verdict != OK and link.fix else "")
             proof.add(f"{link.claim} ({link.verdict})", link.verdict == OK, CHAIN, detail)
+
+
+def prove_access_key(proof: Proof, access_key: dict[str, Any], secrets: Any) -> None:
+    """Browse through the access key the workflow created, as Cluster Manager's clients would."""
+    from atc_xaccount.access_key_custody import read_key
+    from atc_xaccount.node_api import NodeApiClient
+
+    where = f"s3://{access_key['bucket']}/{str(access_key['path']).strip('/')}".rstrip("/")
+    claim = f"Cluster Manager's access key browses {where} (Node API)"
+    held = read_key(secrets, access_key["secretName"])
+    if held is None or held.key_id != access_key["id"]:
+        proof.add(claim, False, NODE_API, "the key's secret is not kept")
+        return
+    client = NodeApiClient(held.url, "", "", hide={held.secret})
+    answer = client.browse(held.key_id, held.secret)
+    proof.add(claim, answer.ok, NODE_API, "" if answer.ok else answer.describe(client.secrets))

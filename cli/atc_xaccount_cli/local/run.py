@@ -378,6 +378,10 @@ def _prove(emulator: Emulator, output: dict[str, Any], world: dict[str, Any]) ->
         region=REGION,
         chain=_chain(request, external_id, world),
     )
+    if output.get("accessKey"):
+        from atc_xaccount_cli.local.proof import prove_access_key
+
+        prove_access_key(proof, output["accessKey"], boto3.client("secretsmanager", region_name=REGION))
     return proof, external_id
 
 

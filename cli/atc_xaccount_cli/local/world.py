@@ -48,8 +48,16 @@ def load_world(path: Path) -> dict[str, Any]:
 
 def validate_world(world: Any) -> None:
     """Refuse a malformed world with the path of the first problem, before seeding."""
-    if not isinstance(world, dict) or set(world) != {"accounts"} or not isinstance(world["accounts"], dict):
-        raise WorldError('world: must be an object {"accounts": {...}}')
+    if (
+        not isinstance(world, dict)
+        or set(world) - {"nodeApis"} != {"accounts"}
+        or not isinstance(world["accounts"], dict)
+    ):
+        raise WorldError('world: must be an object {"accounts": {...}} (and optionally "nodeApis")')
+    if "nodeApis" in world:
+        from atc_xaccount_cli.local.nodeapi import validate_node_apis
+
+        validate_node_apis(world["nodeApis"])
     for account, state in world["accounts"].items():
         where = f"accounts.{account}"
         if not ACCOUNT_RE.match(str(account)):

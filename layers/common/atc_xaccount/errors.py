@@ -333,3 +333,55 @@ def left_from_cause(cause: str | None) -> list[dict[str, Any]]:
     except ValueError:
         return []
     return [item for item in left if isinstance(item, dict)] if isinstance(left, list) else []
+
+
+# --- the cluster's Node API (issue 19; docs/node-api.md) -----------------------------------
+
+
+class NodeApiUnavailable(AtcXaccountError):
+    """The cluster's Node API could not be reached, or answered 5xx; the ASL retries a few times."""
+
+    def __init__(self, url: str, operation: str, reason: str) -> None:
+        super().__init__(f"the Node API at {url} could not serve {operation}: {reason}")
+        self.url = url
+        self.operation = operation
+        self.reason = reason
+
+
+class NodeApiCredentialsInvalid(AtcXaccountError):
+    """The node user's secret is missing or malformed, or the Node API refused that user (401/403)."""
+
+    def __init__(self, url: str, secret: str, reason: str) -> None:
+        super().__init__(
+            f"the node user of {url} (secret {secret}) cannot manage access keys: {reason}; the secret must hold "
+            '{"username": ..., "password": ...} of a node user with the key_master ACL'
+        )
+        self.url = url
+        self.secret = secret
+        self.reason = reason
+
+
+class AccessKeyRejected(AtcXaccountError):
+    """The Node API refused to create, update or delete the cluster's access key; `answer` is its
+    reply (`HTTP 400: reason: user_message`)."""
+
+    def __init__(self, url: str, operation: str, status: int, answer: str, *, kept: str = "") -> None:
+        super().__init__(f"the Node API at {url} refused {operation} ({answer})" + (f"; {kept}" if kept else ""))
+        self.url = url
+        self.operation = operation
+        self.status = status
+        self.answer = answer
+
+
+class AccessKeyUnusable(AtcXaccountError):
+    """Browsing through the access key kept failing (IAM propagation retried); `answer` is the last reply."""
+
+    def __init__(self, url: str, key_id: str, attempts: int, answer: str, *, kept: str = "") -> None:
+        super().__init__(
+            f"the access key {key_id} on {url} cannot browse its storage after {attempts} attempt(s): {answer}"
+            + (f"; {kept}" if kept else "")
+        )
+        self.url = url
+        self.key_id = key_id
+        self.attempts = attempts
+        self.answer = answer

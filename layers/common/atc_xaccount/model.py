@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from atc_xaccount.arns import is_valid_account_id
 from atc_xaccount.errors import InvalidEvent
 from atc_xaccount.extid import is_valid_external_id
+from atc_xaccount.node_api_config import NodeApiConfig, parse_node_api
 
 ENVELOPE_FIELDS = frozenset(
     # "replay-name" is added by EventBridge to events replayed from an archive.
@@ -27,6 +28,7 @@ _DETAIL_FIELDS = frozenset(
         "accessRoleName",
         "assumePolicyName",
         "accessPolicyName",
+        "nodeApi",
     }
 )
 
@@ -88,6 +90,8 @@ class ClusterRequest:
     access_role_name: str
     assume_policy_name: str
     access_policy_name: str
+    #: The cluster's Node API, when the workflow creates its access key (docs/node-api.md).
+    node_api: NodeApiConfig | None = None
 
     @property
     def same_account(self) -> bool:
@@ -110,6 +114,8 @@ class ClusterRequest:
             assumePolicyName=self.assume_policy_name,
             accessPolicyName=self.access_policy_name,
         )
+        if self.node_api is not None:
+            data["nodeApi"] = self.node_api.to_dict()
         return data
 
     @classmethod
@@ -203,6 +209,7 @@ def _parse_detail(
         else:
             given = _optional(detail, prefix, key, check, problems)
             names[attr] = given if given is not None else getattr(defaults, attr)
+    node_api = parse_node_api(detail.get("nodeApi"), f"{prefix}.nodeApi", problems)
     for key in detail:
         if key not in _DETAIL_FIELDS:
             problems.append((f"{prefix}.{key}", "unknown field"))
@@ -218,6 +225,7 @@ def _parse_detail(
         access_role_name=str(names["access_role_name"]),
         assume_policy_name=str(names["assume_policy_name"]),
         access_policy_name=str(names["access_policy_name"]),
+        node_api=node_api,
     )
 
 

@@ -32,6 +32,7 @@ REQUEST_FIELDS = (
     "accessRoleName",
     "assumePolicyName",
     "accessPolicyName",
+    "nodeApi",
 )
 
 

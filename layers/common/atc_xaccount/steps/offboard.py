@@ -21,7 +21,7 @@ from atc_xaccount.steps.checks import guard_assume_policy, guard_trust, owned_st
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, remove_trust_grant
 
-NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets")
+NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets", "nodeApi")
 
 
 def load_registration(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
