@@ -246,6 +246,9 @@ class Emulator:
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         dynamodb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:  # DynamoDB deletes expired items on its own schedule (days); moto keeps them, as reads may
+            dynamodb.update_time_to_live(TableName=logical_id, TimeToLiveSpecification=ttl)
         return logical_id
 
     def _create_state_machines(

@@ -64,6 +64,20 @@ def now() -> str:
 #: Every fingerprint a cluster's external ID ever had (a string set: `ADD` needs no read).
 SEEN = "externalIdFingerprintsSeen"
 
+#: Registry growth (issue 16 item 8): a REVOKED record carries `expiresAt` (epoch seconds),
+#: the table's TTL attribute, so DynamoDB deletes it after REVOKED_RETENTION_SECONDS (and,
+#: by its own schedule, usually within a few days after that). Long enough to answer a
+#: re-delivered or replayed Cluster Deregistered event "already deregistered" (EventBridge
+#: retries for 24 hours, the dead-letter queues keep events 14 days); any write that makes
+#: the record meaningful again (READY, or what a failed compensation left) removes it.
+EXPIRES_AT = "expiresAt"
+REVOKED_RETENTION_SECONDS = 30 * 24 * 3600
+
+
+def expires_at(now_epoch: float | None = None) -> int:
+    """When a record revoked now expires."""
+    return int(now_epoch if now_epoch is not None else time.time()) + REVOKED_RETENTION_SECONDS
+
 
 def get(dynamodb: Any, table: str, cluster_id: str) -> dict[str, Any] | None:
     with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
@@ -107,8 +121,8 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
     names.update({"#c": "createdAt", "#u": "updatedAt", "#e": "lastExecution", "#seen": SEEN})
     values.update({":now": {"S": now()}, ":e": {"S": str(record.get("lastExecution") or "")}})
     sets += ["#c = if_not_exists(#c, :now)", "#u = :now", "#e = :e"]
-    names["#r"] = "lastError"
-    expression = "SET " + ", ".join(sets) + " REMOVE #r"
+    names["#r"], names["#x"] = "lastError", EXPIRES_AT
+    expression = "SET " + ", ".join(sets) + " REMOVE #r, #x"
     adds = []
     if record.get("externalIdFingerprint"):
         values[":fp"] = {"SS": [record["externalIdFingerprint"]]}
@@ -188,15 +202,19 @@ def set_state(
     """Move an existing record to `state` (a cluster never recorded stays unrecorded)."""
     names = {"#s": "state", "#e": "lastExecution", "#u": "updatedAt", "#r": "lastError"}
     values: dict[str, Any] = {":s": {"S": state}, ":e": {"S": execution or ""}, ":u": {"S": now()}}
-    expression = "SET #s = :s, #e = :e, #u = :u"
+    sets, removes = ["#s = :s", "#e = :e", "#u = :u"], []
     if error is not None:
         values[":r"] = {"S": error[:1000]}
-        expression += ", #r = :r"
+        sets.append("#r = :r")
     else:
-        expression += " REMOVE #r"
+        removes.append("#r")
     if state == REVOKED:  # revoked everywhere it was granted: a later registration starts afresh
         names["#pl"] = PLACEMENTS
-        expression += ", #pl" if error is None else " REMOVE #pl"
+        removes.append("#pl")
+        if error is None:  # nothing left to remember for long: DynamoDB's TTL deletes it
+            names["#x"], values[":x"] = EXPIRES_AT, {"N": str(expires_at())}
+            sets.append("#x = :x")
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     try:
         dynamodb.update_item(
             TableName=table,
@@ -297,6 +315,7 @@ def record_left_behind(
         ":u": {"S": now()},
     }
     sets = ["#l = :l", "#s = if_not_exists(#s, :failed)", "#e = :e", "#r = :r", "#u = :u"]
+    names["#x"] = EXPIRES_AT  # what was left must outlive a revoked record's retention
     for i, field in enumerate(_REQUEST_FIELDS):
         if given.get(field):
             names[f"#q{i}"] = field
@@ -308,7 +327,7 @@ def record_left_behind(
         lambda: dynamodb.update_item(
             TableName=table,
             Key={"clusterId": {"S": given["clusterId"]}},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE #x",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         ),
