@@ -1,172 +1,38 @@
-"""IAM reads and ensure-style writes: the only module that calls IAM.
+"""Ensure-style writes of the assume policy and its attachment (and their undo).
 
-Each `ensure_*` reads, decides with the pure policy functions, and writes only on a
-difference. `dry_run=True` runs the same path with the write calls skipped. Every
-ensure returns a change record with `before` and `after`, for compensation and audit.
+Each reads (or takes the caller's state), decides, and writes only on a difference;
+`dry_run=True` runs the same path with the write calls skipped; each returns a change
+record with `before` and `after`, for compensation and audit.
+
+Throttling and transient errors are botocore's (standard mode) and the state machines'
+to retry. The eventual-consistency answers IAM gives right after a create or a detach
+are retried here, for the call that follows that create or detach only, while the
+Lambda has time left (`aws_errors.retried`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from atc_xaccount.aws_errors import (
-    JUST_CREATED_POLICY,
-    JUST_CREATED_PRINCIPAL,
-    JUST_DETACHED_POLICY,
-    aws_call,
-    is_not_found,
-    retried,
-    translate,
-)
-from atc_xaccount.documents import non_whitespace_size, same_document
+from atc_xaccount.aws_errors import JUST_CREATED_POLICY, JUST_DETACHED_POLICY, aws_call, retried
+from atc_xaccount.documents import same_document
 from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, UndoIncomplete
-from atc_xaccount.redact import redact_external_ids
-
-#: IAM's fixed quota on a managed policy document, in non-whitespace characters.
-MANAGED_POLICY_SIZE_QUOTA = 6144
-#: Default `ACLSizePerRole` when the account summary does not say otherwise.
-DEFAULT_TRUST_POLICY_SIZE_QUOTA = 2048
-#: IAM keeps at most five versions of a managed policy.
-MAX_POLICY_VERSIONS = 5
-#: Default `AttachedPoliciesPerRoleQuota` (managed policies per role; raisable, never lower).
-DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA = 10
-
-
-@dataclass(frozen=True)
-class PolicyVersion:
-    version_id: str
-    is_default: bool
-    created: str
-
-
-@dataclass(frozen=True)
-class PolicyState:
-    """What IAM holds for one managed policy: its default document and versions."""
-
-    arn: str
-    default_version: str
-    document: dict[str, Any]
-    versions: tuple[PolicyVersion, ...] = field(default_factory=tuple)
-    attachment_count: int = 0
-
-    def oldest_non_default(self) -> PolicyVersion | None:
-        candidates = [v for v in self.versions if not v.is_default]
-        return min(candidates, key=lambda v: (v.created, _version_number(v.version_id)), default=None)
-
-
-def _version_number(version_id: str) -> int:
-    digits = version_id.lstrip("vV")
-    return int(digits) if digits.isdigit() else 0
+from atc_xaccount.iam_ops.reads import (
+    MAX_POLICY_VERSIONS,
+    PolicyState,
+    attached_policy_arns,
+    attached_policy_arns_raw,
+    get_policy_state,
+    policy_versions_raw,
+    read_version,
+    version_reader,
+    with_versions,
+)
 
 
 def _dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
-
-
-# --- reads -----------------------------------------------------------------------------
-
-
-def get_role(iam: Any, account: str, name: str) -> dict[str, Any] | None:
-    """The role with its decoded trust policy, or None when it does not exist."""
-    try:
-        return iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise translate(exc, "iam:GetRole", account) from exc
-
-
-def attached_policy_arns(iam: Any, account: str, role_name: str) -> list[str]:
-    arns: list[str] = []
-    with aws_call("iam:ListAttachedRolePolicies", account):
-        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-            arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
-    return arns
-
-
-def get_policy_state(iam: Any, account: str, arn: str, *, with_versions: bool = False) -> PolicyState | None:
-    """Default document (and, when asked, the version list) of a managed policy."""
-    try:
-        policy = iam.get_policy(PolicyArn=arn)["Policy"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise translate(exc, "iam:GetPolicy", account) from exc
-    default = policy["DefaultVersionId"]
-    with aws_call("iam:GetPolicyVersion", account):
-        document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    versions: tuple[PolicyVersion, ...] = ()
-    if with_versions:
-        with aws_call("iam:ListPolicyVersions", account):
-            listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-        versions = tuple(
-            PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
-        )
-    return PolicyState(arn, default, document, versions, int(policy.get("AttachmentCount", 0)))
-
-
-def with_versions(iam: Any, account: str, policy: PolicyState) -> PolicyState:
-    """The same policy state with its version list (needed only before adding a version)."""
-    with aws_call("iam:ListPolicyVersions", account):
-        listed = iam.list_policy_versions(PolicyArn=policy.arn)["Versions"]
-    versions = tuple(
-        PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
-    )
-    return PolicyState(policy.arn, policy.default_version, policy.document, versions, policy.attachment_count)
-
-
-def inline_policies(iam: Any, account: str, role_name: str) -> list[tuple[str, dict[str, Any]]]:
-    """The role's inline policies as (name, document), for the access chain (issue 11)."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    with aws_call("iam:ListRolePolicies", account):
-        names = [
-            n
-            for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
-            for n in page["PolicyNames"]
-        ]
-    for name in names:
-        with aws_call("iam:GetRolePolicy", account):
-            document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
-        found.append((name, json.loads(document) if isinstance(document, str) else document))
-    return found
-
-
-def role_policy(iam: Any, account: str, role_name: str, policy_name: str) -> dict[str, Any]:
-    """One inline policy of a role (the automation role reads its own, once, in Preflight)."""
-    with aws_call("iam:GetRolePolicy", account):
-        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_name)["PolicyDocument"]
-    return json.loads(document) if isinstance(document, str) else dict(document)
-
-
-def trust_policy_size_quota(iam: Any, account: str) -> int:
-    """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
-    return _account_quota(iam, account, "AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA)
-
-
-def attached_policies_per_role_quota(iam: Any, account: str) -> int:
-    """How many managed policies a role of the account may have attached, raisable via Service Quotas."""
-    return _account_quota(iam, account, "AttachedPoliciesPerRoleQuota", DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA)
-
-
-def _account_quota(iam: Any, account: str, key: str, default: int) -> int:
-    with aws_call("iam:GetAccountSummary", account):
-        summary = iam.get_account_summary()["SummaryMap"]
-    return int(summary.get(key, default))
-
-
-# --- writes ----------------------------------------------------------------------------
-#
-# Throttling and transient errors are botocore's (standard mode) and the state machines'
-# to retry. The eventual-consistency answers IAM gives right after a create or a detach
-# are retried here, for the call that follows that create or detach only, while the
-# Lambda has time left (`aws_errors.retried`).
 
 
 def write_managed_policy(
@@ -238,7 +104,7 @@ def _retire_oldest(iam: Any, account: str, current: PolicyState, *, dry_run: boo
     oldest = current.oldest_non_default()
     if oldest is None:
         return None
-    document = _read_version(iam, account, current.arn, oldest.version_id)
+    document = read_version(iam, account, current.arn, oldest.version_id)
     retired = {
         "versionId": oldest.version_id,
         "document": document,
@@ -271,7 +137,7 @@ def _copies(iam: Any, account: str, policy: PolicyState, document: dict[str, Any
     for version in policy.versions:
         if version.version_id == skip:
             continue
-        held = policy.document if version.is_default else _read_version(iam, account, policy.arn, version.version_id)
+        held = policy.document if version.is_default else read_version(iam, account, policy.arn, version.version_id)
         count += same_document(held, document)
     return count
 
@@ -304,12 +170,6 @@ def _put_back_retired(
             account=account,
         ) from failure
     return {"versionId": created["VersionId"], "restoredFrom": retired["versionId"]}
-
-
-def _read_version(iam: Any, account: str, arn: str, version_id: str) -> dict[str, Any]:
-    with aws_call("iam:GetPolicyVersion", account):
-        document = iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
-    return json.loads(document) if isinstance(document, str) else document
 
 
 def ensure_attached(
@@ -370,41 +230,6 @@ def _attach(iam: Any, account: str, role_name: str, policy_arn: str, *, just_cre
     )
 
 
-def write_trust_policy(
-    iam: Any,
-    account: str,
-    *,
-    role_name: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Replace the role's trust policy with `after` (already merged) when it differs.
-
-    The record's documents are redacted: a trust policy holds every cluster's external ID.
-    A principal created a moment ago is not valid yet ("Invalid principal in policy"):
-    retried here with backoff, and by the ASL after that.
-    """
-    changed = not same_document(before, after)
-    record = {
-        "account": account,
-        "roleName": role_name,
-        "before": redact_external_ids(before),
-        "after": redact_external_ids(after),
-        "applied": not dry_run,
-        "action": "updated" if changed else "unchanged",
-        "size": non_whitespace_size(after),
-    }
-    if changed and not dry_run:
-        retried(
-            "iam:UpdateAssumeRolePolicy",
-            account,
-            lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after)),
-            also=(JUST_CREATED_PRINCIPAL,),
-        )
-    return record
-
-
 def delete_managed_policy(
     iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False
 ) -> dict[str, Any]:
@@ -427,12 +252,12 @@ def delete_managed_policy(
     if not dry_run:
         for version in state.versions:
             if not version.is_default:
-                _ignoring_gone(
+                ignoring_gone(
                     "iam:DeletePolicyVersion",
                     account,
                     lambda v=version.version_id: iam.delete_policy_version(PolicyArn=arn, VersionId=v),
                 )
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DeletePolicy",
             account,
             lambda: iam.delete_policy(PolicyArn=arn),
@@ -441,7 +266,7 @@ def delete_managed_policy(
     return record
 
 
-def _ignoring_gone(operation: str, account: str, call: Any, *, also: tuple[Any, ...] = ()) -> None:
+def ignoring_gone(operation: str, account: str, call: Any, *, also: tuple[Any, ...] = ()) -> None:
     """A delete whose target is already gone did what it was asked (a retried undo)."""
     try:
         retried(operation, account, call, also=also)
@@ -474,20 +299,12 @@ def ensure_detached(
         "action": "detached" if attached else "unchanged",
     }
     if attached and not dry_run:
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DetachRolePolicy",
             account,
             lambda: iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
         )
     return record
-
-
-def attached_policy_arns_raw(iam: Any, role_name: str) -> list[str]:
-    """`attached_policy_arns` without translating errors (for callers that retry)."""
-    arns: list[str] = []
-    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-        arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
-    return arns
 
 
 def ensure_policy_version_document(
@@ -498,12 +315,12 @@ def ensure_policy_version_document(
     Idempotent: a version the first attempt put back counts, so a retried undo converges.
     Returns "restored", "already present" or "skipped: ..." when it cannot be done.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn))
+    versions = retried("iam:ListPolicyVersions", account, lambda: policy_versions_raw(iam, arn))
     if versions is None:
         return "skipped: the policy no longer exists"
     present = 0
     for version_id in versions:
-        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id))
+        held = retried("iam:GetPolicyVersion", account, version_reader(iam, arn, version_id))
         present += same_document(json.loads(held) if isinstance(held, str) else held, document)
     if present >= copies:
         return "already present"
@@ -515,20 +332,6 @@ def ensure_policy_version_document(
         lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(document), SetAsDefault=False),
     )
     return "restored"
-
-
-def _version_reader(iam: Any, arn: str, version_id: str) -> Callable[[], Any]:
-    return lambda: iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
-
-
-def _policy_versions_raw(iam: Any, arn: str) -> list[str] | None:
-    try:
-        listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return [v["VersionId"] for v in listed]
 
 
 def restore_policy_version(
@@ -545,7 +348,7 @@ def restore_policy_version(
     Each part checks first, so a retried undo converges instead of failing on its own
     earlier progress.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn))
+    versions = retried("iam:ListPolicyVersions", account, lambda: policy_versions_raw(iam, arn))
     default = retried(
         "iam:GetPolicy",
         account,
@@ -558,7 +361,7 @@ def restore_policy_version(
             lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version),
         )
     if versions is not None and drop_version in versions:
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DeletePolicyVersion",
             account,
             lambda: iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version),
