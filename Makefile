@@ -35,6 +35,7 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 run: $(BIN)/.installed
 	$(BIN)/atc-xaccount local run events/cluster-registered.json --world events/sample-world.json
+	@echo; echo "The CLI is $(BIN)/atc-xaccount: '. $(BIN)/activate' puts it on this shell's PATH (README.md)."
 
 # The independent IAM simulator the evaluator is held to (tests/differential, npm, test-time
 # only, never shipped): installed from its lock file where npm is; without node the

@@ -9,18 +9,17 @@ documents of both accounts read through the automation roles (`chain_reads`), ju
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from atc_xaccount import consumer, external_ids, registry
-from atc_xaccount.chain import DEFAULT_SESSION_SECONDS, OK, ChainReport, evaluate_chain
+from atc_xaccount.chain import DEFAULT_SESSION_SECONDS, ChainReport, evaluate_chain
 from atc_xaccount.chain_reads import read_chain
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext
+from atc_xaccount_cli.errors import UsageError
 
-EXIT_OK, EXIT_BROKEN, EXIT_UNDECIDABLE = 0, 1, 3
 
-
-class ClusterUnknown(LookupError):
+class ClusterUnknown(UsageError):
     """The cluster is not registered and no event describes it: nothing to check."""
 
 
@@ -80,24 +79,3 @@ def doctor(
         **report.to_dict(),
     }
     return report.exit_code, body
-
-
-def print_doctor(out: TextIO, body: dict[str, Any]) -> None:
-    """First the first broken link and its fix, then every link with its verdict."""
-    first = body.get("firstBroken")
-    if first:
-        out.write(f"BROKEN  {first['claim']}\n  why  {first['detail']}\n  fix  {first['fix']}\n\n")
-    elif body["verdict"] == OK:
-        out.write(f"OK  every link of {body['clusterId']}'s access chain holds\n\n")
-    else:
-        out.write("UNDECIDABLE  nothing is broken, but some links depend on the request's context\n\n")
-    for link in body["links"]:
-        decided = f"  [{', '.join(link['statements'])}]" if link["statements"] else ""
-        out.write(f"  {link['verdict']:<11} {link['link']:<32} {link['claim']}{decided}\n")
-        if link["verdict"] != OK and link is not first and link["fix"]:
-            out.write(f"  {'':<11} {'':<32} fix: {link['fix']}\n")
-    out.write(f"\n  Role ARN     {body['roleArn']}\n")
-    if body.get("externalId"):
-        out.write(f"  External ID  {body['externalId']}\n")
-    elif body.get("externalIdSecret"):
-        out.write(f"  External ID  in {body['externalIdSecret']} (--reveal prints it)\n")

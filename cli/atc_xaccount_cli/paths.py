@@ -1,7 +1,8 @@
-"""Files named on the command line: one clear line when a path is no readable file."""
+"""Files named on the command line, and the project's own files (template.yaml, samconfig.toml)."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 
@@ -22,20 +23,43 @@ def read_bytes(path: Path, what: str) -> bytes:
         raise UnreadableFile(f"{what} {path}: cannot be read ({exc.strerror or exc})") from exc
 
 
-#: The input-file options of every command: argparse destination -> what the file is.
-INPUT_FILES = {
-    "event_files": "event file",
-    "event_file": "event file",
-    "from_file": "registrations file",
-    "world": "world file",
-}
-
-
-def check_input_files(values: dict[str, object]) -> None:
-    """Read every input file an invocation names, before anything else runs."""
-    for name, what in INPUT_FILES.items():
-        given = values.get(name)
-        paths = given if isinstance(given, list) else [given]
+def check_input_files(files: dict[str, list[Path]]) -> None:
+    """Read every input file an invocation names (what -> paths), before anything else runs."""
+    for what, paths in files.items():
         for path in paths:
-            if isinstance(path, Path):
-                read_bytes(path, what)
+            read_bytes(path, what)
+
+
+def project_root() -> Path:
+    """The checkout holding template.yaml (the emulator deploys from it)."""
+    here = Path(__file__).resolve()
+    for candidate in [Path.cwd(), *here.parents]:
+        if (candidate / "template.yaml").exists() and (candidate / "statemachine").is_dir():
+            return candidate
+    return Path.cwd()
+
+
+def samconfig(root: Path | None = None) -> dict[str, object]:
+    """samconfig.toml of the checkout, parsed ({} when absent or unreadable)."""
+    path = (root or project_root()) / "samconfig.toml"
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _section(config: dict[str, object], *keys: str) -> dict[str, object]:
+    node: object = config
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def samconfig_value(name: str, environment: str = "default", root: Path | None = None) -> str | None:
+    """A parameter of a samconfig.toml environment: `deploy` first, then `global` (as SAM reads it)."""
+    config = samconfig(root)
+    for command in ("deploy", "global"):
+        value = _section(config, environment, command, "parameters").get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None

@@ -9,19 +9,17 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from atc_xaccount.evaluate import evaluate_trust
 from atc_xaccount.trust import grant_external_ids
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, Emulator
+from atc_xaccount_cli.local.serve import serving
 from atc_xaccount_cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,25 +31,16 @@ WORLD = json.loads((ROOT / "events" / "sample-world.json").read_text())
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Emulator]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto_server.start()
-    try:
-        with Emulator(ROOT, endpoint_url=f"http://127.0.0.1:{port}") as emulator:
-            emulator.seed(WORLD)
-            yield emulator
-    finally:
-        moto_server.stop()
+    """`local serve`'s server: the stack deployed over HTTP, the sample world, the stack published."""
+    with serving(ROOT, copy.deepcopy(WORLD), port=0) as served:
+        yield served.emulator
 
 
 def cli(*argv: Any) -> tuple[int, Any]:
     out = io.StringIO()
     code = main([str(a) for a in argv], out=out)
     text = out.getvalue()
+    assert "Traceback" not in text
     return code, json.loads(text) if "--json" in argv and text.strip() else text
 
 
@@ -271,3 +260,107 @@ def test_doctor_of_an_event_not_registered_names_the_missing_grant_first(server,
         "`atc-xaccount register EVENT_FILE`"
     )
     assert "not-yet-granted" not in text, "the external ID is printed only with --reveal"
+
+
+# --- issue 17: every operator command in human mode, against `local serve` ----------------------
+
+
+def test_the_deployment_is_found_by_its_stack_as_sam_deploy_made_it(server):
+    from atc_xaccount_cli.aws.deployment import discover
+
+    deployment = discover(boto3.Session(region_name="us-east-1"))
+    assert deployment.stack == "atc-xaccount", "samconfig.toml's stack_name, published by local serve"
+    assert set(deployment.tables) == {"registry", "locks"} and deployment.bulk_bucket
+
+
+def test_registering_again_after_a_deregistration_is_a_new_execution_and_a_duplicate_still_one(server, tmp_path):
+    registration = event_file(tmp_path, "comeback")
+    first = cli("register", registration, "--json")[1]
+    event = json.loads(registration.read_text())
+    event.update({"id": "event-comeback-leaves", "detail-type": "Cluster Deregistered"})
+    event["detail"] = {k: event["detail"][k] for k in ("clusterId", "clusterManagerAccountId", "s3AccountId")}
+    leaving = tmp_path / "leaving.json"
+    leaving.write_text(json.dumps(event))
+    assert cli("deregister", leaving, "--json")[1]["status"] == "SUCCEEDED"
+    assert cli("show", "comeback", "--json")[1]["state"] == "REVOKED"
+
+    code, again = cli("register", registration, "--json")
+    assert code == 0 and again["duplicate"] is False and again["status"] == "SUCCEEDED"
+    assert again["execution"] != first["execution"]
+    assert cli("show", "comeback", "--json")[1]["state"] == "READY"
+    code, duplicate = cli("register", registration, "--json")
+    assert code == 0 and duplicate["duplicate"] is True and duplicate["execution"] == again["execution"]
+    code, repeated = cli("deregister", leaving, "--json")
+    assert repeated["duplicate"] is False, "the second registration's deregistration is its own"
+    assert cli("deregister", leaving, "--json")[1]["duplicate"] is True
+
+
+def test_status_of_an_unknown_execution_says_so(server, capsys):
+    code, text = cli("status", "nosuch")
+    assert code == 2 and text == ""
+    assert capsys.readouterr().err.startswith("atc-xaccount: no execution nosuch in any atc-xaccount state machine")
+
+
+def test_register_via_the_bus_says_what_it_put(server):
+    code, text = cli("register", ROOT / "events" / "cluster-registered.json", "--via", "events")
+    assert code == 0
+    assert text.startswith("Put the Cluster Registered event on the bus default (event id ")
+
+
+def test_register_from_a_file_reports_each_rejected_row_and_exits_5(server):
+    code, text = cli("register", "--from-file", ROOT / "events" / "bulk-registrations.csv")
+    assert code == 5
+    assert "5 rows: 1 rejected, 4 succeeded; report s3://" in text
+    assert "line    4  REJECTED  -  InvalidEvent: detail.s3AccountId: must be 12 digits" in text
+    assert "{'" not in text, "no Python dict"
+
+
+def test_snapshot_without_out_prints_the_world(server):
+    code, text = cli("snapshot", CM)
+    assert code == 0
+    assert json.loads(text)["accounts"][CM]["roles"]["atc-node"]
+
+
+def test_plan_of_a_refused_request_says_why_in_human_mode(server):
+    code, text = cli("plan", ROOT / "events" / "cluster-registered-invalid.json")
+    assert code == 1
+    assert text.splitlines() == [
+        "plan: refused, nothing written",
+        "  error  InvalidEvent",
+        "  cause  detail.s3AccountId: must be 12 digits",
+    ]
+
+
+def test_access_analyzer_answers_unavailable_over_http(server, tmp_path, monkeypatch):
+    """The CLI's own check (plan) asks the endpoint, not an environment flag; moto has no Access
+    Analyzer, and the server says "not implemented" as moto does in-process."""
+    monkeypatch.delenv("ACCESS_ANALYZER", raising=False)
+    code, body = cli("plan", event_file(tmp_path, "analyzed"), "--json")
+    assert code == 0, body
+    assert set(body["preflight"]["accessAnalyzer"].values()) == {
+        "unavailable: IAM Access Analyzer is not available here (offline lint only)"
+    }
+
+
+def test_an_event_put_on_the_bus_starts_its_state_machine_as_eventbridge_does(server, tmp_path):
+    """`register --via events` on `local serve`: the template's rule delivers the whole event to the
+    onboarding, under a name EventBridge chooses (a fresh one per delivery: a registration after
+    a deregistration through the bus is never taken for a duplicate). The event's `account` is
+    the sender's, as EventBridge sets it: here the automation account's own credentials."""
+    import time
+
+    code, _ = cli("register", event_file(tmp_path, "bused"), "--via", "events", "--json")
+    assert code == 0
+    sfn = boto3.client("stepfunctions")
+    arn = server.state_machine_arns["OnboardStateMachine"]
+    deadline, delivered = time.monotonic() + 120, None
+    while delivered is None and time.monotonic() < deadline:
+        for execution in sfn.list_executions(stateMachineArn=arn)["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if '"bused"' in described["input"] and described["status"] != "RUNNING":
+                delivered = described
+        time.sleep(0.2)
+    assert delivered is not None, "the rule started no execution"
+    event = json.loads(delivered["input"])
+    assert event["detail-type"] == "Cluster Registered" and event["account"] == AUTOMATION_ACCOUNT
+    assert not delivered["name"].startswith("register-"), "EventBridge's name, not the CLI's"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -53,12 +54,25 @@ def rerun(sample_run, tmp_path_factory) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def invalid_run() -> tuple[int, dict[str, Any]]:
-    return cli_json(INVALID_EVENT, "--world", SAMPLE_WORLD)
+    """Run in a shell that still exports `local serve`'s endpoint (gone): the emulator is in-process."""
+    saved = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    try:
+        return cli_json(INVALID_EVENT, "--world", SAMPLE_WORLD)
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = saved
+
+
+#: PublishReady's first putEvents fails: the ASL's own retrier waits (up to 1 s) and succeeds.
+PUBLISH_FAULT = "PublishReady/events:PutEvents=fail:1:1"
 
 
 @pytest.fixture(scope="module")
 def human_report() -> tuple[int, str]:
-    return cli("local", "run", SAMPLE_EVENT, "--world", SAMPLE_WORLD)
+    return cli("local", "run", SAMPLE_EVENT, "--world", SAMPLE_WORLD, "--faults", PUBLISH_FAULT)
 
 
 # --- --json ----------------------------------------------------------------------------
@@ -130,6 +144,16 @@ def test_human_report_shows_states_result_and_what_to_type(human_report, sample_
     assert external_id and re.fullmatch(r"[A-Za-z0-9]{32,}", external_id.group(1))
 
 
+def test_human_report_says_while_a_state_waits_for_its_retry_and_that_it_was_retried(human_report):
+    _, text = human_report
+
+    waiting = re.search(r"^  \.\.\.\s+PublishReady retrying \(1/\d+\) in up to 1 s after \S+$", text, re.MULTILINE)
+    assert waiting, text
+    done = re.search(r"^  ok\s+PublishReady\s+[\d.]+ ms  retried ×1$", text, re.MULTILINE)  # noqa: RUF001
+    assert done, "a retried-then-successful state is ok, not FAIL"
+    assert text.index(waiting.group(0)) < text.index(done.group(0))
+
+
 def test_human_report_proves_access_line_by_line(human_report):
     _, text = human_report
 
@@ -138,6 +162,7 @@ def test_human_report_proves_access_line_by_line(human_report):
     assert len(claims) >= 5
     assert all(line.startswith("  ok ") for line in claims), claims
     assert "access works end to end" in text
+    assert "(ok)" not in text, "a proof line that is ok does not say so twice"
 
 
 # --- usage errors: exit 2, a message naming the problem, no traceback ------------------

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from atc_xaccount_cli.main import EXIT_USAGE, main
+from atc_xaccount_cli.exitcodes import Exit
+from atc_xaccount_cli.main import main
+
+EXIT_USAGE = Exit.USAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = str(ROOT / "events" / "cluster-registered.json")

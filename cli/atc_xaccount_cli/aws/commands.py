@@ -1,8 +1,10 @@
-"""The operator commands: register, deregister, status, show, plan, audit, snapshot, rotate.
+"""The operator commands against a deployment: register, deregister, status, show, plan, audit,
+snapshot, doctor, rotate.
 
-Each returns (exit code, JSON-able result); `--json` prints the result, otherwise a
-short human report. Onboarding and offboarding run in Step Functions; plan, show,
-snapshot and rotation run the layer's own code with the operator's credentials.
+Each returns (exit status, the JSON-able result `--json` prints); the click commands
+(commands/) turn the result into a typed report. Onboarding and offboarding run in Step
+Functions; plan, show, snapshot and the doctor run the layer's own code, read only, with
+the operator's credentials.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -24,65 +27,100 @@ from atc_xaccount.redact import redact_external_ids
 from atc_xaccount.steps import rotate
 from atc_xaccount.steps.plan import plan
 from atc_xaccount.steps.validate import DEREGISTERED, REGISTERED, validate
-from atc_xaccount_cli.aws.deployment import Deployment
-from atc_xaccount_cli.executions import ExecutionResult, describe, follow_execution
+from atc_xaccount_cli.aws.deployment import MACHINES, Deployment
+from atc_xaccount_cli.errors import UsageError
+from atc_xaccount_cli.executions import (
+    ExecutionResult,
+    Progress,
+    StateRun,
+    cause_message,
+    compensation_json,
+    describe,
+    follow_execution,
+)
+from atc_xaccount_cli.exitcodes import Exit
+from atc_xaccount_cli.inputs import read_bytes
+from atc_xaccount_cli.paths import project_root
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+OnState = Callable[[StateRun], None] | None
+OnProgress = Callable[[Progress], None] | None
 
 
-def execution_name(kind: str, event: dict[str, Any]) -> str:
-    """Derived from the event: a duplicate delivery gets the same name, so it shows as one."""
+class ExecutionNotFound(UsageError):
+    """`status NAME`: no execution of that name (or ARN) in any of the deployment's state machines."""
+
+
+def execution_name(kind: str, event: dict[str, Any], generation: int = 0) -> str:
+    """Derived from the event and the cluster's registry generation.
+
+    A duplicate delivery of one request gets the same name, so it shows as that execution
+    (Step Functions keeps a name 90 days, and answers ExecutionAlreadyExists even for a
+    closed one); after a deregistration the generation moves on, so registering the same
+    event again is a new execution.
+    """
     detail = event.get("detail", event)
     cluster = _NAME_UNSAFE.sub("-", str(detail.get("clusterId", "unknown")))[:40]
-    digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(f"{json.dumps(event, sort_keys=True)}#{generation}".encode()).hexdigest()[:12]
     return f"{kind}-{cluster}-{digest}"
 
 
-def execution_json(result: ExecutionResult) -> dict[str, Any]:
-    from atc_xaccount_cli.local.run import cause_message
-
+def execution_json(result: ExecutionResult, machine: str) -> dict[str, Any]:
     return {
         "execution": result.name,
         "executionArn": result.arn,
+        "stateMachine": machine,
         "status": result.status,
         "error": result.error,
         "cause": cause_message(result.cause),
         "output": result.output,
         "stateTransitions": result.transitions,
-        "states": [{"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in result.states],
+        "states": [s.to_json() for s in result.states],
+        **compensation_json(result),
     }
+
+
+def _exit_of(status: str) -> int:
+    return Exit.OK if status in ("SUCCEEDED", "RUNNING") else Exit.FAILED
 
 
 def start_and_follow(
     session: boto3.Session,
-    machine_arn: str,
-    event: dict[str, Any],
+    deployment: Deployment,
+    kind: str,
+    execution_input: dict[str, Any],
     name: str,
     *,
     wait: bool,
-    on_state: Any,
+    on_state: OnState = None,
+    on_progress: OnProgress = None,
 ) -> tuple[int, dict[str, Any]]:
     sfn = session.client("stepfunctions")
+    machine_arn = deployment.machine(kind)
     duplicate = False
     try:
-        arn = sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(event))["executionArn"]
+        arn = sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(execution_input))[
+            "executionArn"
+        ]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
             raise
         duplicate = True
         arn = machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
     if not wait:
-        return EXIT_OK, {"executionArn": arn, "duplicate": duplicate, "status": "RUNNING"}
-    result = follow_execution(sfn, arn, on_state=on_state, poll=0.5)
-    body = {**execution_json(result), "duplicate": duplicate}
-    return (EXIT_OK if result.status == "SUCCEEDED" else EXIT_FAILED), body
+        running = {"execution": name, "executionArn": arn, "stateMachine": MACHINES[kind], "status": "RUNNING"}
+        return Exit.OK, {**running, "duplicate": duplicate, "states": []}
+    result = follow_execution(sfn, arn, on_state=on_state, on_progress=on_progress, poll=0.5)
+    return _exit_of(result.status), {**execution_json(result, MACHINES[kind]), "duplicate": duplicate}
 
 
-def read_event(path: Path) -> dict[str, Any]:
-    from atc_xaccount_cli.local.run import read_event as read
-
-    return read(path)
+def generation_of(session: boto3.Session, deployment: Deployment, cluster_id: str, *, deregistering: bool) -> int:
+    """The cluster's registry generation (0 when it was never registered or there is no registry)."""
+    table = deployment.tables.get("registry")
+    if not table or not cluster_id:
+        return 0
+    entry = registry.get(session.client("dynamodb"), table, cluster_id)
+    return registry.generation(entry, deregistering=deregistering)
 
 
 def register(
@@ -92,66 +130,77 @@ def register(
     *,
     kind: str,
     wait: bool,
-    via: str,
-    source: str,
-    on_state: Any,
+    on_state: OnState = None,
+    on_progress: OnProgress = None,
 ) -> tuple[int, dict[str, Any]]:
     """Start the onboarding (or offboarding) for one event and follow it to its end."""
-    detail_type = REGISTERED if kind == "onboard" else DEREGISTERED
-    if via == "events":
-        detail = event.get("detail", event)
-        entry = {
-            "Source": event.get("source", source),
-            "DetailType": event.get("detail-type", detail_type),
-            "Detail": json.dumps(detail),
-            "EventBusName": deployment.event_bus,
-        }
-        sent = session.client("events").put_events(Entries=[entry])
-        failed = sent.get("FailedEntryCount", 0)
-        return (EXIT_FAILED if failed else EXIT_OK), {"via": "events", "entries": sent.get("Entries", [])}
     label = "register" if kind == "onboard" else "deregister"
     # A manual execution takes the detail alone (DESIGN 3.1); the name keeps the whole event.
     detail = event.get("detail", event)
+    cluster = str(detail.get("clusterId", "")) if isinstance(detail, dict) else ""
+    generation = generation_of(session, deployment, cluster, deregistering=kind == "offboard")
+    name = execution_name(label, event, generation)
     return start_and_follow(
-        session, deployment.machine(kind), detail, execution_name(label, event), wait=wait, on_state=on_state
+        session, deployment, kind, detail, name, wait=wait, on_state=on_state, on_progress=on_progress
     )
+
+
+def put_on_bus(
+    session: boto3.Session, deployment: Deployment, event: dict[str, Any], *, kind: str, source: str
+) -> tuple[int, dict[str, Any]]:
+    """Put the event on the bus, as Cluster Manager's forwarder would; EventBridge starts the workflow."""
+    detail = event.get("detail", event)
+    detail_type = event.get("detail-type", REGISTERED if kind == "onboard" else DEREGISTERED)
+    entry = {
+        "Source": event.get("source", source),
+        "DetailType": detail_type,
+        "Detail": json.dumps(detail),
+        "EventBusName": deployment.event_bus,
+    }
+    sent = session.client("events").put_events(Entries=[entry])
+    body = {
+        "via": "events",
+        "bus": deployment.event_bus,
+        "detailType": detail_type,
+        "clusterId": detail.get("clusterId") if isinstance(detail, dict) else None,
+        "entries": sent.get("Entries", []),
+    }
+    return (Exit.FAILED if sent.get("FailedEntryCount", 0) else Exit.OK), body
 
 
 def register_bulk(
-    session: boto3.Session, deployment: Deployment, path: Path, *, wait: bool, on_state: Any
+    session: boto3.Session,
+    deployment: Deployment,
+    path: Path,
+    *,
+    wait: bool,
+    on_state: OnState = None,
+    on_progress: OnProgress = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Upload a registrations file and run the bulk workflow over it."""
-    from atc_xaccount_cli.local.run import UsageError
-
+    """Upload a registrations file and run the bulk workflow over it; exit 5 when rows failed."""
     if not deployment.bulk_bucket:
         raise UsageError("the deployment has no bulk bucket (BulkBucketName output); is it up to date?")
-    try:
-        body = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise UsageError(f"registrations file {path}: no such file") from exc
+    body = read_bytes(path, "registrations file")
     key = f"uploads/{uuid.uuid4().hex[:8]}-{path.name}"
     session.client("s3").put_object(Bucket=deployment.bulk_bucket, Key=key, Body=body)
+    execution_input = {"bucket": deployment.bulk_bucket, "key": key}
+    name = f"bulk-{uuid.uuid4().hex[:12]}"
     code, result = start_and_follow(
-        session,
-        deployment.machine("bulk"),
-        {"bucket": deployment.bulk_bucket, "key": key},
-        f"bulk-{uuid.uuid4().hex[:12]}",
-        wait=wait,
-        on_state=on_state,
+        session, deployment, "bulk", execution_input, name, wait=wait, on_state=on_state, on_progress=on_progress
     )
-    report = (result.get("output") or {}).get("report") or {}
-    return code, {**result, "report": report}
+    counts = ((result.get("output") or {}).get("report") or {}).get("counts") or {}
+    if code == Exit.OK and set(counts) - {"SUCCEEDED"}:
+        code = Exit.ROWS
+    return code, result
 
 
 def status(session: boto3.Session, deployment: Deployment, execution: str) -> tuple[int, dict[str, Any]]:
     sfn = session.client("stepfunctions")
-    candidates = (
-        [execution]
-        if execution.startswith("arn:")
-        else [
-            arn.replace(":stateMachine:", ":execution:") + f":{execution}" for arn in deployment.state_machines.values()
-        ]
-    )
+    if execution.startswith("arn:"):
+        candidates = [execution]
+    else:
+        machines = deployment.state_machines.values()
+        candidates = [arn.replace(":stateMachine:", ":execution:") + f":{execution}" for arn in machines]
     for arn in candidates:
         try:
             result = describe(sfn, arn)
@@ -159,9 +208,12 @@ def status(session: boto3.Session, deployment: Deployment, execution: str) -> tu
             if exc.response.get("Error", {}).get("Code") in {"ExecutionDoesNotExist", "ResourceNotFound"}:
                 continue
             raise
-        code = EXIT_OK if result.status in {"SUCCEEDED", "RUNNING"} else EXIT_FAILED
-        return code, execution_json(result)
-    return EXIT_USAGE, {"error": f"no execution {execution} in any atc-xaccount state machine"}
+        return _exit_of(result.status), execution_json(result, deployment.machine_kind(arn))
+    raise ExecutionNotFound(
+        f"no execution {execution} in any atc-xaccount state machine in {deployment.region} "
+        "(`register` prints the execution's name; EventBridge-started ones are listed by "
+        "`aws stepfunctions list-executions`)"
+    )
 
 
 def show(session: boto3.Session, deployment: Deployment, cluster_id: str) -> tuple[int, dict[str, Any]]:
@@ -169,7 +221,7 @@ def show(session: boto3.Session, deployment: Deployment, cluster_id: str) -> tup
     ctx = deployment.step_context(session, f"show-{uuid.uuid4().hex[:8]}")
     entry = registry.get(ctx.sessions.local_client("dynamodb"), ctx.registry_table, cluster_id)
     if entry is None:
-        return EXIT_FAILED, {"clusterId": cluster_id, "registered": False}
+        return Exit.FAILED, {"clusterId": cluster_id, "registered": False}
     name = external_ids.secret_name(ctx.secret_prefix, cluster_id)
     try:
         stored = external_ids.read_external_id(ctx.sessions.local_client("secretsmanager"), name)
@@ -177,7 +229,7 @@ def show(session: boto3.Session, deployment: Deployment, cluster_id: str) -> tup
         note = None if stored else "no secret: the cluster is not onboarded"
     except AtcXaccountError as exc:
         external_id, note = None, f"cannot read {name}: {exc}"
-    return EXIT_OK, {
+    return Exit.OK, {
         "clusterId": cluster_id,
         "registered": True,
         "state": entry.get("state"),
@@ -190,20 +242,30 @@ def show(session: boto3.Session, deployment: Deployment, cluster_id: str) -> tup
 
 
 def plan_event(session: boto3.Session, deployment: Deployment, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """What an onboarding would change; a refusal (an AtcXaccountError) propagates to the caller."""
     ctx = deployment.step_context(session, f"plan-{uuid.uuid4().hex[:8]}", dry_run=True)
     request = ClusterRequest.from_dict(validate(event, ctx.defaults)["request"])
     result = plan(request, ctx)
     trust = result["changes"]["trust"]
     trust["before"], trust["after"] = redact_external_ids(trust["before"]), redact_external_ids(trust["after"])
-    return EXIT_OK, result
+    return Exit.OK, result
 
 
-def audit(session: boto3.Session, deployment: Deployment, *, on_state: Any) -> tuple[int, dict[str, Any]]:
+def audit(
+    session: boto3.Session, deployment: Deployment, *, on_state: OnState = None, on_progress: OnProgress = None
+) -> tuple[int, dict[str, Any]]:
+    """Run the audit now; exit 4 when it found drift, 1 when it could not check a cluster."""
+    name = f"audit-{uuid.uuid4().hex[:12]}"
     code, body = start_and_follow(
-        session, deployment.machine("audit"), {}, f"audit-{uuid.uuid4().hex[:12]}", wait=True, on_state=on_state
+        session, deployment, "audit", {}, name, wait=True, on_state=on_state, on_progress=on_progress
     )
-    clusters = (body.get("output") or {}).get("clusters") or []
+    output = body.get("output") or {}
+    clusters = output.get("clusters") or []
     body["drifted"] = [c for c in clusters if c.get("drift")]
+    if code == Exit.OK and output.get("failed"):
+        code = Exit.FAILED
+    elif code == Exit.OK and (output.get("drifted") or body["drifted"]):
+        code = Exit.DRIFT
     return code, body
 
 
@@ -253,11 +315,8 @@ def doctor(
 def bootstrap_overrides(reader: boto3.Session, deployment: Deployment, account: str, partition: str) -> dict[str, str]:
     """The name parameters the account's automation role was deployed with, where they are not
     the bootstrap template's defaults (the world's `bootstrap` key); {} when its policies are unreadable."""
-    from botocore.exceptions import ClientError
-
     from atc_xaccount_cli.local import authz
     from atc_xaccount_cli.local.template import load_yaml
-    from atc_xaccount_cli.main import project_root
 
     iam = reader.client("iam")
     role = deployment.automation_role_name
@@ -280,43 +339,4 @@ def rotate_external_id(
     owner = f"rotate-{cluster_id}-{uuid.uuid4().hex[:8]}"
     ctx = deployment.step_context(session, owner)
     result = rotate.finish(cluster_id, ctx, owner) if finish else rotate.start(cluster_id, ctx, owner)
-    return EXIT_OK, result
-
-
-def print_result(out: TextIO, command: str, body: dict[str, Any]) -> None:
-    """A short human summary; `--json` prints `body` itself."""
-    if command == "doctor" and "links" in body:
-        from atc_xaccount_cli.doctor import print_doctor
-
-        print_doctor(out, body)
-        return
-    if command == "doctor":
-        out.write(f"doctor could not read the chain: {body.get('error')}: {body.get('message')}\n")
-        return
-    if "status" in body and "execution" in body:
-        out.write(
-            f"{body['status']}  execution {body['execution']}"
-            + (" (duplicate)" if body.get("duplicate") else "")
-            + "\n"
-        )
-        if body.get("error"):
-            out.write(f"  error  {body['error']}\n  cause  {body['cause']}\n")
-    for cluster in body.get("drifted", []):
-        kinds = ", ".join(d["kind"] for d in cluster["drift"])
-        out.write(f"  drift  {cluster['clusterId']}: {kinds}\n")
-    if command == "show" and body.get("registered"):
-        out.write(f"Cluster {body['clusterId']} ({body['state']})\n  Role ARN     {body['roleArn']}\n")
-        out.write(f"  External ID  {body['externalId'] or body['note']}\n")
-    elif command == "show":
-        out.write(f"Cluster {body['clusterId']} is not registered\n")
-    if command == "plan":
-        for name, change in body["changes"].items():
-            out.write(f"  {name:<13} {change.get('action')}\n")
-        out.write("  (nothing to change)\n" if body["upToDate"] else "")
-    for row in (body.get("report") or {}).get("problems", []):
-        out.write(f"  line {row['line']:>4}  {row['status']:<9} {row.get('clusterId') or ''}  {row['cause']}\n")
-    if (body.get("report") or {}).get("counts"):
-        out.write(f"  {body['report']['counts']}; report {body['report'].get('report')}\n")
-    if command == "rotate-external-id":
-        for key, value in body.items():
-            out.write(f"  {key}: {value}\n")
+    return Exit.OK, result

@@ -39,12 +39,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service as service_task,
 )
 
+from atc_xaccount_cli.local.calls import is_write as is_write  # re-exported: the writes rule
 from atc_xaccount_cli.local.template import FunctionSpec
-
-READ_PREFIXES = ("Get", "List", "Describe", "Head", "Simulate", "Validate", "Lookup", "Search", "Scan", "Query")
-READ_OPERATIONS = frozenset(
-    {"sts:AssumeRole", "sts:GetCallerIdentity", "iam:GenerateServiceLastAccessedDetails", "nodeapi:Browse"}
-)
 
 _metrics_lock = threading.Lock()
 _emitted_metrics: Counter[str] = Counter()
@@ -54,12 +50,6 @@ def emitted_metrics() -> dict[str, int]:
     """Metric values the emulated handlers added in this process (counted, not printed), by name."""
     with _metrics_lock:
         return dict(sorted(_emitted_metrics.items()))
-
-
-def is_write(key: str) -> bool:
-    """A call that changes state: anything but reads and STS credential exchange."""
-    operation = key.partition(":")[2]
-    return key not in READ_OPERATIONS and not operation.startswith(READ_PREFIXES)
 
 
 @dataclass

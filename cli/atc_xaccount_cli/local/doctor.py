@@ -15,6 +15,7 @@ from typing import Any
 
 from atc_xaccount.steps.context import StepContext
 from atc_xaccount_cli.doctor import DoctorOptions, doctor
+from atc_xaccount_cli.errors import UsageError
 from atc_xaccount_cli.local.engine import Emulator
 from atc_xaccount_cli.local.world import WorldError
 
@@ -34,8 +35,6 @@ def run_doctor(
     parameters: dict[str, str] | None = None,
     verbose: bool = False,
 ) -> tuple[int, dict[str, Any]]:
-    from atc_xaccount_cli.local.run import UsageError
-
     options = options or DoctorOptions()
     # The world says what Organizations answers; --org overrides it account by account.
     organizations = {**world_organizations(world), **options.organizations}

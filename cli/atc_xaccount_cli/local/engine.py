@@ -127,6 +127,8 @@ class Emulator:
             self._set_environment({"AWS_ENDPOINT_URL": self.endpoint_url, "MOTO_PORT": port})
             self._stack.enter_context(patch.dict(default_user_config, config))
         else:
+            # A shell that exported `local serve`'s endpoint must not send this emulator's calls there.
+            self._saved_env.setdefault("AWS_ENDPOINT_URL", os.environ.pop("AWS_ENDPOINT_URL", None))
             self._stack.enter_context(mock_aws(config=config))
         self._stack.enter_context(self.dispatcher.installed())
         self._stack.enter_context(moto_gaps.bridged())
@@ -426,9 +428,10 @@ class Emulator:
             input=json.dumps(event),
         )["executionArn"]
 
-    def follow(self, arn: str, on_state: Any = None, timeout: float = 600) -> ExecutionResult:
-        """Poll the execution; call `on_state(StateRun)` as each state completes."""
-        return follow_execution(self.client("stepfunctions"), arn, on_state=on_state, timeout=timeout, poll=0.02)
+    def follow(self, arn: str, on_state: Any = None, timeout: float = 600, on_progress: Any = None) -> ExecutionResult:
+        """Poll the execution; call `on_state(StateRun)` as each state completes, `on_progress` while one waits."""
+        sfn = self.client("stepfunctions")
+        return follow_execution(sfn, arn, on_state=on_state, on_progress=on_progress, timeout=timeout, poll=0.02)
 
     def published_events(self) -> list[dict[str, Any]]:
         sqs = self.client("sqs")

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from atc_xaccount_cli.local.dispatch import is_write
+from atc_xaccount_cli.local.calls import is_write
 
 #: kind -> (HTTP status, AWS error code, message)
 KINDS: dict[str, tuple[int, str, str]] = {

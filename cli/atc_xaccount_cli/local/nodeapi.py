@@ -56,7 +56,7 @@ _ALPHABET = string.ascii_letters + string.digits
 
 def validate_node_apis(value: Any) -> None:
     """Refuse a malformed `nodeApis` with the path of the first problem, before seeding."""
-    from atc_xaccount_cli.local.world import WorldError
+    from atc_xaccount_cli.local.world_error import WorldError
 
     if not isinstance(value, dict):
         raise WorldError("nodeApis: must be an object keyed by the Node API's URL")

@@ -172,7 +172,8 @@ def _add_chain(proof: Proof, chain: ChainReport | None) -> None:
         unenforced = link.name.startswith(UNENFORCED_LINKS)
         if unenforced or link.verdict != OK:
             detail = link.detail + (f"; fix: {link.fix}" if link.verdict != OK and link.fix else "")
-            proof.add(f"{link.claim} ({link.verdict})", link.verdict == OK, CHAIN, detail)
+            claim = link.claim if link.verdict == OK else f"{link.claim} ({link.verdict})"
+            proof.add(claim, link.verdict == OK, CHAIN, detail)
 
 
 def prove_access_key(proof: Proof, access_key: dict[str, Any], secrets: Any) -> None:

@@ -12,18 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from atc_xaccount.external_ids import read_external_id, secret_name
-from atc_xaccount_cli import paths
+
+# Re-exported: the emulator's callers read files and report usage errors through this module.
+from atc_xaccount_cli.errors import UsageError as UsageError
+from atc_xaccount_cli.executions import cause_message as cause_message
+from atc_xaccount_cli.executions import compensation_json
+from atc_xaccount_cli.inputs import read_bytes as read_bytes
+from atc_xaccount_cli.inputs import read_event as read_event
+from atc_xaccount_cli.inputs import read_world as read_world
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, REGION, Emulator, ExecutionResult
 from atc_xaccount_cli.local.faults import FaultPlan
 from atc_xaccount_cli.local.proof import Proof, prove_access
-from atc_xaccount_cli.local.world import WorldError, validate_world
+from atc_xaccount_cli.local.world import WorldError
 
 ONBOARD, OFFBOARD, AUDIT = "OnboardStateMachine", "OffboardStateMachine", "AuditStateMachine"
 BULK = "BulkStateMachine"
-
-
-class UsageError(ValueError):
-    """Bad command-line input: exit 2 with this message, never a traceback."""
 
 
 @dataclass
@@ -55,7 +58,8 @@ class ExecutionReport:
             "output": self.result.output,
             "calls": self.calls,
             "stateTransitions": self.result.transitions,
-            "states": [{"name": s.name, "ms": round(s.millis or 0, 1), "failed": s.failed} for s in self.result.states],
+            "states": [s.to_json() for s in self.result.states],
+            **compensation_json(self.result),
             "events": [{"detail-type": e["detail-type"], "detail": e["detail"]} for e in self.events],
             "proof": self.proof.to_dict() if self.proof else None,
             **({"bulkReport": self.bulk_report} if self.bulk_report is not None else {}),
@@ -74,6 +78,8 @@ class RunReport:
     #: The largest state payload (bytes) and execution history (events) the run reached.
     largest_payload: int = 0
     largest_history: int = 0
+    #: Each step's (function's) calls: `local run --verbose` lists them.
+    calls_by_step: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -100,7 +106,8 @@ class RunReport:
         """DESIGN 3.4's object; with several executions, one entry each under `executions`."""
         if len(self.executions) == 1:
             single = self.executions[0].to_json()
-            return {**single, "world": self.world, "calls": self.calls, "faults": self.faults}
+            extra = {"callsByStep": self.calls_by_step, "seconds": round(self.seconds, 3)}
+            return {**single, "world": self.world, "calls": self.calls, "faults": self.faults, **extra}
         failed = next((e for e in self.executions if e.result.status != "SUCCEEDED"), None)
         return {
             "status": "SUCCEEDED" if failed is None else "FAILED",
@@ -112,62 +119,8 @@ class RunReport:
             "executions": [e.to_json() for e in self.executions],
             "faults": self.faults,
             "seconds": round(self.seconds, 3),
+            "callsByStep": self.calls_by_step,
         }
-
-
-def cause_message(cause: str | None) -> str | None:
-    """Lambda's error payload holds `errorMessage`; show that, not the JSON around it.
-
-    A compensation that could not finish adds the failure it followed (`after`).
-    """
-    if not cause:
-        return cause
-    try:
-        parsed = json.loads(cause)
-    except json.JSONDecodeError:
-        return cause
-    if not isinstance(parsed, dict):
-        return cause
-    message = parsed.get("errorMessage", cause)
-    after = parsed.get("after")
-    if isinstance(after, dict) and after.get("error"):
-        message = f"{message} (after {after['error']}: {cause_message(after.get('cause'))})"
-    return str(message)
-
-
-def read_bytes(path: Path, what: str) -> bytes:
-    """A file named on the command line; a path that is no readable file is a usage error."""
-    try:
-        return paths.read_bytes(path, what)
-    except paths.UnreadableFile as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(read_bytes(path, what).decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {path}: not UTF-8 text") from exc
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{what} {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-
-
-def read_event(path: Path) -> dict[str, Any]:
-    event = read_json(path, "event file")
-    if not isinstance(event, dict):
-        raise UsageError(f"event file {path}: must hold a JSON object (an EventBridge event or its detail)")
-    return event
-
-
-def read_world(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {"accounts": {}}
-    world = read_json(path, "world file")
-    try:
-        validate_world(world)
-    except WorldError as exc:
-        raise UsageError(f"world file {path}: {exc}") from exc
-    return world  # type: ignore[no-any-return]
 
 
 def _accounts_of(event: dict[str, Any]) -> list[str]:
@@ -199,6 +152,7 @@ def run_events(
     parameters: dict[str, str] | None = None,
     verbose: bool = False,
     on_state: Any = None,
+    on_progress: Any = None,
     prove: bool = True,
     detail_machine: str = ONBOARD,
     faults: FaultPlan | None = None,
@@ -227,11 +181,13 @@ def run_events(
         started = time.monotonic()
         with emulator.counting() as ledger:
             arns = [emulator.start(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]
-            results = [emulator.follow(arn, on_state=on_state if len(arns) == 1 else None) for arn in arns]
+            live = {"on_state": on_state, "on_progress": on_progress} if len(arns) == 1 else {}
+            results = [emulator.follow(arn, **live) for arn in arns]
             calls = ledger.summary()
+            by_step = {step: dict(sorted(c.items())) for step, c in sorted(ledger.by_step.items())}
             per_execution = [ledger.summary(r.name) for r in results]
         seconds = time.monotonic() - started
-        emulator.dispatcher.before_call = None
+        emulator.dispatcher.before_call = emulator.dispatcher.after_call = None
         accounts = {a for _, event in events for a in _accounts_of(event)} | set(world["accounts"])
         after = emulator.snapshot(sorted(accounts | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()
@@ -250,6 +206,7 @@ def run_events(
         seconds,
         largest_payload=emulator.limits.largest_payload,
         largest_history=emulator.limits.largest_history,
+        calls_by_step=by_step,
     )
 
 
@@ -276,9 +233,13 @@ def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any)
         started = time.monotonic()
         with emulator.counting() as ledger:
             result = emulator.follow(
-                emulator.start({"bucket": bucket, "key": key}, BULK), on_state=options.get("on_state"), timeout=3600
+                emulator.start({"bucket": bucket, "key": key}, BULK),
+                on_state=options.get("on_state"),
+                on_progress=options.get("on_progress"),
+                timeout=3600,
             )
             calls = ledger.summary()
+            by_step = {step: dict(sorted(c.items())) for step, c in sorted(ledger.by_step.items())}
         seconds = time.monotonic() - started
         if options.get("on_finish"):  # e.g. the bench reads the child executions before the emulator goes
             options["on_finish"](emulator, result)
@@ -292,6 +253,7 @@ def run_bulk(root: Path, bulk_file: Path, world: dict[str, Any], **options: Any)
         seconds=seconds,
         largest_payload=emulator.limits.largest_payload,
         largest_history=emulator.limits.largest_history,
+        calls_by_step=by_step,
     )
 
 
@@ -324,9 +286,15 @@ def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
             raise UsageError(f"world file: {exc}") from exc
         started = time.monotonic()
         with emulator.counting() as ledger:
-            result = emulator.follow(emulator.start({}, AUDIT), on_state=options.get("on_state"), timeout=3600)
+            result = emulator.follow(
+                emulator.start({}, AUDIT),
+                on_state=options.get("on_state"),
+                on_progress=options.get("on_progress"),
+                timeout=3600,
+            )
             repairs = _follow_repairs(emulator, result)
             calls = ledger.summary()
+            by_step = {step: dict(sorted(c.items())) for step, c in sorted(ledger.by_step.items())}
         seconds = time.monotonic() - started
         after = emulator.snapshot(sorted(set(world["accounts"]) | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()
@@ -344,6 +312,7 @@ def run_audit(root: Path, world: dict[str, Any], **options: Any) -> RunReport:
         seconds=seconds,
         largest_payload=emulator.limits.largest_payload,
         largest_history=emulator.limits.largest_history,
+        calls_by_step=by_step,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -90,6 +91,8 @@ def translate(template: dict[str, Any], parameters: dict[str, str], region: str)
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
+    # The translator's usage metrics are never published here: its warning says so on stderr.
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
     packaged = copy.deepcopy(template)
     for logical_id, resource in (packaged.get("Resources") or {}).items():
         props = resource.get("Properties") or {}

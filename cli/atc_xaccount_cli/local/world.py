@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 
 from atc_xaccount_cli.local.iam_quotas import QUOTAS, set_quota
+from atc_xaccount_cli.local.world_error import WorldError as WorldError  # re-exported: the world's error
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 WORLD_KEYS = {"roles", "policies", "buckets", "secrets", "quotas", "registry", "bootstrap"}
@@ -29,10 +30,6 @@ CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
 CHAIN_KEYS = {"bucketPolicies", "bucketEncryption", "kmsKeys", "organizationId"}
 POLICY_KEYS = {"document", "versions"}
 POLICY_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}|aws):policy/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
-
-
-class WorldError(ValueError):
-    """The world file is malformed; the message names the path inside it."""
 
 
 def load_world(path: Path) -> dict[str, Any]:

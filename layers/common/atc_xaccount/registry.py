@@ -66,12 +66,14 @@ SEEN = "externalIdFingerprintsSeen"
 
 #: Registry growth (issue 16 item 8): a REVOKED record carries `expiresAt` (epoch seconds),
 #: the table's TTL attribute, so DynamoDB deletes it after REVOKED_RETENTION_SECONDS (and,
-#: by its own schedule, usually within a few days after that). Long enough to answer a
-#: re-delivered or replayed Cluster Deregistered event "already deregistered" (EventBridge
-#: retries for 24 hours, the dead-letter queues keep events 14 days); any write that makes
+#: by its own schedule, usually within a few days after that). 90 days: Step Functions keeps
+#: an execution's name that long, and `register` names executions after the record's
+#: `generation`, so a name derived from a lost generation has been forgotten too; it also
+#: outlasts EventBridge's 24 hours of retries and the dead-letter queues' 14 days (a
+#: replayed Cluster Deregistered still reads "already deregistered"). Any write that makes
 #: the record meaningful again (READY, or what a failed compensation left) removes it.
 EXPIRES_AT = "expiresAt"
-REVOKED_RETENTION_SECONDS = 30 * 24 * 3600
+REVOKED_RETENTION_SECONDS = 90 * 24 * 3600
 
 
 def expires_at(now_epoch: float | None = None) -> int:
@@ -164,6 +166,17 @@ def former_placements(entry: dict[str, Any]) -> list[dict[str, str]]:
 
 #: Bookkeeping fields: a record that differs only in these is not rewritten.
 STAMPS = ("createdAt", "updatedAt", "lastExecution")
+#: How many deregistrations of the cluster completed (absent: none); kept across re-registrations.
+GENERATION = "generation"
+
+
+def generation(entry: dict[str, Any] | None, *, deregistering: bool = False) -> int:
+    """The registration a request is about: the current generation, or for a deregistration of
+    a cluster already REVOKED, the one that deregistration ended (so its duplicate is one)."""
+    if entry is None:
+        return 0
+    current = int(entry.get(GENERATION) or 0)
+    return current - 1 if deregistering and entry.get("state") == REVOKED and current > 0 else current
 
 
 def put(dynamodb: Any, table: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -208,19 +221,27 @@ def set_state(
         sets.append("#r = :r")
     else:
         removes.append("#r")
+    condition = "attribute_exists(clusterId)"
     if state == REVOKED:  # revoked everywhere it was granted: a later registration starts afresh
         names["#pl"] = PLACEMENTS
         removes.append("#pl")
-        if error is None:  # nothing left to remember for long: DynamoDB's TTL deletes it
-            names["#x"], values[":x"] = EXPIRES_AT, {"N": str(expires_at())}
-            sets.append("#x = :x")
+    if state == REVOKED and error is None:
+        # A completed deregistration starts the cluster's next generation (`register` names its
+        # execution after it, so a re-registration is no duplicate); a retried Forget counts once.
+        names["#g"] = GENERATION
+        values.update({":zero": {"N": "0"}, ":one": {"N": "1"}})
+        sets.append("#g = if_not_exists(#g, :zero) + :one")
+        condition += " AND NOT (#s = :s AND #e = :e)"
+        # Nothing left to remember for long: DynamoDB's TTL deletes the record.
+        names["#x"], values[":x"] = EXPIRES_AT, {"N": str(expires_at())}
+        sets.append("#x = :x")
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     try:
         dynamodb.update_item(
             TableName=table,
             Key={"clusterId": {"S": cluster_id}},
             UpdateExpression=expression,
-            ConditionExpression="attribute_exists(clusterId)",
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )

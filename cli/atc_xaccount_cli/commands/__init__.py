@@ -1,0 +1,1 @@
+"""One click command per module; main.py assembles them into `atc-xaccount`."""
