@@ -45,6 +45,7 @@ ASL_NAMES = {
     "SecretDeletionPending",
     "CommitPending",
     "GroupCommitFailed",
+    "UnsupportedRolePath",
     "NodeApiUnavailable",
     "NodeApiCredentialsInvalid",
     "AccessKeyRejected",

@@ -45,7 +45,8 @@ def client_config() -> Config:
     """The configuration of every client the steps create (standard retries)."""
     from botocore.config import Config
 
-    return Config(retries=CLIENT_RETRIES)  # type: ignore[arg-type]
+    # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
+    return Config(retries=dict(CLIENT_RETRIES))  # type: ignore[arg-type]
 
 
 def shared_session(region: str) -> botocore.session.Session:

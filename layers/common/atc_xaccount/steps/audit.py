@@ -112,8 +112,15 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
             f"{left.get('what')} (execution {entry.get('leftByExecution')})",
         )
     if entry and entry.get("state") != registry.READY:
-        # Never onboarded (or deregistered): only what its failed compensation left is news.
-        return {"clusterId": request.cluster_id, "drift": drift, "drifted": bool(drift), "request": request.to_dict()}
+        # Never onboarded (or deregistered): only what its failed compensation left is news, and
+        # it is a human's to clean up: re-running onboarding would grant access nobody asked for.
+        return {
+            "clusterId": request.cluster_id,
+            "drift": drift,
+            "drifted": bool(drift),
+            "repairable": False,
+            "request": request.to_dict(),
+        }
 
     if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
         found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")
