@@ -31,6 +31,13 @@ def detect_format(name: str, text: str) -> str:
 def parse_bulk(name: str, text: str, defaults: Defaults) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(items, rejected): items are `{"line", "detail"}`, rejected `{"line", "error"}`."""
     rows = _jsonl_rows(text) if detect_format(name, text) == "jsonl" else _csv_rows(text)
+    if not rows:
+        raise InvalidEvent(
+            f"bulk file {name}",
+            "has no rows: give one registration per line, as JSON lines (an event or its detail) or"
+            " as CSV under a header row naming the detail's fields"
+            " (clusterId,clusterManagerAccountId,s3AccountId,buckets)",
+        )
     items: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
