@@ -16,6 +16,7 @@ from atc_xaccount_cli.aws.deployment import default_stack
 from atc_xaccount_cli.exitcodes import Exit
 from atc_xaccount_cli.local.faults import KINDS
 from atc_xaccount_cli.main import main
+from tests.cli.conftest import ROOT
 
 SCRIPT = Path(sys.executable).parent / "atc-xaccount"
 
@@ -87,6 +88,24 @@ def test_no_credentials_says_what_to_do_not_aws_refused(bare_environment, capsys
     err = capsys.readouterr().err
     assert err.startswith("atc-xaccount: no credentials: set AWS_PROFILE or run `aws sso login`")
     assert "AWS refused" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["register", "events/cluster-registered.json"],
+        ["register", "--from-file", "events/bulk-registrations.csv"],
+        ["audit"],
+    ],
+)
+def test_without_credentials_the_commands_that_follow_an_execution_print_only_the_error(bare_environment, capsys, argv):
+    """No "Execution" heading above the error: no execution was started."""
+    bare_environment.setenv("AWS_REGION", "eu-west-1")
+    bare_environment.chdir(ROOT)
+    code, out = cli(*argv)
+    assert code == Exit.USAGE
+    assert out == ""
+    assert capsys.readouterr().err.startswith("atc-xaccount: no credentials")
 
 
 def test_an_unknown_profile_is_named(bare_environment, capsys):
