@@ -155,3 +155,16 @@ def test_an_explicit_stack_that_does_not_exist_is_named(aws, capsys):
     code, _ = cli("show", "demo-cluster-1", "--stack", "nosuch")
     assert code == Exit.USAGE
     assert capsys.readouterr().err.startswith("atc-xaccount: stack nosuch not found in us-east-1: pass --stack NAME")
+
+
+def test_an_answer_that_is_not_aws_is_named_not_a_traceback():
+    """An endpoint that answers an HTML error page (a proxy, a broken emulator): botocore's
+    ResponseParserError is no BotoCoreError, and escaped as a traceback."""
+    from botocore.parsers import ResponseParserError
+
+    from atc_xaccount_cli.aws.session import translated
+    from atc_xaccount_cli.errors import AwsRefused
+
+    with pytest.raises(AwsRefused, match=r"^the endpoint's answer is not an AWS response: Unable to parse"):
+        with translated():
+            raise ResponseParserError("Unable to parse response (syntax error), invalid XML received:\nb'<html>'")
