@@ -288,14 +288,23 @@ def _find_state(definition: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def cause_message(cause: str | None) -> str | None:
-    """Lambda's error payload holds `errorMessage`; show that, not the JSON around it."""
+    """Lambda's error payload holds `errorMessage`; show that, not the JSON around it.
+
+    A compensation that could not finish adds the failure it followed (`after`).
+    """
     if not cause:
         return cause
     try:
         parsed = json.loads(cause)
     except json.JSONDecodeError:
         return cause
-    return parsed.get("errorMessage", cause) if isinstance(parsed, dict) else cause
+    if not isinstance(parsed, dict):
+        return cause
+    message = parsed.get("errorMessage", cause)
+    after = parsed.get("after")
+    if isinstance(after, dict) and after.get("error"):
+        message = f"{message} (after {after['error']}: {cause_message(after.get('cause'))})"
+    return str(message)
 
 
 def compensation_json(result: ExecutionResult) -> dict[str, Any]:

@@ -45,3 +45,13 @@ def read_world(path: Path | None) -> dict[str, Any]:
     except WorldError as exc:
         raise UsageError(f"world file {path}: {exc}") from exc
     return world  # type: ignore[no-any-return]
+
+
+def check_parameters(root: Path, overrides: dict[str, str]) -> None:
+    """`--param NAME=VALUE` names a parameter of template.yaml (else a usage error, before anything runs)."""
+    from atc_xaccount_cli.local.template import SamApp, TemplateError
+
+    try:
+        SamApp.load(root, overrides)
+    except TemplateError as exc:
+        raise UsageError(str(exc)) from exc

@@ -321,9 +321,9 @@ def _access_key(f: Fields | None) -> AccessKey | None:
 
 
 def read_revoked(f: Fields) -> Revoked:
+    if f.flag("nothingToDo"):  # NothingDone's output: the cluster, not the request
+        return Revoked(f.text("clusterId"), True, f.opt_text("reason"), [])
     cluster = f.obj("request").text("clusterId")
-    if f.flag("nothingToDo"):
-        return Revoked(cluster, True, f.opt_text("reason"), [])
     changes: list[RevokedChange] = []
     for name, value in f.obj("changes").data.items():
         if isinstance(value, list):  # a Map's results: one per former placement

@@ -23,7 +23,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request, ctx = step_input(event, logger)
+    request, ctx = step_input(event, logger, context)
     result = compensate(
         request,
         ctx,
@@ -33,6 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         event.get("error"),
         event.get("preflight"),
         event.get("cause"),
+        attempt=int(event.get("attempt") or 0),
     )
     metrics.add_metric(name="ExecutionCompensated", unit=MetricUnit.Count, value=1)
     return result

@@ -22,7 +22,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request, ctx = step_input(event, logger)
+    request, ctx = step_input(event, logger, context)
     result = merge_trust(request, ctx, plan=event.get("plan"))
     count_change(metrics, result, "TrustPolicyWrites")
     count_change(metrics, result.get("externalId") or {}, "ExternalIdStored")

@@ -22,5 +22,5 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request, ctx = step_input(event, logger)
+    request, ctx = step_input(event, logger, context)
     return revoke_policy(request, ctx)

@@ -66,6 +66,11 @@ class Capture:
             self.save(
                 "local-revoked", run("local", "run", EVENTS / "cluster-deregistered.json", "--world", "after.json")
             )
+        if self.wanted("local-revoked-nothing"):
+            deregistration = EVENTS / "cluster-deregistered.json"
+            self.save(
+                "local-revoked-nothing", run("local", "run", deregistration, "--world", EVENTS / "sample-world.json")
+            )
         invalid = EVENTS / "cluster-registered-invalid.json"
         if self.wanted("local-failed"):
             self.save("local-failed", run("local", "run", invalid, "--world", EVENTS / "sample-world.json"))

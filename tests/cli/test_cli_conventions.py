@@ -16,6 +16,7 @@ from atc_xaccount_cli.aws.deployment import default_stack
 from atc_xaccount_cli.exitcodes import Exit
 from atc_xaccount_cli.local.faults import KINDS
 from atc_xaccount_cli.main import main
+from tests.cli.conftest import ROOT
 
 SCRIPT = Path(sys.executable).parent / "atc-xaccount"
 
@@ -89,6 +90,24 @@ def test_no_credentials_says_what_to_do_not_aws_refused(bare_environment, capsys
     assert "AWS refused" not in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["register", "events/cluster-registered.json"],
+        ["register", "--from-file", "events/bulk-registrations.csv"],
+        ["audit"],
+    ],
+)
+def test_without_credentials_the_commands_that_follow_an_execution_print_only_the_error(bare_environment, capsys, argv):
+    """No "Execution" heading above the error: no execution was started."""
+    bare_environment.setenv("AWS_REGION", "eu-west-1")
+    bare_environment.chdir(ROOT)
+    code, out = cli(*argv)
+    assert code == Exit.USAGE
+    assert out == ""
+    assert capsys.readouterr().err.startswith("atc-xaccount: no credentials")
+
+
 def test_an_unknown_profile_is_named(bare_environment, capsys):
     code, _ = cli("show", "demo-cluster-1", "--profile", "nosuch", "--region", "us-east-1")
     assert code == Exit.USAGE
@@ -136,3 +155,16 @@ def test_an_explicit_stack_that_does_not_exist_is_named(aws, capsys):
     code, _ = cli("show", "demo-cluster-1", "--stack", "nosuch")
     assert code == Exit.USAGE
     assert capsys.readouterr().err.startswith("atc-xaccount: stack nosuch not found in us-east-1: pass --stack NAME")
+
+
+def test_an_answer_that_is_not_aws_is_named_not_a_traceback():
+    """An endpoint that answers an HTML error page (a proxy, a broken emulator): botocore's
+    ResponseParserError is no BotoCoreError, and escaped as a traceback."""
+    from botocore.parsers import ResponseParserError
+
+    from atc_xaccount_cli.aws.session import translated
+    from atc_xaccount_cli.errors import AwsRefused
+
+    with pytest.raises(AwsRefused, match=r"^the endpoint's answer is not an AWS response: Unable to parse"):
+        with translated():
+            raise ResponseParserError("Unable to parse response (syntax error), invalid XML received:\nb'<html>'")

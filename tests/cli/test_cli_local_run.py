@@ -229,6 +229,24 @@ def test_malformed_world_file_names_the_field(tmp_path, capsys, world, names):
         assert name in err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["{bad"], id="event-not-json"),
+        pytest.param([SAMPLE_EVENT, "--world", "{bad"], id="world-not-json"),
+        pytest.param([SAMPLE_EVENT, "--param", "NoSuchParameter=1"], id="unknown-parameter"),
+    ],
+)
+def test_in_human_mode_a_bad_input_is_its_error_alone(tmp_path, capsys, argv):
+    """No banner, no "Execution" heading above the error: nothing ran."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    code, out = cli("local", "run", *[bad if a == "{bad" else a for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert out == "" and err.startswith("atc-xaccount: "), (out, err)
+
+
 def test_missing_and_non_json_world_files_are_named(tmp_path, capsys):
     missing = tmp_path / "missing-world.json"
     err = usage_error(capsys, SAMPLE_EVENT, "--world", missing, "--json")

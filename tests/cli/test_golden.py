@@ -61,6 +61,7 @@ RENDERERS: dict[str, Callable[[Out, dict[str, Any]], None]] = {
     "local-onboarded-verbose": lambda out, body: _local(out, body, verbose=True),
     "local-onboarded-access-key": _local,
     "local-revoked": _local,
+    "local-revoked-nothing": _local,
     "local-failed": _local,
     "local-compensated": _local,
     "local-bulk": _local,
@@ -108,6 +109,11 @@ def test_a_deregistration_reports_each_change_and_no_traceback():
     assert "demo-cluster-1 is deregistered:" in text
     assert "formerPlacements  none" in text
     assert "1 grant(s) removed from the trust policy of atc-s3-access-keys in 222222222222" in text
+
+
+def test_deregistering_a_cluster_never_registered_says_so():
+    """The defect: NothingDone's output has no `request`, and the report died on it after SUCCEEDED."""
+    assert "Nothing to do: cluster demo-cluster-1 was never registered." in rendered("local-revoked-nothing")
 
 
 def test_an_access_key_made_through_the_node_api_leaves_nothing_to_type_and_no_external_id_shown():

@@ -132,7 +132,8 @@ EXPECTED: dict[str, set[Grant]] = {
     # registry.update_item and the lock release, in one transaction (or one by one).
     "RecordFunction": {grant("dynamodb:UpdateItem", REGISTRY), grant("dynamodb:UpdateItem", LOCKS)},
     # Undo in the target accounts; delete a secret this execution created; what it cannot
-    # undo goes on the cluster's record (registry.record_left_behind).
+    # undo goes on the cluster's record (registry.record_left_behind), and a retry that
+    # finishes takes it off again (registry.clear_left_behind: a conditional DeleteItem).
     # A grouped change is removed as an offboarding removes it (steps/group_undo.py): its
     # lock, fenced reads, the note of each write; users, provenance, the GSI.
     "CompensateFunction": {

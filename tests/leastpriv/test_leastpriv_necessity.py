@@ -55,6 +55,10 @@ GRANTS = [
     ("AccessRoleTrust", "iam:UpdateAssumeRolePolicy", "onboard", "s3"),
     ("ReadAccessRoleAttachments", "iam:ListAttachedRolePolicies", "onboard", "s3"),
     ("ReadTrustPolicySizeQuota", "iam:GetAccountSummary", "big-trust", "s3"),
+    # Preflight proves the planned writes against the role's own policy (issue 16 item 3).
+    ("ReadOwnPolicy", "iam:GetRolePolicy", "onboard", "cm"),
+    # A node role under a path is read, to be refused by name (issue 16 item 4).
+    ("FindRolesUnderAPath", "iam:GetRole", "pathed-role", "cm"),
 ]
 
 #: The doctor's reads (issue 11): without one, the link it serves cannot be decided.
@@ -82,6 +86,8 @@ def _world(lab: Lab, case: Case, scenario: str) -> None:
         base = with_assume_policy(base, versions=1)
     elif scenario == "big-trust":
         base = with_big_trust(base)
+    elif scenario == "pathed-role":
+        base["accounts"][CM_SAMPLE]["roles"][NODE_ROLE]["path"] = "/service/"
     lab.seed(case, base)
 
 
@@ -195,6 +201,13 @@ def test_control_the_whole_role_runs_each_scenario(lab: Lab, scenario):
     case = lab.case()
     result = _run(lab, case, scenario, None)
     assert result.status == "SUCCEEDED", result.cause
+
+
+def test_control_the_whole_role_refuses_a_role_under_a_path_by_name(lab: Lab):
+    case = lab.case()
+    result = _run(lab, case, "pathed-role", None)
+    assert result.status == "FAILED" and result.error == "UnsupportedRolePath", result.cause
+    assert f"arn:aws:iam::{case.cm}:role/service/{NODE_ROLE}" in (result.cause or "")
 
 
 def test_control_the_whole_role_rolls_a_failed_onboarding_back(lab: Lab):

@@ -112,9 +112,17 @@ def create_role(iam: Any, name: str, trust: dict[str, Any] | None = None) -> Non
 
 
 def create_automation_role(account: str) -> None:
-    """What the bootstrap StackSet puts in every target account."""
+    """What the bootstrap StackSet puts in every target account: the role and its policy."""
+    from pathlib import Path
+
+    from atc_xaccount_cli.local.authz import load_bootstrap_role
+
+    role = load_bootstrap_role(
+        Path(__file__).resolve().parents[2], {"AutomationAccountId": AUTOMATION}, account=account
+    )
+    iam = iam_in(account)
     create_role(
-        iam_in(account),
+        iam,
         AUTOMATION_ROLE,
         {
             "Version": "2012-10-17",
@@ -127,6 +135,8 @@ def create_automation_role(account: str) -> None:
             ],
         },
     )
+    for name, document in role.policies.items():
+        iam.put_role_policy(RoleName=AUTOMATION_ROLE, PolicyName=name, PolicyDocument=json.dumps(document))
 
 
 def seed_documented_prerequisites(

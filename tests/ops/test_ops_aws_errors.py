@@ -129,3 +129,58 @@ def test_reads_treat_no_such_entity_as_absent_and_translate_the_rest(iam):
 
     assert info.value.operation == "iam:GetRole"
     assert isinstance(info.value.__cause__, ClientError)
+
+
+# --- one retry layer per concern (issue 16 item 6) ----------------------------------------
+
+
+@pytest.mark.parametrize("code", ["Throttling", "ConcurrentModification", "ServiceFailure"])
+def test_an_undo_s_throttled_call_is_sent_once_by_the_step(iam, monkeypatch, code):
+    """botocore's standard mode retries throttling on every call and the state machine retries
+    the step; compensation's own retries on top made 5 x 5 x 6 attempts of one call."""
+    from atc_xaccount.sessions import CLIENT_RETRIES, client_config
+
+    monkeypatch.setenv(RETRY_BASE_ENV, "0")
+    arn = f"arn:aws:iam::{CM}:policy/atc-s3-assume-role"
+    with Stubber(iam) as stub:
+        stub.add_client_error("list_policy_versions", service_error_code=code, http_status_code=400)
+        with pytest.raises((IamThrottled, IamConcurrentModification, AwsOperationFailed)):
+            iam_ops.ensure_policy_version_document(iam, CM, arn=arn, document=TRUST)
+        stub.assert_no_pending_responses()  # the one answer was asked for, and no retry
+
+    assert CLIENT_RETRIES == {"mode": "standard", "max_attempts": 5}
+    assert client_config().retries["mode"] == "standard", "every client the steps make retries throttling"
+
+
+def test_the_last_eventual_consistency_answer_is_the_error_the_state_machines_retry(iam, monkeypatch):
+    monkeypatch.setenv(RETRY_BASE_ENV, "0")
+    with Stubber(iam) as stub:
+        for _ in range(RETRY_ATTEMPTS):
+            stub.add_client_error("attach_role_policy", service_error_code="NoSuchEntity", http_status_code=404)
+        with pytest.raises(IamPropagationDelay) as info:
+            iam_ops.attach(
+                iam, CM, role_name="atc-node", policy_arn=f"arn:aws:iam::{CM}:policy/p", needed=True, just_created=True
+            )
+    assert "a policy created a moment ago is not attachable yet" in str(info.value)
+
+
+def test_eventual_consistency_is_retried_only_while_the_lambda_has_time_left(iam, monkeypatch):
+    from atc_xaccount.aws_errors import RETRY_RESERVE_SECONDS, set_deadline
+
+    monkeypatch.setenv(RETRY_BASE_ENV, "0")
+    set_deadline((RETRY_RESERVE_SECONDS - 1) * 1000)
+    try:
+        with Stubber(iam) as stub:
+            stub.add_client_error("attach_role_policy", service_error_code="NoSuchEntity", http_status_code=404)
+            with pytest.raises(IamPropagationDelay):
+                iam_ops.attach(
+                    iam,
+                    CM,
+                    role_name="atc-node",
+                    policy_arn=f"arn:aws:iam::{CM}:policy/p",
+                    needed=True,
+                    just_created=True,
+                )
+            stub.assert_no_pending_responses()  # one attempt: no time for another
+    finally:
+        set_deadline(None)

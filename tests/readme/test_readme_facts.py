@@ -101,3 +101,23 @@ def test_the_walk_reads_blocks_markers_continuations_and_exit_codes():
 def test_an_unclosed_block_is_named():
     with pytest.raises(WalkError, match=r"README.md:2: code block never closed"):
         steps("\n```sh\nls\n")
+
+
+def test_an_output_block_matches_what_was_printed_not_what_was_once_printed():
+    """`<!-- walk: output -->` holds the README's sample reports to the command's real output:
+    `…` stands for the rest of a line, execution names and key ids vary, figures do not."""
+    from tests.readme.walk import missing_lines
+
+    printed = (
+        "SUCCEEDED  (x; execution local-0123456789ab, 11 states)\nAWS calls by the steps: 32 (11 writes: a x1, b x2)\n"
+    )
+    assert (
+        missing_lines(
+            "SUCCEEDED  (x; execution local-05ad2a082bd4, 11 states)\nAWS calls by the steps: 32 (11 writes: a x1, …)",
+            printed,
+        )
+        == []
+    )
+    assert missing_lines("AWS calls by the steps: 25 (8 writes: a x1, …)", printed) == [
+        "AWS calls by the steps: 25 (8 writes: a x1, …)"
+    ]

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from atc_xaccount_cli.main import main
-from tests.readme.walk import Step, steps
+from tests.readme.walk import Step, missing_lines, steps
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -45,6 +45,7 @@ class Walk:
         self.printed: dict[str, str] = {}
         self.port = SERVE_PORT
         self.lines: queue.Queue[str] = queue.Queue()
+        self.last_out = ""
 
     def fail(self, step: Step, why: str, output: str = "") -> None:
         tail = "\n".join(output.strip().splitlines()[-25:])
@@ -83,6 +84,7 @@ class Walk:
             argv, target = argv[:at], argv[at + 1]
         code, out, err = self.invoke(argv)
         self.check(step, argv, code, out, err)
+        self.last_out = out
         if target is not None:
             (self.cwd / target).write_text(out, encoding="utf-8")
         if argv and argv[0] in READ_ONLY and "--json" not in argv:
@@ -106,6 +108,11 @@ class Walk:
                 json.loads(out)
             except json.JSONDecodeError:
                 self.fail(step, "--json printed no JSON object", out)
+
+    def output(self, step: Step) -> None:
+        missing = missing_lines(step.text, self.last_out)
+        if missing:
+            self.fail(step, "the command before this block does not print:\n" + "\n".join(missing), self.last_out)
 
     # --- the `local serve` session ---------------------------------------------------------
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from atc_xaccount.bulk import detect_format, parse_bulk
+from atc_xaccount.errors import InvalidEvent
 from atc_xaccount.model import Defaults
 
 CSV = """clusterId,clusterManagerAccountId,s3AccountId,buckets,nodeRoleName
@@ -69,3 +72,19 @@ def test_format_follows_the_name_then_the_content():
 def test_a_row_wider_than_the_header_is_refused():
     items, rejected = parse_bulk("f.csv", "clusterId,s3AccountId\na,1,extra\n", Defaults())
     assert items == [] and "3 cells" in rejected[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("empty.csv", ""),
+        ("header.csv", "clusterId,clusterManagerAccountId,s3AccountId\n"),
+        ("blank.jsonl", "\n# none\n"),
+    ],
+)
+def test_a_file_without_rows_is_refused_not_reported_as_done(name, text):
+    """A bulk file with nothing to register is a mistake (an empty export, a header alone):
+    it fails in Prepare naming the format, instead of "0 rows" and exit 0."""
+    with pytest.raises(InvalidEvent, match="has no rows") as raised:
+        parse_bulk(name, text, Defaults())
+    assert "clusterId,clusterManagerAccountId,s3AccountId" in str(raised.value)

@@ -49,6 +49,7 @@ ASL_NAMES = {
     "SecretDeletionPending",
     "CommitPending",
     "GroupCommitFailed",
+    "UnsupportedRolePath",
     "NodeApiUnavailable",
     "NodeApiCredentialsInvalid",
     "AccessKeyRejected",

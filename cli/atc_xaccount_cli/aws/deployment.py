@@ -77,6 +77,7 @@ class Deployment:
         target accounts through the operators' read-only role: operators read, workflows write."""
         sessions = AccountSessions(
             automation_role_name=self.operator_role_name,
+            writer_role_name=self.automation_role_name,
             partition=partition_for_region(self.region),
             region=self.region,
             execution=execution,

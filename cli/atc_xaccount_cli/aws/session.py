@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import boto3
 from botocore import exceptions as boto
+from botocore.parsers import ResponseParserError
 
 from atc_xaccount_cli.errors import AwsRefused, ConfigError
 from atc_xaccount_cli.paths import samconfig_value
@@ -87,3 +88,7 @@ def translated() -> Iterator[None]:
         raise AwsRefused(f"AWS refused {operation}: {code}: {message}") from exc
     except boto.BotoCoreError as exc:
         raise AwsRefused(f"AWS call failed: {exc}") from exc
+    except ResponseParserError as exc:
+        # Not an AWS answer at all (an HTML error page from a proxy or a broken endpoint).
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AwsRefused(f"the endpoint's answer is not an AWS response: {first}") from exc

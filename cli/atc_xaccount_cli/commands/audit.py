@@ -23,12 +23,16 @@ def command(ctx: click.Context, /, **connection: Any) -> int:
     """
     a = app(ctx, connection.pop("as_json"))
     live = a.live()
-    if a.human:
-        a.human.line("Execution")
+
+    def operation(session: Any, deployment: Any) -> tuple[int, dict[str, Any]]:
+        if a.human:  # credentials and stack found: the execution's states follow
+            a.human.line("Execution")
+        return ops.audit(session, deployment, **live)
+
     return run_aws(
         a,
         "audit",
         connection,
-        lambda session, deployment: ops.audit(session, deployment, **live),
+        operation,
         lambda out, body: render_run(out, read_run(body)),
     )

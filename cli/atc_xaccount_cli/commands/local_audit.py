@@ -25,7 +25,7 @@ def command(
 
     Exit 0 nothing drifted, 4 drift found, 1 the audit (or a cluster's check) failed.
     """
-    from atc_xaccount_cli.inputs import read_world
+    from atc_xaccount_cli.inputs import check_parameters, read_world
     from atc_xaccount_cli.local.run import run_audit
 
     a = app(ctx, as_json)
@@ -33,9 +33,11 @@ def command(
     overrides = parameters(params)
     if repair:
         overrides["RepairDrift"] = "true"
+    seeded = read_world(world)
+    check_parameters(project_root(), overrides)
     if a.human:
         banner(a.human, [], world)
-    report = run_audit(project_root(), read_world(world), parameters=overrides, verbose=verbose, **a.live())
+    report = run_audit(project_root(), seeded, parameters=overrides, verbose=verbose, **a.live())
     body = report.to_json()
     result = read_local(body)
     if a.json:

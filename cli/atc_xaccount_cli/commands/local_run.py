@@ -65,6 +65,7 @@ def command(
     its detail (a manual execution). Several files start at once, on one world. Exit 0
     every execution SUCCEEDED, 1 one FAILED, 2 usage error.
     """
+    from atc_xaccount_cli.inputs import check_parameters, read_event, read_world
     from atc_xaccount_cli.local.aws_time import AwsTiming
     from atc_xaccount_cli.local.run import OFFBOARD, ONBOARD, run_bulk, run_local
     from atc_xaccount_cli.local.template import TemplateError
@@ -74,6 +75,9 @@ def command(
     overrides = parameters(params)
     out = a.human
     live = a.live()
+    # Every input is read before the banner: a bad file or parameter is its error alone.
+    seeded = read_world(world)
+    check_parameters(project_root(), overrides)
     try:
         if from_file is not None:
             if event_files:
@@ -82,14 +86,12 @@ def command(
                 raise UsageError("--faults applies to EVENT_FILEs, not --from-file")
             if out:
                 banner(out, [from_file], world, what="file")
-            from atc_xaccount_cli.inputs import read_world
-
-            report = run_bulk(
-                project_root(), from_file, read_world(world), parameters=overrides, verbose=verbose, **live
-            )
+            report = run_bulk(project_root(), from_file, seeded, parameters=overrides, verbose=verbose, **live)
         else:
             if not event_files:
                 raise UsageError("give at least one EVENT_FILE (or --from-file)")
+            for event_file in event_files:
+                read_event(event_file)
             plan = FaultPlan(list(faults), seed) if faults else None
             if out:
                 banner(out, list(event_files), world)

@@ -51,12 +51,12 @@ def start(
     check_files(event_file=event_file)
     event = read_event(event_file)
     live = a.live()
-    if a.human and via == "execution" and not no_wait:
-        a.human.line("Execution")
 
     def operation(session: Any, deployment: Any) -> tuple[int, dict[str, Any]]:
         if via == "events":
             return ops.put_on_bus(session, deployment, event, kind=kind, source=source)
+        if a.human and not no_wait:  # credentials and stack found: the execution's states follow
+            a.human.line("Execution")
         return ops.register(session, deployment, event, kind=kind, wait=not no_wait, **live)
 
     return run_aws(a, "register" if kind == "onboard" else "deregister", connection, operation, render_execution)
@@ -94,10 +94,10 @@ def _bulk(ctx: click.Context, from_file: Path, via: str, source: str, no_wait: b
     if via != "execution":
         raise UsageError("--from-file runs the bulk workflow; --via events does not apply")
     live = a.live()
-    if a.human and not no_wait:
-        a.human.line("Execution")
 
     def operation(session: Any, deployment: Any) -> tuple[int, dict[str, Any]]:
+        if a.human and not no_wait:
+            a.human.line("Execution")
         return ops.register_bulk(session, deployment, from_file, wait=not no_wait, **live)
 
     return run_aws(a, "register", connection, operation, lambda out, body: render_run(out, read_run(body)))

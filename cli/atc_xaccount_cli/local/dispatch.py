@@ -65,9 +65,13 @@ class LocalContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    #: When the invocation's Timeout runs out (time.monotonic()), as Lambda counts it.
+    deadline: float = 0.0
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        import time
+
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 class CallLedger:
@@ -116,6 +120,9 @@ class CallLedger:
 #: Hook for fault injection: called before each step AWS call with (step, key, params).
 BeforeCall = Callable[[str, str, dict[str, Any]], None]
 
+#: Hook for fault injection after each step AWS call: (step, key, params, response) -> the response the step sees.
+AfterCall = Callable[[str, str, dict[str, Any], Any], Any]
+
 #: Hook for the step roles (step_roles.py): (step, client, operation, params); raises AWS's AccessDenied.
 Authorize = Callable[[str, Any, str, dict[str, Any]], None]
 
@@ -132,6 +139,7 @@ class Dispatcher:
         self.functions = functions
         self.ledger = ledger
         self.before_call: BeforeCall | None = None
+        self.after_call: AfterCall | None = None
         self.authorize: Authorize | None = None
         #: Judges every sts:AssumeRole, a step's or anyone else's (trust_judge.py).
         self.judge_assume: Callable[[str | None, Any, dict[str, Any]], None] | None = None
@@ -181,9 +189,14 @@ class Dispatcher:
         logical_id = function_ref.rsplit(":", 1)[-1]
         event = json.loads(payload or "{}")
         request_id = str(uuid.uuid4())
-        context = LocalContext(logical_id, f"arn:aws:lambda:local:function:{logical_id}", request_id)
         if self.timing is not None:
             time.sleep(self.timing.invoke_seconds())
+        context = LocalContext(
+            logical_id,
+            f"arn:aws:lambda:local:function:{logical_id}",
+            request_id,
+            deadline=time.monotonic() + self.functions[logical_id].timeout,
+        )
         step_token = self._step.set(logical_id)
         execution_token = self._execution.set(event.get("execution") if isinstance(event, dict) else None)
         # Each function runs in containers of its own: what one caches (the fingerprint key)
@@ -235,7 +248,7 @@ class Dispatcher:
                 if dispatcher.timing is not None:
                     time.sleep(dispatcher.timing.call_seconds(key, is_write(key)))
                 if dispatcher.around_call is not None:
-                    return dispatcher.around_call(
+                    response = dispatcher.around_call(
                         step,
                         client,
                         key,
@@ -243,11 +256,17 @@ class Dispatcher:
                         lambda: original_call(client, operation_name, api_params),
                         original_call,
                     )
-            elif key == "sts:AssumeRole" and dispatcher.judge_assume is not None:
-                dispatcher.judge_assume(None, client, api_params)  # an operator, the proof of access
-            elif dispatcher.before_call is not None and (state := dispatcher._integration.get()) is not None:
-                dispatcher.before_call(state, key, api_params)
-            return original_call(client, operation_name, api_params)
+                else:
+                    response = original_call(client, operation_name, api_params)
+            else:
+                if key == "sts:AssumeRole" and dispatcher.judge_assume is not None:
+                    dispatcher.judge_assume(None, client, api_params)  # an operator, the proof of access
+                elif dispatcher.before_call is not None and (state := dispatcher._integration.get()) is not None:
+                    dispatcher.before_call(state, key, api_params)
+                response = original_call(client, operation_name, api_params)
+            if step is not None and dispatcher.after_call is not None:
+                response = dispatcher.after_call(step, key, api_params, response)
+            return response
 
         def add_metric(provider: Any, name: str, unit: Any, value: float, resolution: Any = 60) -> None:
             if not is_metrics_disabled():

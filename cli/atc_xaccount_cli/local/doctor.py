@@ -58,6 +58,7 @@ def operator_context(emulator: Emulator, world: dict[str, Any], execution: str) 
     ctx = StepContext.from_env(os.environ, execution)
     sessions = AccountSessions(
         automation_role_name=emulator.operator_role_name,
+        writer_role_name=ctx.sessions.automation_role_name,
         partition=ctx.partition,
         region=ctx.sessions.region,
         execution=execution,

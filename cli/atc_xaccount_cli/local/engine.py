@@ -25,7 +25,16 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 
 from atc_xaccount_cli.executions import ExecutionResult, follow_execution
-from atc_xaccount_cli.local import authz, aws_time, identities, moto_gaps, step_roles, trust_judge
+from atc_xaccount_cli.local import (
+    authz,
+    aws_time,
+    choice_paths,
+    iam_quotas,
+    identities,
+    moto_gaps,
+    step_roles,
+    trust_judge,
+)
 from atc_xaccount_cli.local import world as worlds
 from atc_xaccount_cli.local.dispatch import CallLedger, Dispatcher, code_zip
 from atc_xaccount_cli.local.limits import HISTORY_EVENTS, PAYLOAD_BYTES, Limits
@@ -152,6 +161,8 @@ class Emulator:
         self._stack.enter_context(aws_time.secret_deletion_lag(self.secret_deletion_lag))
         self.dispatcher.timing = self.aws_timing
         self._stack.enter_context(moto_gaps.bridged())
+        self._stack.enter_context(iam_quotas.enforced())
+        self._stack.enter_context(choice_paths.enforced())
         self._stack.enter_context(self.limits.installed())
         self._stack.enter_context(self.authz.installed())
         self._stack.enter_context(self.node_apis.installed())
@@ -288,6 +299,9 @@ class Emulator:
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
         dynamodb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:  # DynamoDB deletes expired items on its own schedule (days); moto keeps them, as reads may
+            dynamodb.update_time_to_live(TableName=logical_id, TimeToLiveSpecification=ttl)
         return logical_id
 
     def _create_state_machines(

@@ -9,9 +9,10 @@ AWS itself returns, so the workflow's Retry/Catch handle it exactly as in AWS.
 `consistency` is IAM's eventual consistency (issue 10 item 2): for the next `limit`
 (default 1) calls on each resource, a policy created in this run is not attachable yet
 (`AttachRolePolicy` -> NoSuchEntity), a policy detached in this run is still counted as
-attached (`DeletePolicy` -> DeleteConflict), and a role's trust policy naming a principal
-is refused with "Invalid principal in policy" (`UpdateAssumeRolePolicy`: every role of a
-world is as new as it gets when the run starts). Other calls it names are not affected.
+attached (`DeletePolicy` -> DeleteConflict, and `GetPolicy` shows its `AttachmentCount`
+one higher: `after_call`), and a role's trust policy naming a principal is refused with
+"Invalid principal in policy" (`UpdateAssumeRolePolicy`: every role of a world is as new
+as it gets when the run starts). Other calls it names are not affected.
 E.g. `iam:*=consistency:1:2`.
 
 `stale` is IAM's eventual consistency for reads (issue 18): for the next `limit` (default
@@ -145,9 +146,28 @@ class FaultPlan:
                 self.injected.append({"step": step, "call": key, "kind": fault.kind})
             status, code, message = KINDS[fault.kind]
             raise ClientError(
-                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                {"Error": {"Code": code, "Message": message}, "ResponseMetadata": _metadata(status)},
                 key.partition(":")[2],
             )
+
+    def after_call(self, step: str, key: str, params: dict[str, Any], response: Any) -> Any:
+        """A detached policy's GetPolicy still counts the attachment, inside the consistency window."""
+        arn = str(params.get("PolicyArn", ""))
+        if key != "iam:GetPolicy" or arn not in self._detached or not isinstance(response, dict):
+            return response
+        for fault in self.faults:
+            if fault.kind != "consistency" or not fault.applies(step, key):
+                continue
+            with self._lock:
+                seen = self._window.get(("GetPolicy", arn), 0)
+                if seen >= (fault.limit or 1) or self._random.random() >= fault.probability:
+                    return response
+                self._window[("GetPolicy", arn)] = seen + 1
+                self.injected.append({"step": step, "call": key, "kind": fault.kind})
+            policy = dict(response.get("Policy") or {})
+            policy["AttachmentCount"] = int(policy.get("AttachmentCount", 0)) + 1
+            return {**response, "Policy": policy}
+        return response
 
     def _observe(self, key: str, params: dict[str, Any]) -> None:
         """Remember what was just created or detached (the call is about to be made)."""
@@ -179,7 +199,14 @@ class FaultPlan:
         raise ClientError(
             {
                 "Error": {"Code": code, "Message": message.format(resource)},
-                "ResponseMetadata": {"HTTPStatusCode": status},
+                "ResponseMetadata": _metadata(status),
             },
             operation,
         )
+
+
+def _metadata(status: int) -> dict[str, Any]:
+    """What every AWS error response carries (Step Functions' integrations quote its RequestId)."""
+    import uuid
+
+    return {"HTTPStatusCode": status, "RequestId": str(uuid.uuid4())}

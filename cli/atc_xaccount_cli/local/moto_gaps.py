@@ -29,6 +29,10 @@ Each bridge makes moto do what AWS documents, never fakes a result:
   transaction started, so a lock another execution released in between comes back to
   life, owned by a finished execution, and every waiter runs out of retries. The bridge
   serializes moto's DynamoDB writes, as DynamoDB's own item-level atomicity would.
+- Secrets Manager requests are atomic on AWS. moto 5.2.5 looks a secret up by scanning its
+  store's values, so a CreateSecret of another execution (twenty registrations at once each
+  create one) breaks a concurrent read with "dictionary changed size during iteration". The
+  bridge serializes moto's Secrets Manager backend, one request at a time.
 - moto authorizes `GET ?encryption` (GetBucketEncryption) as `s3:ListBucket`, its default
   for an unmapped bucket GET; AWS authorizes it as `s3:GetEncryptionConfiguration`
   (and the PUT as `s3:PutEncryptionConfiguration`). The bridge adds both to moto's map.
@@ -45,6 +49,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from moto.dynamodb.models import DynamoDBBackend
+from moto.secretsmanager.models import SecretsManagerBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
     distributed_item_processor_worker as distributed_worker,
@@ -78,6 +83,7 @@ def bridged() -> Iterator[None]:
         stack.enter_context(_sfn_sync_output_casing())
         stack.enter_context(_result_writer())
         stack.enter_context(_atomic_dynamodb_writes())
+        stack.enter_context(_atomic_secrets_manager())
         stack.enter_context(_s3_encryption_action_names())
         yield
 
@@ -132,6 +138,31 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
     finally:
         for name, original in {**originals, **reads}.items():
             setattr(DynamoDBBackend, name, original)
+
+
+@contextmanager
+def _atomic_secrets_manager() -> Iterator[None]:
+    guard = threading.RLock()
+    originals = {
+        name: method
+        for name, method in vars(SecretsManagerBackend).items()
+        if callable(method) and not name.startswith("_")
+    }
+
+    def serialized(original: Any) -> Any:
+        def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with guard:
+                return original(self, *args, **kwargs)
+
+        return request
+
+    for name, original in originals.items():
+        setattr(SecretsManagerBackend, name, serialized(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(SecretsManagerBackend, name, original)
 
 
 @contextmanager

@@ -187,6 +187,7 @@ def run_events(
         if faults is not None:
             emulator.dispatcher.before_call = faults.before_call
             emulator.dispatcher.around_call = faults.around_call
+            emulator.dispatcher.after_call = faults.after_call
         started = time.monotonic()
         with emulator.counting() as ledger:
             starts = [(event, machine) for (_, event), (machine, _) in zip(events, routes, strict=True)]
@@ -200,7 +201,7 @@ def run_events(
             by_step = {step: dict(sorted(c.items())) for step, c in sorted(ledger.by_step.items())}
             per_execution = [ledger.summary(r.name) for r in results]
         seconds = time.monotonic() - started
-        emulator.dispatcher.before_call = emulator.dispatcher.around_call = None
+        emulator.dispatcher.before_call = emulator.dispatcher.around_call = emulator.dispatcher.after_call = None
         accounts = {a for _, event in events for a in _accounts_of(event)} | set(world["accounts"])
         after = emulator.snapshot(sorted(accounts | {AUTOMATION_ACCOUNT}))
         published = emulator.published_events()

@@ -67,6 +67,8 @@ class FunctionSpec:
     logical_id: str
     code_dir: Path
     handler: str
+    #: Seconds Lambda lets an invocation run (the function's Timeout, else Globals', else 3).
+    timeout: int = 3
 
 
 @dataclass
@@ -130,6 +132,7 @@ class SamApp:
                     logical_id,
                     root / str(props["CodeUri"]),
                     str(props.get("Handler") or glob.get("Handler") or "app.lambda_handler"),
+                    int(props.get("Timeout") or glob.get("Timeout") or 3),
                 )
             elif resource.get("Type") == "AWS::Serverless::StateMachine":
                 patterns = {

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from atc_xaccount_cli.local.iam_quotas import QUOTAS, set_quota
 from atc_xaccount_cli.local.world_error import WorldError as WorldError  # re-exported: the world's error
 
 ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -24,7 +25,9 @@ BOOTSTRAP_KEYS = {"NodeRoleName", "AccessRoleName", "AssumePolicyName", "AccessP
 #: The world's operator: who runs the operator commands (`local doctor`), a role ARN.
 OPERATOR_KEYS = {"principalArn"}
 OPERATOR_ARN_RE = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})$")
-ROLE_KEYS = {"trust", "attached"}
+ROLE_KEYS = {"trust", "attached", "path"}
+#: IAM's role path: `/`, or `/` + printable ASCII + `/`, at most 512 characters.
+ROLE_PATH_RE = re.compile(r"^/(?:[\x21-\x7e]{0,510}/)?$")
 #: Optional keys the access chain (`local doctor`, issue 11) reads: per role, and per account.
 CHAIN_ROLE_KEYS = {"inline", "boundary", "maxSessionDuration"}
 CHAIN_KEYS = {"bucketPolicies", "bucketEncryption", "kmsKeys", "organizationId"}
@@ -83,14 +86,13 @@ def validate_world(world: Any) -> None:
         for name, value in (state.get("secrets") or {}).items():
             _validate_secret(value, f"{where}.secrets.{name}")
         for name, value in (state.get("quotas") or {}).items():
-            if name != "AssumeRolePolicySizeQuota" or type(value) is not int:
+            if name not in QUOTAS or type(value) is not int:
+                raise WorldError(f"{where}.quotas.{name}: known quotas are {', '.join(QUOTAS)}, each a whole number")
+            _, floor, ceiling = QUOTAS[name]
+            if not floor <= value <= ceiling:
                 raise WorldError(
-                    f"{where}.quotas.{name}: only AssumeRolePolicySizeQuota, a whole number of characters, is known"
-                )
-            if not 2048 <= value <= 10240:
-                raise WorldError(
-                    f"{where}.quotas.AssumeRolePolicySizeQuota: {value} is not a quota an account can have "
-                    "(IAM's default is 2,048 characters, and it can only be raised)"
+                    f"{where}.quotas.{name}: {value} is not a quota an account can have "
+                    f"(IAM's default is {floor:,}, and it can only be raised)"
                 )
         if "bootstrap" in state:
             _validate_bootstrap(state["bootstrap"], f"{where}.bootstrap")
@@ -185,6 +187,9 @@ def _validate_role(role: Any, where: str, account: str, policies: set[str]) -> N
         raise WorldError(f"{where}.maxSessionDuration: a whole number of seconds from 3600 to 43200")
     if not isinstance(role.get("trust"), dict):
         raise WorldError(f"{where}.trust: must be a policy document object")
+    path = role.get("path", "/")
+    if not isinstance(path, str) or ROLE_PATH_RE.match(path) is None or "//" in path:
+        raise WorldError(f"{where}.path: an IAM path, / or /name/.../ (printable ASCII, at most 512 characters)")
     attached = role.get("attached", [])
     if not isinstance(attached, list):
         raise WorldError(f"{where}.attached: must be a list of policy ARNs")
@@ -235,6 +240,8 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
             extra["PermissionsBoundary"] = role["boundary"]
         if role.get("maxSessionDuration"):
             extra["MaxSessionDuration"] = role["maxSessionDuration"]
+        if role.get("path", "/") != "/":
+            extra["Path"] = role["path"]
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(role["trust"]), **extra)
         for arn in role.get("attached", []):
             iam.attach_role_policy(RoleName=name, PolicyArn=arn)
@@ -264,16 +271,8 @@ def seed_account(session: boto3.Session, account: str, state: dict[str, Any], pa
         for label in SECRET_STAGES:
             if label in versions:
                 secrets.put_secret_value(SecretId=name, SecretString=versions[label], VersionStages=[label])
-    quota = (state.get("quotas") or {}).get("AssumeRolePolicySizeQuota")
-    if quota:
-        _set_trust_quota(account, partition, int(quota))
-
-
-def _set_trust_quota(account: str, partition: str, quota: int) -> None:
-    """moto has no Service Quotas; set the value GetAccountSummary reports."""
-    from moto.iam.models import iam_backends
-
-    iam_backends[account][partition].account_summary._assume_role_policy_size_quota = quota
+    for name, quota in (state.get("quotas") or {}).items():
+        set_quota(account, partition, name, int(quota))  # moto has no Service Quotas
 
 
 def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_prefix: str | None) -> dict[str, Any]:
@@ -288,6 +287,8 @@ def snapshot_account(session: boto3.Session, *, skip_roles: set[str], secret_pre
             got = iam.get_role(RoleName=name)["Role"]
             attached = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
             roles[name] = {"trust": got["AssumeRolePolicyDocument"], "attached": sorted(attached)}
+            if got.get("Path", "/") != "/":
+                roles[name]["path"] = got["Path"]
             roles[name].update(_chain_role_keys(iam, name, got))
     policies: dict[str, Any] = {}
     for page in iam.get_paginator("list_policies").paginate(Scope="Local"):

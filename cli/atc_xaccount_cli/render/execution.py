@@ -99,7 +99,8 @@ def access_key_lines(out: Out, result: Onboarded) -> None:
 def _revoked(result: Revoked, out: Out) -> None:
     out.line()
     if result.nothing_to_do:
-        out.line(f"Nothing to do: cluster {result.cluster_id} is {result.reason or 'not registered'}.")
+        why = result.reason or "not registered"
+        out.line(f"Nothing to do: cluster {result.cluster_id} {'was' if why == 'never registered' else 'is'} {why}.")
         return
     out.line(f"{result.cluster_id} is deregistered:")
     for change in result.changes:

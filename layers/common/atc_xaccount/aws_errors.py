@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -74,24 +75,24 @@ def aws_call(operation: str, account: str) -> Iterator[None]:
         raise translate(exc, operation, account) from exc
 
 
-# --- bounded retries of transient IAM answers (issue 9 item 4, issue 10 item 2) ---------
+# --- bounded retries of IAM's eventual consistency (issue 9 item 4, issue 10 item 2) -----
+#
+# One retry layer per concern (STYLE, issue 16 item 6): throttling and transient service
+# errors are retried by botocore's standard mode on every call (sessions.CLIENT_RETRIES)
+# and by the state machines' retriers (IamThrottled, ...), never here. A step retries only
+# IAM's eventual consistency, on the one call that follows a create or a detach, and only
+# while the Lambda has time left; the last such answer is raised as IamPropagationDelay,
+# which the state machines retry with their own backoff.
 
 #: Environment variable with the first backoff in seconds; the emulator sets it to 0 so a
 #: retried call does not sleep for real (Lambda leaves it unset: AWS's delays apply).
 RETRY_BASE_ENV = "ATC_RETRY_BASE_SECONDS"
 DEFAULT_RETRY_BASE_SECONDS = 0.25
 RETRY_CAP_SECONDS = 2.0
-#: Attempts per call: with full jitter at most 0.25+0.5+1+2 = 3.75 s of sleep in AWS.
-RETRY_ATTEMPTS = 5
-
-#: Answers any call may get while IAM or STS is briefly overloaded.
-TRANSIENT_CODES = THROTTLING_CODES | {
-    "ConcurrentModification",
-    "ServiceFailure",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalError",
-}
+#: Attempts per call: with full jitter at most 0.25+0.5+1+2x6 = 13.75 s of sleep in AWS.
+RETRY_ATTEMPTS = 10
+#: A retry that would leave the Lambda less than this many seconds is not made.
+RETRY_RESERVE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class Transient:
 
     code: str
     message: str = ""
+    #: What the answer means, for the IamPropagationDelay the last one becomes.
+    meaning: str = ""
 
     def matches(self, exc: ClientError) -> bool:
         text = str(exc.response.get("Error", {}).get("Message", "")).lower()
@@ -109,11 +112,24 @@ class Transient:
 #: IAM's eventual consistency, where it is known to be transient (DESIGN section 6):
 #: a just-created policy not yet attachable, a just-detached one not yet deletable, a
 #: just-created principal not yet valid in a trust policy.
-JUST_CREATED_POLICY = Transient("NoSuchEntity")
-JUST_DETACHED_POLICY = Transient("DeleteConflict")
+JUST_CREATED_POLICY = Transient("NoSuchEntity", meaning="a policy created a moment ago is not attachable yet")
+JUST_DETACHED_POLICY = Transient("DeleteConflict", meaning="a policy detached a moment ago still counts as attached")
 JUST_CREATED_PRINCIPAL = Transient("MalformedPolicyDocument", "invalid principal")
 
 _random = random.SystemRandom()
+#: When the current Lambda invocation ends (time.monotonic()), if a handler said so.
+_deadline: ContextVar[float | None] = ContextVar("atc_xaccount_deadline", default=None)
+
+
+def set_deadline(remaining_millis: int | float | None) -> None:
+    """The Lambda's remaining time (its context's `get_remaining_time_in_millis()`)."""
+    _deadline.set(None if remaining_millis is None else time.monotonic() + float(remaining_millis) / 1000)
+
+
+def seconds_left() -> float | None:
+    """Seconds until the Lambda's deadline; None when no handler set one (the CLI, tests)."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def backoff_delays(attempts: int = RETRY_ATTEMPTS) -> list[float]:
@@ -128,15 +144,14 @@ def retried(
     call: Callable[[], T],
     *,
     also: Iterable[Transient] = (),
-    throttling: bool = True,
     attempts: int = RETRY_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run one AWS call, retrying transient answers with backoff and jitter, then translate.
+    """Run one AWS call, retrying the eventual-consistency answers `also` names, then translate.
 
-    `throttling` retries TRANSIENT_CODES; `also` adds answers transient for this call only
-    (eventual consistency). Anything else, or the last attempt's answer, is raised as the
-    named project error at once.
+    A retry is made only while the Lambda keeps RETRY_RESERVE_SECONDS after its sleep. The
+    last eventual-consistency answer is raised as IamPropagationDelay (the state machines
+    retry it later); anything else is raised at once as the named project error.
     """
     extra = tuple(also)
     delays = backoff_delays(attempts)
@@ -144,9 +159,12 @@ def retried(
         try:
             return call()
         except ClientError as exc:
-            transient = (throttling and error_code(exc) in TRANSIENT_CODES) or any(t.matches(exc) for t in extra)
-            if not transient or delay is None:
+            transient = next((t for t in extra if t.matches(exc)), None)
+            if transient is None:
                 raise translate(exc, operation, account) from exc
+            left = seconds_left()
+            if delay is None or (left is not None and left - delay < RETRY_RESERVE_SECONDS):
+                raise IamPropagationDelay(operation, account, transient.meaning or None) from exc
             sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
 

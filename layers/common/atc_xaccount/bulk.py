@@ -39,6 +39,13 @@ def parse_bulk(
     `account` is not the cluster manager account it names.
     """
     rows = _jsonl_rows(text) if detect_format(name, text) == "jsonl" else _csv_rows(text)
+    if not rows:
+        raise InvalidEvent(
+            f"bulk file {name}",
+            "has no rows: give one registration per line, as JSON lines (an event or its detail) or"
+            " as CSV under a header row naming the detail's fields"
+            " (clusterId,clusterManagerAccountId,s3AccountId,buckets)",
+        )
     items: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     seen: dict[str, int] = {}

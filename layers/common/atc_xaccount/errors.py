@@ -65,6 +65,26 @@ class PrerequisiteMissing(AtcXaccountError):
         self.name = name
 
 
+class UnsupportedRolePath(AtcXaccountError):
+    """A node or access role lives under a path (`/service/atc-node`): refused before any write.
+
+    Its real ARN carries the path; the grant's principal, the assume policy's resource, the
+    bootstrap role's permissions and Verify all name roles at the default path `/`.
+    """
+
+    def __init__(self, account: str, role_name: str, path: str, arn: str) -> None:
+        super().__init__(
+            f"role {role_name} in account {account} has the path {path} (its ARN is {arn}): atc-xaccount grants, "
+            "verifies and may change only roles at the default path /, so nothing was written; recreate the "
+            f"role at / (aws iam create-role --role-name {role_name} ... without --path) or name a role at / "
+            "in the event",
+            account=account,
+        )
+        self.role_name = role_name
+        self.path = path
+        self.arn = arn
+
+
 class QuotaExceeded(AtcXaccountError):
     """A write would cross an IAM quota; the message says which quota and how to raise it."""
 
@@ -118,18 +138,10 @@ class AutomationRoleDenied(AtcXaccountError):
         parameter: str | None,
         value: str | None,
         aws_message: str,
+        *,
+        fix: str | None = None,
     ) -> None:
-        if parameter and value:
-            fix = (
-                f"deploy that account's bootstrap stack instance (bootstrap/automation-role.yaml) with "
-                f"{parameter}={value}, e.g. aws cloudformation update-stack-instances --accounts {account} "
-                f"--parameter-overrides ParameterKey={parameter},ParameterValue={value} ..."
-            )
-        else:
-            fix = (
-                "check the parameters that account's bootstrap stack instance "
-                "(bootstrap/automation-role.yaml) was deployed with"
-            )
+        fix = fix or bootstrap_fix(account, parameter, value)
         super().__init__(
             f"the automation role in account {account} may not call {action} on {resource} (AccessDenied): {fix}",
             account=account,
@@ -141,6 +153,20 @@ class AutomationRoleDenied(AtcXaccountError):
         self.parameter = parameter
         self.value = value
         self.aws_message = aws_message
+
+
+def bootstrap_fix(account: str, parameter: str | None, value: str | None) -> str:
+    """What to do about an AutomationRoleDenied: the stack instance parameter to set, if known."""
+    if parameter and value:
+        return (
+            f"deploy that account's bootstrap stack instance (bootstrap/automation-role.yaml) with "
+            f"{parameter}={value}, e.g. aws cloudformation update-stack-instances --accounts {account} "
+            f"--parameter-overrides ParameterKey={parameter},ParameterValue={value} ..."
+        )
+    return (
+        "check the parameters that account's bootstrap stack instance (bootstrap/automation-role.yaml) "
+        "was deployed with"
+    )
 
 
 class IamThrottled(AtcXaccountError):
@@ -163,14 +189,17 @@ class IamConcurrentModification(AtcXaccountError):
 
 
 class IamPropagationDelay(AtcXaccountError):
-    """A new principal is not visible to IAM yet ("Invalid principal in policy"); retry later."""
+    """IAM is eventually consistent: a new principal is not valid in a trust policy yet ("Invalid
+    principal in policy"), a new policy not attachable, a detached one not deletable; retry later."""
 
-    def __init__(self, operation: str, account: str) -> None:
-        super().__init__(
-            f"{operation} in account {account} was refused with 'Invalid principal in policy': "
-            "a newly created principal can take up to ~2 minutes to become visible to IAM",
-            account=account,
+    def __init__(self, operation: str, account: str, reason: str | None = None) -> None:
+        why = (
+            f"IAM is eventually consistent: {reason}"
+            if reason
+            else "refused with 'Invalid principal in policy': a newly created principal can take up to "
+            "~2 minutes to become visible to IAM"
         )
+        super().__init__(f"{operation} in account {account} was {why}; retried later", account=account)
         self.operation = operation
 
 

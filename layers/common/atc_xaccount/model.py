@@ -392,11 +392,19 @@ def bucket_name_problem(name: object) -> str | None:
     return None
 
 
+#: Buckets one event may name: Preflight reads each one's policy and encryption (2 to 4
+#: calls) and every bucket adds its verdicts to the execution's state (256 KiB).
+MAX_BUCKETS = 25
+
+
 def _buckets(value: object, path: str, problems: Problems) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         problems.append((path, "must be a list of S3 bucket names"))
+        return ()
+    if len(value) > MAX_BUCKETS:
+        problems.append((path, f"at most {MAX_BUCKETS} buckets per event (MAX_BUCKETS), got {len(value)}"))
         return ()
     seen: dict[str, int] = {}
     for index, name in enumerate(value):

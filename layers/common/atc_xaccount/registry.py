@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from atc_xaccount import ddb_types
 from atc_xaccount.aws_errors import aws_call, error_code, retried, translate
+from atc_xaccount.errors import AwsOperationFailed
 
 AUTOMATION_ACCOUNT = "automation"
 BY_CLUSTER_MANAGER_INDEX = "byClusterManagerAccount"
@@ -67,6 +68,22 @@ def now() -> str:
 #: Every fingerprint a cluster's external ID ever had (a string set: `ADD` needs no read).
 SEEN = "externalIdFingerprintsSeen"
 
+#: Registry growth (issue 16 item 8): a REVOKED record carries `expiresAt` (epoch seconds),
+#: the table's TTL attribute, so DynamoDB deletes it after REVOKED_RETENTION_SECONDS (and,
+#: by its own schedule, usually within a few days after that). 90 days: Step Functions keeps
+#: an execution's name that long, and `register` names executions after the record's
+#: `generation`, so a name derived from a lost generation has been forgotten too; it also
+#: outlasts EventBridge's 24 hours of retries and the dead-letter queues' 14 days (a
+#: replayed Cluster Deregistered still reads "already deregistered"). Any write that makes
+#: the record meaningful again (READY, or what a failed compensation left) removes it.
+EXPIRES_AT = "expiresAt"
+REVOKED_RETENTION_SECONDS = 90 * 24 * 3600
+
+
+def expires_at(now_epoch: float | None = None) -> int:
+    """When a record revoked now expires."""
+    return int(now_epoch if now_epoch is not None else time.time()) + REVOKED_RETENTION_SECONDS
+
 
 def get(dynamodb: Any, table: str, cluster_id: str) -> dict[str, Any] | None:
     with aws_call("dynamodb:GetItem", AUTOMATION_ACCOUNT):
@@ -110,8 +127,8 @@ def update_item(table: str, record: dict[str, Any]) -> dict[str, Any]:
     names.update({"#c": "createdAt", "#u": "updatedAt", "#e": "lastExecution", "#seen": SEEN})
     values.update({":now": {"S": now()}, ":e": {"S": str(record.get("lastExecution") or "")}})
     sets += ["#c = if_not_exists(#c, :now)", "#u = :now", "#e = :e"]
-    names["#r"] = "lastError"
-    expression = "SET " + ", ".join(sets) + " REMOVE #r"
+    names["#r"], names["#x"] = "lastError", EXPIRES_AT
+    expression = "SET " + ", ".join(sets) + " REMOVE #r, #x"
     adds = []
     if record.get("externalIdFingerprint"):
         values[":fp"] = {"SS": [record["externalIdFingerprint"]]}
@@ -213,23 +230,27 @@ def set_state(
     """Move an existing record to `state` (a cluster never recorded stays unrecorded)."""
     names = {"#s": "state", "#e": "lastExecution", "#u": "updatedAt", "#r": "lastError"}
     values: dict[str, Any] = {":s": {"S": state}, ":e": {"S": execution or ""}, ":u": {"S": now()}}
-    expression = "SET #s = :s, #e = :e, #u = :u"
+    sets, removes = ["#s = :s", "#e = :e", "#u = :u"], []
     if error is not None:
         values[":r"] = {"S": error[:1000]}
-        expression += ", #r = :r"
+        sets.append("#r = :r")
     else:
-        expression += " REMOVE #r"
+        removes.append("#r")
     condition = "attribute_exists(clusterId)"
     if state == REVOKED:  # revoked everywhere it was granted: a later registration starts afresh
         names["#pl"] = PLACEMENTS
-        expression += ", #pl" if error is None else " REMOVE #pl"
+        removes.append("#pl")
     if state == REVOKED and error is None:
         # A completed deregistration starts the cluster's next generation (`register` names its
         # execution after it, so a re-registration is no duplicate); a retried Forget counts once.
         names["#g"] = GENERATION
         values.update({":zero": {"N": "0"}, ":one": {"N": "1"}})
-        expression = expression.replace(" REMOVE ", ", #g = if_not_exists(#g, :zero) + :one REMOVE ", 1)
+        sets.append("#g = if_not_exists(#g, :zero) + :one")
         condition += " AND NOT (#s = :s AND #e = :e)"
+        # Nothing left to remember for long: DynamoDB's TTL deletes the record.
+        names["#x"], values[":x"] = EXPIRES_AT, {"N": str(expires_at())}
+        sets.append("#x = :x")
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     try:
         dynamodb.update_item(
             TableName=table,
@@ -363,6 +384,7 @@ def record_left_behind(
         ":u": {"S": now()},
     }
     sets = ["#l = :l", "#s = if_not_exists(#s, :failed)", "#e = :e", "#r = :r", "#u = :u"]
+    names["#x"] = EXPIRES_AT  # what was left must outlive a revoked record's retention
     for i, field in enumerate(_REQUEST_FIELDS):
         if given.get(field):
             names[f"#q{i}"] = field
@@ -374,8 +396,43 @@ def record_left_behind(
         lambda: dynamodb.update_item(
             TableName=table,
             Key={"clusterId": {"S": given["clusterId"]}},
-            UpdateExpression="SET " + ", ".join(sets),
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE #x",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         ),
     )
+
+
+def clear_left_behind(dynamodb: Any, table: str, cluster_id: str, execution: str | None) -> None:
+    """Forget what an earlier attempt of this execution's compensation recorded as left behind
+    (a later attempt undid it): the record `record_left_behind` created for a cluster never
+    registered goes; a registered cluster's keeps its registration. Another execution's stays.
+    """
+    key = {"clusterId": {"S": cluster_id}}
+    names = {"#l": LEFT_BEHIND, "#e": "leftByExecution", "#c": "createdAt"}
+    mine = {":e": {"S": execution or ""}}
+    try:
+        with aws_call("dynamodb:DeleteItem", AUTOMATION_ACCOUNT):
+            dynamodb.delete_item(
+                TableName=table,
+                Key=key,
+                ConditionExpression="#e = :e AND attribute_not_exists(#c)",
+                ExpressionAttributeNames={"#e": names["#e"], "#c": names["#c"]},
+                ExpressionAttributeValues=mine,
+            )
+        return
+    except AwsOperationFailed as exc:
+        if exc.code != "ConditionalCheckFailedException":
+            raise
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="REMOVE #l, #e",
+            ConditionExpression="#e = :e",
+            ExpressionAttributeNames={"#l": names["#l"], "#e": names["#e"]},
+            ExpressionAttributeValues=mine,
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ConditionalCheckFailedException":
+            raise translate(exc, "dynamodb:UpdateItem", AUTOMATION_ACCOUNT) from exc

@@ -16,8 +16,15 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
 
 
-def step_input(event: dict[str, Any], logger: Logger) -> tuple[ClusterRequest, StepContext]:
-    """Parse the state's input and tag every log line with the cluster and execution."""
+def step_input(event: dict[str, Any], logger: Logger, context: Any = None) -> tuple[ClusterRequest, StepContext]:
+    """Parse the state's input and tag every log line with the cluster and execution.
+
+    With the Lambda `context`, the step's in-Lambda retries stop in time (its remaining time).
+    """
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        from atc_xaccount.aws_errors import set_deadline
+
+        set_deadline(context.get_remaining_time_in_millis())
     request = ClusterRequest.from_dict(event["request"])
     execution = event.get("execution")
     logger.append_keys(cluster_id=request.cluster_id, execution=execution)

@@ -45,7 +45,8 @@ def client_config() -> Config:
     """The configuration of every client the steps create (standard retries)."""
     from botocore.config import Config
 
-    return Config(retries=CLIENT_RETRIES)  # type: ignore[arg-type]
+    # A copy: botocore rewrites the dict it is given (max_attempts -> total_max_attempts).
+    return Config(retries=dict(CLIENT_RETRIES))  # type: ignore[arg-type]
 
 
 def shared_session(region: str) -> botocore.session.Session:
@@ -80,8 +81,12 @@ class AccountSessions:
         region: str,
         execution: str | None = None,
         base_session: boto3.Session | None = None,
+        writer_role_name: str | None = None,
     ) -> None:
         self.automation_role_name = automation_role_name
+        #: The role the workflows write with: the role assumed, unless an operator reads
+        #: through the read-only role (plan proves the writes the automation role would make).
+        self.writer_role_name = writer_role_name or automation_role_name
         self.partition = partition
         self.region = region
         self._session_name = session_name(execution)
@@ -99,6 +104,9 @@ class AccountSessions:
 
     def automation_role_arn(self, account_id: str) -> str:
         return role_arn(self.partition, account_id, self.automation_role_name)
+
+    def writer_role_arn(self, account_id: str) -> str:
+        return role_arn(self.partition, account_id, self.writer_role_name)
 
     def credentials(self, account_id: str) -> dict[str, str]:
         """Assume the automation role in `account_id` once; reuse it afterwards."""

@@ -24,6 +24,9 @@ from atc_xaccount.steps.context import StepContext, Targets
 
 #: Links of our own three changes: the existing checks name them already.
 _OWN_LINKS = frozenset({"assume", "trust"})
+#: Links no write of ours can change (the access role's policies and boundary, the bucket
+#: policy, the key policy): judged once, in Preflight; their verdicts travel, not the documents.
+BUCKET_LINKS = ("s3:", "bucket-policy:", "kms:")
 
 
 def role_inputs(
@@ -123,3 +126,43 @@ def chain_checks(
             }
         )
     return checks
+
+
+def bucket_link_checks(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The checks of the links our writes cannot change (Verify takes them from Preflight)."""
+    return [c for c in checks if str(c["check"]).startswith(BUCKET_LINKS)]
+
+
+def verify_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """What Verify needs of Preflight's inputs to judge the links our writes change (assume,
+    trust) and the session: each role's unique ID, MaxSessionDuration and the node role's
+    boundary (one managed policy, at most 6,144 characters). Bucket policies (up to 20 KB
+    each) and key policies (32 KB) stay out of the state: 256 KiB is about 5 to 25 of them.
+    """
+    small: dict[str, Any] = {}
+    for side, keep in (("node", ("uniqueId", "maxSessionDuration", "boundary", "unreadable")), ("access", ())):
+        data = inputs.get(side)
+        if data is not None:
+            small[side] = {k: data[k] for k in ("uniqueId", "maxSessionDuration", *keep) if k in data}
+    return small
+
+
+def document_hashes(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The hashes of the documents the bucket links were judged on (`locks.document_hash`)."""
+    from atc_xaccount.locks import document_hash
+
+    access = inputs.get("access") or {}
+    boundary = access.get("boundary")
+    access_policy = next((doc for _, doc in access.get("policies") or []), None)
+    buckets = {}
+    for bucket in inputs.get("buckets") or []:
+        key = (bucket.get("key") or {}).get("policy")
+        buckets[bucket["name"]] = {
+            "policy": document_hash(bucket["policy"]) if bucket.get("policy") is not None else None,
+            "keyPolicy": document_hash(key) if key is not None else None,
+        }
+    return {
+        "accessPolicy": document_hash(access_policy) if access_policy is not None else None,
+        "accessBoundary": document_hash(boundary[1]) if boundary else None,
+        "buckets": buckets,
+    }

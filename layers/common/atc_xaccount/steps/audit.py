@@ -128,8 +128,9 @@ def audit_cluster(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
         )
         return {**_result(request, drift), "redrive": True, "deregistration": _deregistration(request)}
     if entry and entry.get("state") != registry.READY:
-        # Never onboarded (or deregistered): only what its failed compensation left is news.
-        return _result(request, drift)
+        # Never onboarded (or deregistered): only what its failed compensation left is news, and
+        # it is a human's to clean up: re-running onboarding would grant access nobody asked for.
+        return {**_result(request, drift), "repairable": False}
 
     if iam_ops.get_role(cm_iam, cm, request.node_role_name) is None:
         found("NodeRoleMissing", cm, targets.node_role_arn, "the node role does not exist")

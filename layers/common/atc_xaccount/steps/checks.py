@@ -13,7 +13,7 @@ from typing import Any
 from atc_xaccount import analyzer, iam_ops
 from atc_xaccount.assume_policy import OWNED_SID, statement_problems
 from atc_xaccount.documents import StatementShapeError, non_whitespace_size
-from atc_xaccount.errors import OwnedStatementModified, QuotaExceeded, WouldWidenAccess
+from atc_xaccount.errors import OwnedStatementModified, QuotaExceeded, UnsupportedRolePath, WouldWidenAccess
 from atc_xaccount.lint import lint_identity_policy, lint_trust_policy, raise_on_errors
 from atc_xaccount.steps.context import StepContext
 from atc_xaccount.trust import grant_shape_problems, grant_sid, is_admits_nobody
@@ -26,6 +26,11 @@ TRUST_QUOTA_HOW = (
 )
 POLICY_QUOTA_NAME = "IAM managed policy document size (6,144 non-whitespace characters)"
 POLICY_QUOTA_HOW = "this quota cannot be raised; split the clusters across assume policies"
+ATTACHED_QUOTA_NAME = "managed policies attached to an IAM role (AttachedPoliciesPerRoleQuota)"
+ATTACHED_QUOTA_HOW = (
+    "request an increase of 'Managed policies per role' (L-0DA4ABF3) for IAM in Service Quotas "
+    "in that account, or detach a managed policy the role no longer needs"
+)
 
 
 def trust_quota(s3_iam: Any, s3: str, size: int) -> int:
@@ -33,6 +38,27 @@ def trust_quota(s3_iam: Any, s3: str, size: int) -> int:
     if size <= iam_ops.DEFAULT_TRUST_POLICY_SIZE_QUOTA:
         return iam_ops.DEFAULT_TRUST_POLICY_SIZE_QUOTA
     return iam_ops.trust_policy_size_quota(s3_iam, s3)
+
+
+def check_attach_quota(iam: Any, account: str, role_name: str, attached: int) -> int:
+    """Refuse an attach the role has no room for; the quota is read only at 10 or more attached.
+
+    IAM answers `LimitExceeded` ("Cannot exceed quota for PoliciesPerRole") to the
+    AttachRolePolicy that would pass it: after the assume policy was written.
+    """
+    if attached < iam_ops.DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA:
+        return iam_ops.DEFAULT_ATTACHED_POLICIES_PER_ROLE_QUOTA
+    quota = iam_ops.attached_policies_per_role_quota(iam, account)
+    if attached + 1 > quota:
+        raise QuotaExceeded(ATTACHED_QUOTA_NAME, f"role {role_name}", account, attached + 1, quota, ATTACHED_QUOTA_HOW)
+    return quota
+
+
+def check_role_path(role: dict[str, Any], account: str) -> None:
+    """Refuse a role under a path: every ARN this project writes or verifies names a role at `/`."""
+    path = str(role.get("Path") or "/")
+    if path != "/":
+        raise UnsupportedRolePath(account, str(role.get("RoleName")), path, str(role.get("Arn")))
 
 
 def policy_state_from_plan(plan: dict[str, Any] | None) -> iam_ops.PolicyState | None:

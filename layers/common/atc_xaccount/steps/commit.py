@@ -26,8 +26,10 @@ from atc_xaccount.errors import (
     CommitPending,
     ExternalIdSecretMismatch,
     GroupCommitFailed,
+    IamPropagationDelay,
     PrerequisiteMissing,
     ResourceLocked,
+    UndoIncomplete,
 )
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
@@ -41,6 +43,7 @@ from atc_xaccount.steps.checks import (
     trust_quota,
     trust_resource,
 )
+from atc_xaccount.steps.compensate import undo_policy_change
 from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash, prior_of, trust_hash, trust_key
 from atc_xaccount.trust import grant_sid, merge_trust_grant
@@ -332,6 +335,8 @@ def _serve_policy(
     record = iam_ops.write_managed_policy(iam, cm, name=name, arn=arn, current=current, desired=doc)
     version = record["afterVersion"]
     attached = _attach_each(iam, cm, arn, sorted({q.node_role_name for q in queued.values()}), current is None)
+    if current is None:
+        _undo_if_not_attachable_yet(request, ctx, iam, arn, record, attached)
     solo = len(queued) == 1
     for cluster, wanted in queued.items():
         outcome = attached[wanted.node_role_name.lower()]
@@ -374,6 +379,36 @@ def _serve_policy(
     if entries:
         also.append(users.add_items(ctx.registry_table, cm, entries, keep_existing=True))
     return served, locks.policy_hash(version, doc), also
+
+
+def _undo_if_not_attachable_yet(
+    request: ClusterRequest,
+    ctx: StepContext,
+    iam: Any,
+    arn: str,
+    record: dict[str, Any],
+    attached: dict[str, str | AtcXaccountError],
+) -> None:
+    """A policy this write created that IAM will not attach yet (eventual consistency): undo
+    the whole write, as the locked path does, and raise IamPropagationDelay so the state
+    machine retries later; every queued intent stays queued for that retry or another writer
+    (the write that served nobody is not recorded as served)."""
+    delay = next((o for o in attached.values() if isinstance(o, IamPropagationDelay)), None)
+    if delay is None:
+        return
+    cm = request.cluster_manager_account_id
+    for role_name, outcome in attached.items():
+        if outcome == "attached":
+            iam_ops.ensure_detached(iam, cm, role_name=role_name, policy_arn=arn)
+    undone = undo_policy_change(request, ctx, record)
+    if undone["result"] == "failed":
+        what = f"{arn} keeps this step's created change"
+        raise UndoIncomplete(
+            f"{delay}; undoing the assume policy failed too: {undone['error'].get('message')}",
+            [{"change": "assumePolicy", "what": what, **record}],
+            account=cm,
+        ) from delay
+    raise delay
 
 
 def _attach_record(cm: str, wanted: ClusterRequest, arn: str, outcome: str | AtcXaccountError) -> dict[str, Any]:

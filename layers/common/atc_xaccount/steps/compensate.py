@@ -4,28 +4,29 @@ Each write step left a change record (before/after). Compensation walks them in 
 and restores `before` only when the resource still equals this execution's `after`;
 anything else is reported as skipped, never overwritten.
 
-Compensation is idempotent (a resource already back at `before` counts as restored), its
-IAM calls retry throttling and transient errors themselves, and what it still cannot undo
-is recorded in the registry (`leftBehind`, which the audit reports) and raised as
-`CompensationIncomplete`, whose message names each change left, so the ASL retries the
-whole compensation and, failing that, the execution says exactly what it left.
+Compensation is idempotent (a resource already back at `before` counts as restored), so
+the state machine retries it whole. Throttling is botocore's and the state machine's to
+retry (one layer, issue 16 item 6); inside the Lambda only IAM's eventual consistency is
+retried, and only while time is left. An undo started with less than UNDO_RESERVE_SECONDS
+of the Lambda's time left is not started: it is reported as left, never cut off half-way
+by Lambda's timeout (which would leave nothing recording it). What compensation cannot
+undo is recorded in the registry (`leftBehind`, which the audit reports) and raised as
+`CompensationIncomplete`, whose message names each change left; a later attempt that
+finishes clears what an earlier one recorded.
 """
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import external_ids, iam_ops, locks, registry, staged_ids
-from atc_xaccount.aws_errors import TRANSIENT_CODES, backoff_delays
+from atc_xaccount.aws_errors import seconds_left
 from atc_xaccount.documents import same_document
 from atc_xaccount.errors import (
     AtcXaccountError,
-    AwsOperationFailed,
     CompensationIncomplete,
-    IamConcurrentModification,
-    IamThrottled,
     UndoIncomplete,
     left_from_cause,
 )
@@ -34,6 +35,10 @@ from atc_xaccount.steps.context import StepContext, Targets
 from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
 
 Undo = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
+
+#: An undo is a handful of IAM calls of well under a second each; botocore's standard mode
+#: may back off up to 15 s on a throttled one. An undo is not started with less time left.
+UNDO_RESERVE_SECONDS = 20.0
 
 
 def compensate(
@@ -45,6 +50,7 @@ def compensate(
     error: str | None,
     preflight: dict[str, Any] | None = None,
     cause: str | None = None,
+    attempt: int = 0,
 ) -> dict[str, Any]:
     """Reverse trust, attachment, policy, a retired policy version, secret — in that order.
 
@@ -53,6 +59,8 @@ def compensate(
     under `clusterManager`); `cause` is the failed step's error, whose `left` records (an
     `UndoIncomplete`: a write that step could not undo itself) are undone too. A secret the
     trust step created before failing is known from preflight's plan and deleted too.
+    `attempt` is the state machine's retry count: a retry that finishes clears what an
+    earlier attempt recorded as left behind.
     """
     flat = {**(changes.get("clusterManager") or {}), **{k: v for k, v in changes.items() if k != "clusterManager"}}
     for item in left_from_cause(cause):
@@ -64,10 +72,10 @@ def compensate(
         held = group_undo.locked_for_undo(request, ctx)
         try:
             flat = group_undo.adopt_served(request, ctx, flat)
-            return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+            return _compensate(request, ctx, flat, external_id_record, execution, error, preflight, attempt)
         finally:
             group_undo.release_after_undo(ctx, held)
-    return _compensate(request, ctx, flat, external_id_record, execution, error, preflight)
+    return _compensate(request, ctx, flat, external_id_record, execution, error, preflight, attempt)
 
 
 def _compensate(
@@ -78,14 +86,19 @@ def _compensate(
     execution: str | None,
     error: str | None,
     preflight: dict[str, Any] | None,
+    attempt: int,
 ) -> dict[str, Any]:
     external_id_record = external_id_record or (flat.get("trust") or {}).get("externalId")
     undone: list[dict[str, Any]] = []
     for name, undo in UNDOES:
         change = flat.get(name)
         if change and change.get("applied", True) and change.get("action") not in (None, "unchanged"):
+            if name == "assumePolicy":
+                # IAM may still count the attachment this compensation just removed.
+                detached = any(u["change"] == "attach" and u["result"] == "detached" for u in undone)
+                undo = functools.partial(_undo_policy, just_detached=detached)
             if ((preflight or {}).get("plan") or {}).get("grouped") and name in GROUPED_UNDOES:
-                undo = _grouped(name)
+                undo = _grouped(name, undo)
             undone.append({"change": name, **_attempt(undo, request, ctx, change)})
     if any(entry["change"] == "trust" and entry["result"] == "failed" for entry in undone):
         # The grant left in place uses the ID: its secret is the only copy, so it stays too.
@@ -97,6 +110,8 @@ def _compensate(
     if left:
         _record_left_behind(request, ctx, execution, error, left)
         raise CompensationIncomplete(error, left)
+    if attempt:
+        _clear_left_behind(request, ctx, execution)
     return {"undone": undone, "execution": execution, "error": error}
 
 
@@ -106,25 +121,16 @@ def undo_policy_change(request: ClusterRequest, ctx: StepContext, change: dict[s
 
 
 def _attempt(undo: Undo, request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
-    """One undo, retried whole while the answer is transient (each undo is idempotent).
-
-    A failure is reported and the others still run.
-    """
-    delays = backoff_delays()
-    for delay in [*delays, None]:
-        try:
-            return {"result": undo(request, ctx, change)}
-        except AtcXaccountError as exc:
-            if delay is None or not _transient(exc):
-                return {"result": "failed", "error": exc.to_dict()}
-            time.sleep(delay)
-    raise AssertionError("unreachable: the last attempt returns")
-
-
-def _transient(exc: AtcXaccountError) -> bool:
-    if isinstance(exc, (IamThrottled, IamConcurrentModification)):
-        return True
-    return isinstance(exc, AwsOperationFailed) and exc.code in TRANSIENT_CODES
+    """One undo, unless the Lambda has too little time left to finish it; a failure is reported
+    and the others still run (the state machine retries the whole compensation)."""
+    left = seconds_left()
+    if left is not None and left < UNDO_RESERVE_SECONDS:
+        why = f"not attempted: {left:.0f} s of the Lambda's time left, {UNDO_RESERVE_SECONDS:.0f} s needed"
+        return {"result": "failed", "error": {"error": "CompensationOutOfTime", "message": why}}
+    try:
+        return {"result": undo(request, ctx, change)}
+    except AtcXaccountError as exc:
+        return {"result": "failed", "error": exc.to_dict()}
 
 
 def _left(entry: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +162,16 @@ def _record_left_behind(
     try:
         registry.record_left_behind(
             ctx.sessions.local_client("dynamodb"), ctx.registry_table, request, execution, error, left
+        )
+    except AtcXaccountError:
+        return
+
+
+def _clear_left_behind(request: ClusterRequest, ctx: StepContext, execution: str | None) -> None:
+    """Best effort: a retried compensation finished, so nothing an earlier attempt recorded is left."""
+    try:
+        registry.clear_left_behind(
+            ctx.sessions.local_client("dynamodb"), ctx.registry_table, request.cluster_id, execution
         )
     except AtcXaccountError:
         return
@@ -212,7 +228,7 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
     except KeyError:
         return "skipped: an external ID of the earlier policy is no longer known"
     iam_ops.write_trust_policy(
-        iam, s3, role_name=request.access_role_name, before=current, after=before, fingerprints=fps, patient=True
+        iam, s3, role_name=request.access_role_name, before=current, after=before, fingerprints=fps
     )
     noted(ctx, trust_key(request), locks.document_hash(before))
     return "restored"
@@ -221,12 +237,16 @@ def _undo_trust(request: ClusterRequest, ctx: StepContext, change: dict[str, Any
 def _undo_attach(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
     cm = request.cluster_manager_account_id
     iam_ops.ensure_detached(
-        ctx.sessions.client("iam", cm), cm, role_name=change["roleName"], policy_arn=change["policyArn"], patient=True
+        ctx.sessions.client("iam", cm), cm, role_name=change["roleName"], policy_arn=change["policyArn"]
     )
     return "detached"  # not attached any more (a retried compensation's first attempt) counts as detached
 
 
-def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> str:
+def _undo_policy(
+    request: ClusterRequest, ctx: StepContext, change: dict[str, Any], *, just_detached: bool = False
+) -> str:
+    """`just_detached`: this compensation detached the policy a moment ago, so IAM's
+    AttachmentCount may still count that attachment (it is eventually consistent too)."""
     cm = request.cluster_manager_account_id
     iam = ctx.sessions.client("iam", cm)
     arn = Targets.of(request, ctx.partition).assume_policy_arn
@@ -238,9 +258,9 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
     if change["action"] == "created":
         if not ours:
             return "skipped: the policy changed since this execution wrote it"
-        if current.attachment_count:
+        if current.attachment_count - (1 if just_detached else 0) > 0:
             return "skipped: the policy is attached to another principal now"
-        iam_ops.delete_managed_policy(iam, cm, arn, patient=True, just_detached=True)
+        iam_ops.delete_managed_policy(iam, cm, arn, just_detached=True)
         noted(ctx, policy_key(request), locks.ABSENT)
         return "deleted"
     if not (ours or back):
@@ -252,7 +272,6 @@ def _undo_policy(request: ClusterRequest, ctx: StepContext, change: dict[str, An
         default_version=change["beforeVersion"],
         drop_version=change["afterVersion"],
         retired=change.get("retiredVersion"),
-        patient=True,
     )
     noted(ctx, policy_key(request), locks.policy_hash(change["beforeVersion"], change["before"]))
     if retired is not None and retired.startswith("skipped"):
@@ -275,14 +294,15 @@ def _undo_retired(request: ClusterRequest, ctx: StepContext, change: dict[str, A
     return result
 
 
-def _grouped(name: str) -> Undo:
-    """The undo of a change a group commit made for this cluster (removal, not restore)."""
+def _grouped(name: str, classic: Undo) -> Undo:
+    """The undo of a change a group commit made for this cluster (removal, not restore);
+    `classic` is the locked path's undo, for a write that was this cluster's alone."""
     from atc_xaccount.steps import group_undo
 
-    after_commit, classic = {
-        "trust": (group_undo.undo_trust_after_commit, _undo_trust),
-        "attach": (group_undo.undo_attach_after_commit, _undo_attach),
-        "assumePolicy": (group_undo.undo_policy_after_commit, _undo_policy),
+    after_commit = {
+        "trust": group_undo.undo_trust_after_commit,
+        "attach": group_undo.undo_attach_after_commit,
+        "assumePolicy": group_undo.undo_policy_after_commit,
     }[name]
     return lambda request, ctx, change: after_commit(request, ctx, change, classic)
 

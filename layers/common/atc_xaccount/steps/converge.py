@@ -319,7 +319,6 @@ def _promote(
                 before=after,
                 after=before,
                 fingerprints=ctx.fingerprints,
-                patient=True,
             )
         except AtcXaccountError as undo:
             what = f"the trust policy of {request.access_role_name} in {s3} keeps this step's grant"

@@ -15,10 +15,20 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import AwsOperationFailed, ExternalIdSecretMismatch, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.steps.access_chain import bucket_inputs, chain_checks, role_inputs
+from atc_xaccount.steps import write_proof
+from atc_xaccount.steps.access_chain import (
+    bucket_inputs,
+    bucket_link_checks,
+    chain_checks,
+    document_hashes,
+    role_inputs,
+    verify_inputs,
+)
 from atc_xaccount.steps.admission import admit_onboarding
 from atc_xaccount.steps.checks import (
+    check_attach_quota,
     check_policy_quota,
+    check_role_path,
     check_trust_quota,
     guard_assume_policy,
     guard_trust,
@@ -65,7 +75,12 @@ def preflight(
         node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
         if node_role is None:
             raise PrerequisiteMissing("role", request.node_role_name, cm)
-        needs_attach = _node_role_needs_attach(request, cm_iam, policy, targets)
+        check_role_path(node_role, cm)
+        attached = _node_role_attachments(request, cm_iam)
+        needs_attach = policy is None or targets.assume_policy_arn not in attached
+        if needs_attach:
+            # Every quota before the first write: the attach must have room on the node role.
+            check_attach_quota(cm_iam, cm, request.node_role_name, len(attached))
         return cm_iam, policy, needs_attach, role_inputs(ctx, cm, node_role)
 
     def s3_side() -> tuple[Any, dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
@@ -75,6 +90,7 @@ def preflight(
         )
         if access_role is None:
             raise PrerequisiteMissing("role", request.access_role_name, s3)
+        check_role_path(access_role, s3)
         attached = iam_ops.attached_policy_arns(s3_iam, s3, request.access_role_name)
         access_arn = next(
             (arn for arn in attached if arn.rsplit("/", 1)[-1].lower() == request.access_policy_name.lower()), None
@@ -167,6 +183,7 @@ def preflight(
         )
         if needs
     ]
+    _prove_writes(request, ctx, targets, policy, policy_changes, attach_needed, trust_changes)
     result: dict[str, Any] = {
         "prerequisites": "present",
         "upToDate": False,
@@ -176,7 +193,6 @@ def preflight(
         "locked": False,
         "locks": {"keys": [], "owner": owner},
         "bucketChecks": bucket_checks,
-        "chainInputs": chain_inputs,
         "assumePolicySize": policy_size,
         "assumePolicyQuota": iam_ops.MANAGED_POLICY_SIZE_QUOTA,
         "trustPolicySize": trust_size,
@@ -206,6 +222,10 @@ def preflight(
     verified = verification(
         request, ctx, targets, desired_policy, True, merged_trust, external_id, secret_arn, [*bucket_checks, *chain]
     )
+    # Small state: verdicts and hashes travel to Verify, never the bucket or key policies.
+    result["chainInputs"] = verify_inputs(chain_inputs)
+    result["chainChecks"] = bucket_link_checks(chain)
+    result["chainDocuments"] = document_hashes(chain_inputs)
     raise_on_failed(request, verified["checks"])
     if not needed:
         result["verified"] = verified
@@ -256,6 +276,31 @@ def _check_registered_id(
         )
 
 
+def _prove_writes(
+    request: ClusterRequest,
+    ctx: StepContext,
+    targets: Targets,
+    policy: Any,
+    policy_changes: bool,
+    attach: bool,
+    trust: bool,
+) -> None:
+    """Every IAM write of the plan is allowed to the automation role, or AutomationRoleDenied now."""
+    writes = write_proof.planned_writes(
+        cm=request.cluster_manager_account_id,
+        s3=request.s3_account_id,
+        node_role=(request.node_role_name, targets.node_role_arn),
+        access_role=(request.access_role_name, targets.access_role_arn),
+        policy=(request.assume_policy_name, targets.assume_policy_arn),
+        create_policy=policy_changes and policy is None,
+        version_policy=policy_changes and policy is not None,
+        retire_version=policy is not None and len(policy.versions) >= iam_ops.MAX_POLICY_VERSIONS,
+        attach=attach,
+        trust=trust,
+    )
+    write_proof.prove_allowed(ctx, writes)
+
+
 def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
     """Run independent reads at once and return their results in order.
 
@@ -270,16 +315,13 @@ def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
     return [future.result() for future in futures]
 
 
-def _node_role_needs_attach(request: ClusterRequest, cm_iam: Any, policy: Any, targets: Targets) -> bool:
-    """Whether the assume policy must still be attached (the caller proved the role exists).
-
-    A policy that does not exist is attached nowhere.
+def _node_role_attachments(request: ClusterRequest, cm_iam: Any) -> list[str]:
+    """The managed policies attached to the node role (the caller proved the role exists):
+    whether the assume policy must still be attached, and whether the role has room for it.
     """
     cm = request.cluster_manager_account_id
-    if policy is None:
-        return True
     try:
-        return targets.assume_policy_arn not in iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
+        return iam_ops.attached_policy_arns(cm_iam, cm, request.node_role_name)
     except AwsOperationFailed as exc:
         if exc.code == "NoSuchEntity":
             raise PrerequisiteMissing("role", request.node_role_name, cm) from exc

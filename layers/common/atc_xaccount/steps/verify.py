@@ -62,7 +62,7 @@ def verify(
         accepted_trust,
         external_id,
         secret_arn,
-        [*(preflight_result.get("bucketChecks") or []), *chain],
+        [*(preflight_result.get("bucketChecks") or []), *(preflight_result.get("chainChecks") or []), *chain],
     )
     raise_on_failed(request, result["checks"])
     return result

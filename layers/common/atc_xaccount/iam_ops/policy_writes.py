@@ -1,155 +1,38 @@
-"""IAM reads and ensure-style writes: the only module that calls IAM.
+"""Ensure-style writes of the assume policy and its attachment (and their undo).
 
-Each `ensure_*` reads, decides with the pure policy functions, and writes only on a
-difference. `dry_run=True` runs the same path with the write calls skipped. Every
-ensure returns a change record with `before` and `after`, for compensation and audit.
+Each reads (or takes the caller's state), decides, and writes only on a difference;
+`dry_run=True` runs the same path with the write calls skipped; each returns a change
+record with `before` and `after`, for compensation and audit.
+
+Throttling and transient errors are botocore's (standard mode) and the state machines'
+to retry. The eventual-consistency answers IAM gives right after a create or a detach
+are retried here, for the call that follows that create or detach only, while the
+Lambda has time left (`aws_errors.retried`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from atc_xaccount.aws_errors import (
-    JUST_CREATED_POLICY,
-    JUST_CREATED_PRINCIPAL,
-    JUST_DETACHED_POLICY,
-    aws_call,
-    is_not_found,
-    retried,
-    translate,
-)
-from atc_xaccount.documents import non_whitespace_size, same_document
+from atc_xaccount.aws_errors import JUST_CREATED_POLICY, JUST_DETACHED_POLICY, aws_call, retried
+from atc_xaccount.documents import same_document
 from atc_xaccount.errors import AtcXaccountError, AwsOperationFailed, UndoIncomplete
-from atc_xaccount.redact import Fingerprints
-
-#: IAM's fixed quota on a managed policy document, in non-whitespace characters.
-MANAGED_POLICY_SIZE_QUOTA = 6144
-#: Default `ACLSizePerRole` when the account summary does not say otherwise.
-DEFAULT_TRUST_POLICY_SIZE_QUOTA = 2048
-#: IAM keeps at most five versions of a managed policy.
-MAX_POLICY_VERSIONS = 5
-
-
-@dataclass(frozen=True)
-class PolicyVersion:
-    version_id: str
-    is_default: bool
-    created: str
-
-
-@dataclass(frozen=True)
-class PolicyState:
-    """What IAM holds for one managed policy: its default document and versions."""
-
-    arn: str
-    default_version: str
-    document: dict[str, Any]
-    versions: tuple[PolicyVersion, ...] = field(default_factory=tuple)
-    attachment_count: int = 0
-
-    def oldest_non_default(self) -> PolicyVersion | None:
-        candidates = [v for v in self.versions if not v.is_default]
-        return min(candidates, key=lambda v: (v.created, _version_number(v.version_id)), default=None)
-
-
-def _version_number(version_id: str) -> int:
-    digits = version_id.lstrip("vV")
-    return int(digits) if digits.isdigit() else 0
+from atc_xaccount.iam_ops.reads import (
+    MAX_POLICY_VERSIONS,
+    PolicyState,
+    attached_policy_arns,
+    attached_policy_arns_raw,
+    get_policy_state,
+    policy_versions_raw,
+    read_version,
+    version_reader,
+    with_versions,
+)
 
 
 def _dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"))
-
-
-# --- reads -----------------------------------------------------------------------------
-
-
-def get_role(iam: Any, account: str, name: str) -> dict[str, Any] | None:
-    """The role with its decoded trust policy, or None when it does not exist."""
-    try:
-        return iam.get_role(RoleName=name)["Role"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise translate(exc, "iam:GetRole", account) from exc
-
-
-def attached_policy_arns(iam: Any, account: str, role_name: str) -> list[str]:
-    arns: list[str] = []
-    with aws_call("iam:ListAttachedRolePolicies", account):
-        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-            arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
-    return arns
-
-
-def get_policy_state(iam: Any, account: str, arn: str, *, with_versions: bool = False) -> PolicyState | None:
-    """Default document (and, when asked, the version list) of a managed policy."""
-    try:
-        policy = iam.get_policy(PolicyArn=arn)["Policy"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise translate(exc, "iam:GetPolicy", account) from exc
-    default = policy["DefaultVersionId"]
-    with aws_call("iam:GetPolicyVersion", account):
-        document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]["Document"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    versions: tuple[PolicyVersion, ...] = ()
-    if with_versions:
-        with aws_call("iam:ListPolicyVersions", account):
-            listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-        versions = tuple(
-            PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
-        )
-    return PolicyState(arn, default, document, versions, int(policy.get("AttachmentCount", 0)))
-
-
-def with_versions(iam: Any, account: str, policy: PolicyState) -> PolicyState:
-    """The same policy state with its version list (needed only before adding a version)."""
-    with aws_call("iam:ListPolicyVersions", account):
-        listed = iam.list_policy_versions(PolicyArn=policy.arn)["Versions"]
-    versions = tuple(
-        PolicyVersion(v["VersionId"], bool(v["IsDefaultVersion"]), str(v.get("CreateDate", ""))) for v in listed
-    )
-    return PolicyState(policy.arn, policy.default_version, policy.document, versions, policy.attachment_count)
-
-
-def inline_policies(iam: Any, account: str, role_name: str) -> list[tuple[str, dict[str, Any]]]:
-    """The role's inline policies as (name, document), for the access chain (issue 11)."""
-    found: list[tuple[str, dict[str, Any]]] = []
-    with aws_call("iam:ListRolePolicies", account):
-        names = [
-            n
-            for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name)
-            for n in page["PolicyNames"]
-        ]
-    for name in names:
-        with aws_call("iam:GetRolePolicy", account):
-            document = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
-        found.append((name, json.loads(document) if isinstance(document, str) else document))
-    return found
-
-
-def trust_policy_size_quota(iam: Any, account: str) -> int:
-    """The account's trust policy quota (ACLSizePerRole), raisable via Service Quotas."""
-    with aws_call("iam:GetAccountSummary", account):
-        summary = iam.get_account_summary()["SummaryMap"]
-    return int(summary.get("AssumeRolePolicySizeQuota", DEFAULT_TRUST_POLICY_SIZE_QUOTA))
-
-
-# --- writes ----------------------------------------------------------------------------
-#
-# `patient=True` (compensation and other undos) retries throttling and transient errors of
-# every call in the Lambda itself, with backoff and jitter: an undo that stops half-way
-# leaves the accounts holding a failed execution's changes. The eventual-consistency
-# answers IAM gives right after a create or a detach are retried on every path, and only
-# for the call that follows that create or detach.
 
 
 def write_managed_policy(
@@ -203,7 +86,6 @@ def write_managed_policy(
             "iam:CreatePolicyVersion",
             account,
             lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(desired), SetAsDefault=True),
-            throttling=record["retiredVersion"] is not None,
         )["PolicyVersion"]
     except AtcXaccountError as failure:
         if record["retiredVersion"] is not None:
@@ -222,7 +104,7 @@ def _retire_oldest(iam: Any, account: str, current: PolicyState, *, dry_run: boo
     oldest = current.oldest_non_default()
     if oldest is None:
         return None
-    document = _read_version(iam, account, current.arn, oldest.version_id)
+    document = read_version(iam, account, current.arn, oldest.version_id)
     retired = {
         "versionId": oldest.version_id,
         "document": document,
@@ -255,7 +137,7 @@ def _copies(iam: Any, account: str, policy: PolicyState, document: dict[str, Any
     for version in policy.versions:
         if version.version_id == skip:
             continue
-        held = policy.document if version.is_default else _read_version(iam, account, policy.arn, version.version_id)
+        held = policy.document if version.is_default else read_version(iam, account, policy.arn, version.version_id)
         count += same_document(held, document)
     return count
 
@@ -288,12 +170,6 @@ def _put_back_retired(
             account=account,
         ) from failure
     return {"versionId": created["VersionId"], "restoredFrom": retired["versionId"]}
-
-
-def _read_version(iam: Any, account: str, arn: str, version_id: str) -> dict[str, Any]:
-    with aws_call("iam:GetPolicyVersion", account):
-        document = iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
-    return json.loads(document) if isinstance(document, str) else document
 
 
 def ensure_attached(
@@ -351,51 +227,11 @@ def _attach(iam: Any, account: str, role_name: str, policy_arn: str, *, just_cre
         account,
         lambda: iam.attach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
         also=(JUST_CREATED_POLICY,) if just_created else (),
-        throttling=False,
     )
 
 
-def write_trust_policy(
-    iam: Any,
-    account: str,
-    *,
-    role_name: str,
-    before: dict[str, Any],
-    after: dict[str, Any],
-    fingerprints: Fingerprints,
-    dry_run: bool = False,
-    patient: bool = False,
-) -> dict[str, Any]:
-    """Replace the role's trust policy with `after` (already merged) when it differs.
-
-    The record's documents are redacted (`fingerprints`, the deployment's keyed ones): a
-    trust policy holds every cluster's external ID.
-    A principal created a moment ago is not valid yet ("Invalid principal in policy"):
-    retried here with backoff, and by the ASL after that.
-    """
-    changed = not same_document(before, after)
-    record = {
-        "account": account,
-        "roleName": role_name,
-        "before": fingerprints.redact(before),
-        "after": fingerprints.redact(after),
-        "applied": not dry_run,
-        "action": "updated" if changed else "unchanged",
-        "size": non_whitespace_size(after),
-    }
-    if changed and not dry_run:
-        retried(
-            "iam:UpdateAssumeRolePolicy",
-            account,
-            lambda: iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=_dumps(after)),
-            also=(JUST_CREATED_PRINCIPAL,),
-            throttling=patient,
-        )
-    return record
-
-
 def delete_managed_policy(
-    iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False, patient: bool = False
+    iam: Any, account: str, arn: str, *, dry_run: bool = False, just_detached: bool = False
 ) -> dict[str, Any]:
     """Delete a managed policy with all its versions (IAM requires non-default ones first).
 
@@ -416,33 +252,31 @@ def delete_managed_policy(
     if not dry_run:
         for version in state.versions:
             if not version.is_default:
-                _ignoring_gone(
+                ignoring_gone(
                     "iam:DeletePolicyVersion",
                     account,
                     lambda v=version.version_id: iam.delete_policy_version(PolicyArn=arn, VersionId=v),
-                    patient=patient,
                 )
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DeletePolicy",
             account,
             lambda: iam.delete_policy(PolicyArn=arn),
-            patient=patient,
             also=(JUST_DETACHED_POLICY,) if just_detached else (),
         )
     return record
 
 
-def _ignoring_gone(operation: str, account: str, call: Any, *, patient: bool, also: tuple[Any, ...] = ()) -> None:
+def ignoring_gone(operation: str, account: str, call: Any, *, also: tuple[Any, ...] = ()) -> None:
     """A delete whose target is already gone did what it was asked (a retried undo)."""
     try:
-        retried(operation, account, call, throttling=patient, also=also)
+        retried(operation, account, call, also=also)
     except AwsOperationFailed as exc:
         if exc.code != "NoSuchEntity":
             raise
 
 
 def ensure_detached(
-    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False, patient: bool = False
+    iam: Any, account: str, *, role_name: str, policy_arn: str, dry_run: bool = False
 ) -> dict[str, Any]:
     """Detach the policy from the role; not attached (or no role) is success with no write."""
     try:
@@ -450,7 +284,6 @@ def ensure_detached(
             "iam:ListAttachedRolePolicies",
             account,
             lambda: attached_policy_arns_raw(iam, role_name),
-            throttling=patient,
         )
     except AwsOperationFailed as exc:
         if exc.code != "NoSuchEntity":
@@ -466,37 +299,28 @@ def ensure_detached(
         "action": "detached" if attached else "unchanged",
     }
     if attached and not dry_run:
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DetachRolePolicy",
             account,
             lambda: iam.detach_role_policy(RoleName=role_name, PolicyArn=policy_arn),
-            patient=patient,
         )
     return record
 
 
-def attached_policy_arns_raw(iam: Any, role_name: str) -> list[str]:
-    """`attached_policy_arns` without translating errors (for callers that retry)."""
-    arns: list[str] = []
-    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
-        arns.extend(p["PolicyArn"] for p in page["AttachedPolicies"])
-    return arns
-
-
 def ensure_policy_version_document(
-    iam: Any, account: str, *, arn: str, document: dict[str, Any], copies: int = 1, patient: bool = True
+    iam: Any, account: str, *, arn: str, document: dict[str, Any], copies: int = 1
 ) -> str:
     """Make sure `copies` versions of the policy hold `document` (a retired version put back).
 
     Idempotent: a version the first attempt put back counts, so a retried undo converges.
     Returns "restored", "already present" or "skipped: ..." when it cannot be done.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    versions = retried("iam:ListPolicyVersions", account, lambda: policy_versions_raw(iam, arn))
     if versions is None:
         return "skipped: the policy no longer exists"
     present = 0
     for version_id in versions:
-        held = retried("iam:GetPolicyVersion", account, _version_reader(iam, arn, version_id), throttling=patient)
+        held = retried("iam:GetPolicyVersion", account, version_reader(iam, arn, version_id))
         present += same_document(json.loads(held) if isinstance(held, str) else held, document)
     if present >= copies:
         return "already present"
@@ -506,23 +330,8 @@ def ensure_policy_version_document(
         "iam:CreatePolicyVersion",
         account,
         lambda: iam.create_policy_version(PolicyArn=arn, PolicyDocument=_dumps(document), SetAsDefault=False),
-        throttling=patient,
     )
     return "restored"
-
-
-def _version_reader(iam: Any, arn: str, version_id: str) -> Callable[[], Any]:
-    return lambda: iam.get_policy_version(PolicyArn=arn, VersionId=version_id)["PolicyVersion"]["Document"]
-
-
-def _policy_versions_raw(iam: Any, arn: str) -> list[str] | None:
-    try:
-        listed = iam.list_policy_versions(PolicyArn=arn)["Versions"]
-    except ClientError as exc:
-        if is_not_found(exc):
-            return None
-        raise
-    return [v["VersionId"] for v in listed]
 
 
 def restore_policy_version(
@@ -533,36 +342,32 @@ def restore_policy_version(
     default_version: str,
     drop_version: str,
     retired: dict[str, Any] | None,
-    patient: bool = False,
 ) -> str | None:
     """Undo `write_managed_policy`'s new version: old default back, new one dropped, retired one back.
 
     Each part checks first, so a retried undo converges instead of failing on its own
     earlier progress.
     """
-    versions = retried("iam:ListPolicyVersions", account, lambda: _policy_versions_raw(iam, arn), throttling=patient)
+    versions = retried("iam:ListPolicyVersions", account, lambda: policy_versions_raw(iam, arn))
     default = retried(
         "iam:GetPolicy",
         account,
         lambda: iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"],
-        throttling=patient,
     )
     if default != default_version:
         retried(
             "iam:SetDefaultPolicyVersion",
             account,
             lambda: iam.set_default_policy_version(PolicyArn=arn, VersionId=default_version),
-            throttling=patient,
         )
     if versions is not None and drop_version in versions:
-        _ignoring_gone(
+        ignoring_gone(
             "iam:DeletePolicyVersion",
             account,
             lambda: iam.delete_policy_version(PolicyArn=arn, VersionId=drop_version),
-            patient=patient,
         )
     if retired is None:
         return None
     return ensure_policy_version_document(
-        iam, account, arn=arn, document=retired["document"], copies=int(retired.get("copies", 1)), patient=patient
+        iam, account, arn=arn, document=retired["document"], copies=int(retired.get("copies", 1))
     )
