@@ -218,6 +218,10 @@ class Rotated:
     trust: str
     #: finish: the clusters that still use the previous ID (it stayed granted for them).
     kept_for: list[str]
+    #: With a Node API: the access key the workflow moved to the new ID and browsed through.
+    access_key: str | None = None
+    #: A start that finished by itself (the key moved through the Node API).
+    completed: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,11 +288,14 @@ def read_run(body: dict[str, Any]) -> Run:
 
 def read_rotated(f: Fields) -> Rotated:
     rotation = f.obj("rotation")
+    key = f.opt_obj("accessKey")
     return Rotated(
         cluster_id=f.text("clusterId"),
         phase=f.text("phase"),
         trust=rotation.opt_text("trust") or "",
         kept_for=[str(c) for c in (rotation.raw("previousKeptFor") or [])],
+        access_key=key.opt_text("id") if key else None,
+        completed=f.text("phase") == "start" and rotation.opt_text("phase") == "finish",
     )
 
 

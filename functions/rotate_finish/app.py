@@ -23,7 +23,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request, ctx = step_input(event, logger)
+    request, ctx = step_input(event, logger, context)
     result = finish(request, ctx)
     count_change(metrics, {"action": result["trust"]}, "TrustPolicyWrites")
     metrics.add_metric(name="ExternalIdRotated", unit=MetricUnit.Count, value=1)

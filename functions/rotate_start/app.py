@@ -22,7 +22,7 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request, ctx = step_input(event, logger)
+    request, ctx = step_input(event, logger, context)
     result = start(request, ctx)
     count_change(metrics, {"action": result["trust"]}, "TrustPolicyWrites")
     return result

@@ -122,7 +122,7 @@ class Capture:
 
 def functions() -> None:
     """The first input each function got in sample runs: onboard, a failure, offboard, audit, bulk,
-    an external ID rotation."""
+    an external ID rotation (by hand, and through the Node API)."""
     from atc_xaccount_cli.local.dispatch import Dispatcher
 
     seen: dict[str, Any] = {}
@@ -144,6 +144,8 @@ def functions() -> None:
         world = EVENTS / "sample-world-node-api.json"
         _, first = run("local", "run", EVENTS / "cluster-registered-node-api.json", "--world", world)
         Path("node-after.json").write_text(json.dumps(first["world"]))
+        # Zero-touch rotation: the key moves to the pending ID between start and finish.
+        run("local", "run", EVENTS / "external-id-rotation-start.json", "--world", "node-after.json")
         run("local", "run", EVENTS / "cluster-deregistered-node-api.json", "--world", "node-after.json")
     finally:
         Dispatcher.invoke = original  # type: ignore[method-assign]

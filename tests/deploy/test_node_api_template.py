@@ -10,7 +10,7 @@ from atc_xaccount.evaluate import evaluate_identity
 from atc_xaccount.steps import access_key
 from tests.deploy.conftest import ACCOUNT, deployed_resolver, resources_of
 
-STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction")
+STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction", "RotateAccessKeyFunction")
 VPC_ACTIONS = (
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
@@ -74,7 +74,10 @@ def test_outside_a_vpc_the_boundary_takes_sams_vpc_permissions_away_and_nothing_
 
 
 def test_the_browse_retries_fit_in_the_steps_timeout(template):
-    timeout = template["Resources"]["EnsureAccessKeyFunction"]["Properties"]["Timeout"]
+    timeout = min(
+        template["Resources"][step]["Properties"]["Timeout"]
+        for step in ("EnsureAccessKeyFunction", "RotateAccessKeyFunction")
+    )
     import os
 
     saved = os.environ.pop("ATC_RETRY_BASE_SECONDS", None)

@@ -160,6 +160,15 @@ EXPECTED: dict[str, set[Grant]] = {
         grant("dynamodb:GetItem", REGISTRY),
         grant("dynamodb:UpdateItem", REGISTRY),
     },
+    # Zero-touch rotation: the pending and current IDs, the key's secret, the node user; the
+    # key's record (which ID it carries, by keyed fingerprint).
+    "RotateAccessKeyFunction": {
+        READ_KEY,
+        READ_SECRET,
+        grant("secretsmanager:GetSecretValue", NODE_USERS),
+        grant("dynamodb:GetItem", REGISTRY),
+        grant("dynamodb:UpdateItem", REGISTRY),
+    },
     # Deregistration: the registry's key record, the node user, then the key's secret goes.
     "DeleteAccessKeyFunction": {
         grant("secretsmanager:GetSecretValue", NODE_USERS),

@@ -279,42 +279,135 @@ def _browses(lab: NodeLab, case: NodeCase) -> bool:
     return NodeApiClient(case.url, "", "").browse(held.key_id, held.secret).ok
 
 
-def test_rotation_with_the_node_api_keeps_a_working_key_at_every_step(lab):
-    from atc_xaccount.model import ClusterRequest
-    from atc_xaccount.steps import rotate
-    from atc_xaccount.steps.access_key import rotate_access_key
+ROTATE = "RotateStateMachine"
+#: The rotation's steps that change what the key or the trust admit.
+ROTATION_STEPS = ("RotateStartFunction", "RotateAccessKeyFunction", "RotateFinishFunction")
 
+
+def _rotation(case: NodeCase, phase: str) -> dict[str, Any]:
+    event = case.case.event(json.loads((ROOT / "events" / "external-id-rotation-start.json").read_text()))
+    event["detail"]["phase"] = phase
+    return event
+
+
+@contextmanager
+def browsing_after_each_step(lab: NodeLab, case: NodeCase, seen: list[tuple[str, bool]]) -> Iterator[None]:
+    """After each rotation step returns (or fails), browse through the key as Cluster Manager would."""
+    dispatcher = lab.emulator.dispatcher
+    original = dispatcher.invoke
+
+    def invoke(function_ref: str, payload: Any, response_headers: dict[str, str]) -> bytes:
+        try:
+            return original(function_ref, payload, response_headers)
+        finally:
+            step = function_ref.rsplit(":", 1)[-1]
+            if step in ROTATION_STEPS:
+                seen.append((step.removesuffix("Function"), _browses(lab, case)))
+
+    dispatcher.invoke = invoke  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del dispatcher.invoke
+
+
+def _current_and_pending(lab: NodeLab, case: NodeCase) -> dict[str, str]:
+    secrets = lab.emulator.client("secretsmanager")
+    name = f"atc-xaccount/{case.cluster}/external-id"
+    versions = secrets.list_secret_version_ids(SecretId=name)["Versions"]
+    return {
+        stage: secrets.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"]
+        for version in versions
+        for stage in version.get("VersionStages", [])
+        if stage in ("AWSCURRENT", "AWSPENDING")
+    }
+
+
+def _admits(lab: NodeLab, case: NodeCase, external_id: str) -> bool:
+    trust = lab.emulator.ensure_account(case.case.s3).client("iam").get_role(RoleName="atc-s3-access-keys")
+    node = f"arn:aws:iam::{case.case.cm}:role/atc-node"
+    return evaluate_trust(trust["Role"]["AssumeRolePolicyDocument"], node, external_id).allowed
+
+
+def test_rotation_with_the_node_api_keeps_a_working_key_at_every_step(lab):
     case = lab.seed(lab.case())
     onboarded = lab.run(case.registered())
     assert onboarded.status == "SUCCEEDED", onboarded.cause
     key_id, old = onboarded.output["accessKey"]["id"], lab.external_id(case)
-    ctx = StepContext.from_env(os.environ, "test-rotation")
-    assert _browses(lab, case)
-    request = ClusterRequest.from_dict(onboarded.output["request"] | {"nodeApi": case.node_api, "externalId": None})
-    rotate.start(request, ctx)  # the rotation workflow's start step (no locks held in this test)
-    pending = lab.emulator.client("secretsmanager").get_secret_value(
-        SecretId=f"atc-xaccount/{case.cluster}/external-id", VersionStage="AWSPENDING"
-    )["SecretString"]
-    assert _browses(lab, case)
-    moved = rotate_access_key(request, ctx)
-    assert moved["action"] == "updated" and moved["state"] == "verified"
-    new = lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"]
-    assert new == pending != old
-    assert _browses(lab, case)
-    # The doctor mid-rotation: the key carries the pending ID, which the trust admits.
+    seen: list[tuple[str, bool]] = []
+    with browsing_after_each_step(lab, case, seen):
+        rotated = lab.run(_rotation(case, "start"), ROTATE)
+    assert rotated.status == "SUCCEEDED", rotated.cause
+    # One start finishes by itself: the key is moved and proven between start and finish.
+    assert seen == [("RotateStart", True), ("RotateAccessKey", True), ("RotateFinish", True)]
+    names = _state_names(rotated)
+    assert names.index("RotateStart") < names.index("ReleaseLocks") < names.index("AwaitPropagation")
+    assert names.index("RotateAccessKey") < names.index("AcquireLocksToFinish") < names.index("RotateFinish")
+    new = lab.external_id(case)
+    assert new != old and _current_and_pending(lab, case) == {"AWSCURRENT": new}
+    assert lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"] == new
+    assert _admits(lab, case, new) and not _admits(lab, case, old)
+    assert rotated.output["accessKey"] == {"managed": True, "id": key_id, "state": "verified", "action": "updated"}
+    assert rotated.output["rotation"]["phase"] == "finish"
+    entry = lab.registry(case)
+    assert entry["accessKey"]["externalIdFingerprint"] == entry["externalIdFingerprint"]
+    # No human read or typed an ID, and none is in the state, the history or the events.
+    for secret in (old, new):
+        assert secret not in lab.history(rotated) and secret not in json.dumps(rotated.output)
+        assert secret not in json.dumps(_events(lab, rotated))
     code, body = _doctor(lab, case)
     assert code == 0 and next(link for link in body["links"] if link["link"] == "consumer")["verdict"] == "ok"
-    # A re-delivered registration in the middle leaves the key on the pending ID.
-    middle = lab.run(case.registered())
-    assert middle.status == "SUCCEEDED" and middle.output["accessKey"]["action"] == "unchanged", middle.cause
-    assert lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"] == new
-    rotate.finish(request, ctx)
-    assert _browses(lab, case)
-    trust = lab.emulator.ensure_account(case.case.s3).client("iam").get_role(RoleName="atc-s3-access-keys")
-    node = f"arn:aws:iam::{case.case.cm}:role/atc-node"
-    document = trust["Role"]["AssumeRolePolicyDocument"]
-    assert not evaluate_trust(document, node, old).allowed and evaluate_trust(document, node, new).allowed
+    # A re-delivered registration afterwards finds everything as it is: zero writes.
     with lab.emulator.counting() as ledger:
         after = lab.run(case.registered())
         writes = ledger.summary(after.name)["writes"]
     assert after.status == "SUCCEEDED" and after.output["accessKey"]["action"] == "unchanged" and writes == 0
+
+
+def test_a_key_that_cannot_browse_with_the_new_id_is_put_back_and_nothing_is_withdrawn(lab):
+    case = lab.seed(lab.case())
+    onboarded = lab.run(case.registered())
+    assert onboarded.status == "SUCCEEDED", onboarded.cause
+    key_id, old = onboarded.output["accessKey"]["id"], lab.external_id(case)
+    seen: list[tuple[str, bool]] = []
+    # Every browse of the move fails (IAM never lets the pending ID in); the one after the restore works.
+    lab.emulator.dispatcher.before_call = FaultPlan(["RotateAccessKey/nodeapi:Browse=fail:1:7"]).before_call
+    try:
+        with browsing_after_each_step(lab, case, seen):
+            failed = lab.run(_rotation(case, "start"), ROTATE)
+    finally:
+        lab.emulator.dispatcher.before_call = None
+    assert failed.status == "FAILED" and failed.error == "AccessKeyUnusable", failed.cause
+    assert "the key carries the current external ID again and browses" in failed.cause
+    assert seen == [("RotateStart", True), ("RotateAccessKey", True)], "RotateFinish never ran"
+    assert lab.keys(case)[key_id]["storage"]["credentials"]["assume_role_external_id"] == old
+    pending = _current_and_pending(lab, case)["AWSPENDING"]
+    assert _admits(lab, case, old) and _admits(lab, case, pending), "nothing was withdrawn"
+    assert lab.registry(case)["accessKey"]["state"] == "verified"
+    # A finish then moves the key again, proves it and only then withdraws the old ID.
+    seen.clear()
+    with browsing_after_each_step(lab, case, seen):
+        finished = lab.run(_rotation(case, "finish"), ROTATE)
+    assert finished.status == "SUCCEEDED", finished.cause
+    assert seen == [("RotateAccessKey", True), ("RotateFinish", True)]
+    assert lab.external_id(case) == pending and not _admits(lab, case, old)
+
+
+def test_a_key_atc_xaccount_did_not_create_is_left_for_the_operator(lab):
+    case = lab.seed(lab.case())
+    onboarded = lab.run(case.registered())
+    assert onboarded.status == "SUCCEEDED", onboarded.cause
+    # The registry records the key as one somebody else created (as for a key adopted by hand).
+    lab.emulator.client("dynamodb").update_item(
+        TableName=lab.emulator.registry_table or "",
+        Key={"clusterId": {"S": case.cluster}},
+        UpdateExpression="SET accessKey.createdByUs = :no",
+        ExpressionAttributeValues={":no": {"BOOL": False}},
+    )
+    old = lab.external_id(case)
+    started = lab.run(_rotation(case, "start"), ROTATE)
+    assert started.status == "SUCCEEDED", started.cause
+    assert started.output["rotation"]["phase"] == "start" and "accessKey" not in started.output
+    names = _state_names(started)
+    assert "RotateAccessKey" in names and "RotateFinish" not in names
+    assert _admits(lab, case, old), "the key in use (by hand) keeps working until the operator finishes"

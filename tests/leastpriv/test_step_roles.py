@@ -29,7 +29,7 @@ LAMBDA_ITSELF = ("logs:", "xray:")
 #: What SAM adds to a function declaring VpcConfig (the Node API steps): Lambda's network
 #: interfaces; outside a VPC their NodeApiStepsBoundary takes it away (tests/deploy/test_node_api_template.py).
 LAMBDA_VPC_SID = "AWSLambdaVPCAccessExecutionPermissions"
-NODE_API_STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction")
+NODE_API_STEPS = ("EnsureAccessKeyFunction", "DeleteAccessKeyFunction", "RotateAccessKeyFunction")
 
 #: (function, statement Sid, action, scenario that first needs it)
 GRANTS = [
@@ -122,6 +122,8 @@ GRANTS = [
     ("RotateFinishFunction", "FenceReadsNoteWrites", "dynamodb:UpdateItem", "rotate-finish"),
     ("EnsureAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue", "node-onboard"),
     ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:DeleteSecret", "node-offboard"),
+    # Zero-touch rotation: the key moves to the pending ID (its record updated) and is browsed.
+    ("RotateAccessKeyFunction", "RecordAccessKey", "dynamodb:UpdateItem", "node-rotate"),
 ]
 
 #: Grants no emulated scenario can reach, and why (each still proven by another test).
@@ -158,7 +160,7 @@ NOT_ON_THE_EMULATOR = {
     # enforcement); a write that was one cluster's alone is undone as before.
     ("CompensateFunction", "UndoGroupedChanges", "dynamodb:DeleteItem"),
     ("CompensateFunction", "FindOtherUsers", "dynamodb:Query"),
-    # The Node API steps' other grants: tests/engine/test_node_api.py runs both steps under
+    # The Node API steps' other grants: tests/engine/test_node_api.py runs these steps under
     # enforcement (create, re-run, rewrite, delete), and tests/deploy/test_step_policies.py holds
     # each grant to the call that uses it; one grant of each step is removed above.
     ("EnsureAccessKeyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue"),
@@ -171,6 +173,10 @@ NOT_ON_THE_EMULATOR = {
     ("DeleteAccessKeyFunction", "ForgetAccessKeySecrets", "secretsmanager:GetSecretValue"),
     ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:GetItem"),
     ("DeleteAccessKeyFunction", "ForgetAccessKey", "dynamodb:UpdateItem"),
+    ("RotateAccessKeyFunction", "ReadNodeApiUsers", "secretsmanager:GetSecretValue"),
+    ("RotateAccessKeyFunction", "ReadExternalIdSecrets", "secretsmanager:GetSecretValue"),
+    ("RotateAccessKeyFunction", "ReadFingerprintKey", "secretsmanager:GetSecretValue"),
+    ("RotateAccessKeyFunction", "RecordAccessKey", "dynamodb:GetItem"),
 }
 
 ROLLBACK_FAULT = "MergeTrust/iam:UpdateAssumeRolePolicy=fail"
@@ -264,12 +270,14 @@ def _node_scenario(lab: Lab, case: Case, scenario: str, mutation: step_roles.Rol
     lab.emulator.seed(node.world())
     roles = lab.emulator.step_roles
     assert roles is not None
-    if scenario == "node-offboard":
+    if scenario in ("node-offboard", "node-rotate"):
         first = lab.run(node.registered())
         assert first.status == "SUCCEEDED", first.cause
     with roles.changed(mutation or (lambda r: r)):
         if scenario == "node-offboard":
             return lab.run(node.deregistered(), OFFBOARD)
+        if scenario == "node-rotate":
+            return _rotate(lab, case, "start")
         return lab.run(node.registered())
 
 

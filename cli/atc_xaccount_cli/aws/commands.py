@@ -372,7 +372,11 @@ def rotate_external_id(
         **{k: execution[k] for k in ("error", "cause") if execution.get(k)},
         **{k: v for k, v in rotation.items() if k not in ("clusterId", "phase", "next")},
     }
-    if code == Exit.OK and phase == "start":
+    key = (execution.get("output") or {}).get("accessKey") or {}
+    if key.get("managed"):
+        # Zero-touch (the Node API): the workflow moved the key and finished; nobody needs the ID.
+        body["accessKey"] = {k: key[k] for k in ("id", "state", "action") if k in key}
+    if code == Exit.OK and phase == "start" and rotation.get("phase") == "start":
         secret = external_ids.secret_name(ctx.secret_prefix, cluster_id)
         try:
             pending = external_ids.read_version(ctx.sessions.local_client("secretsmanager"), secret, rotate.PENDING)

@@ -155,6 +155,15 @@ def _bulked(result: Bulked, out: Out) -> None:
 @outcome.register
 def _rotated(result: Rotated, out: Out) -> None:
     out.line()
+    if result.access_key and (result.completed or result.phase == "finish"):
+        out.line(
+            f"Rotation of {result.cluster_id} {'completed' if result.completed else 'finished'} through its Node API: "
+            f"access key {result.access_key} carries the new external ID and browses through it; the previous ID "
+            f"is withdrawn (trust policy {result.trust}). Nobody read or typed the ID."
+        )
+        if result.kept_for:
+            out.line(f"The previous ID stays granted: {', '.join(result.kept_for)} still use it.")
+        return
     if result.phase == "start":
         out.line(
             f"Rotation of {result.cluster_id} started: a pending external ID opens the role beside the "

@@ -54,7 +54,7 @@ def node_api_client(config: NodeApiConfig, ctx: StepContext) -> NodeApiClient:
     return NodeApiClient(config.url, username, password, secret_arn=config.credentials_secret_arn)
 
 
-def _storage(request: ClusterRequest, ctx: StepContext, external_id: str) -> dict[str, Any]:
+def key_storage(request: ClusterRequest, ctx: StepContext, external_id: str) -> dict[str, Any]:
     config = _config(request)
     return access_keys.storage(
         bucket=request.buckets[0],
@@ -162,15 +162,15 @@ def _converge(
     if shown.status == 404:
         external_id = _external_id(request, ctx, current)
         client.hide.add(external_id)
-        body = access_keys.create_body(held.key_id, held.secret, _storage(request, ctx, external_id))
+        body = access_keys.create_body(held.key_id, held.secret, key_storage(request, ctx, external_id))
         created = client.create_access_key(body)
         if created.ok:
             return "created", current
         if created.status != 409:
-            raise _rejected(client, "CreateAccessKey", created)
+            raise rejected(client, "CreateAccessKey", created)
         shown = client.get_access_key(held.key_id)  # a duplicate delivery created it first
     if not shown.ok:
-        raise _rejected(client, "GetAccessKey", shown)
+        raise rejected(client, "GetAccessKey", shown)
     config = _config(request)
     differs = access_keys.differences(
         shown.data if isinstance(shown.data, dict) else {},
@@ -205,16 +205,16 @@ def _rewrite(
     """PUT the whole storage block again; only into a key our secret opens (never somebody else's)."""
     proof = client.key_self(held.key_id, held.secret)
     if not proof.ok:
-        raise _rejected(client, "UpdateAccessKey", proof, why="the key with this id does not open with our secret")
+        raise rejected(client, "UpdateAccessKey", proof, why="the key with this id does not open with our secret")
     external_id = _external_id(request, ctx, current)
     client.hide.add(external_id)
-    updated = client.update_access_key(held.key_id, access_keys.update_body(_storage(request, ctx, external_id)))
+    updated = client.update_access_key(held.key_id, access_keys.update_body(key_storage(request, ctx, external_id)))
     if not updated.ok:
-        raise _rejected(client, "UpdateAccessKey", updated)
+        raise rejected(client, "UpdateAccessKey", updated)
     return "updated"
 
 
-def _rejected(client: NodeApiClient, operation: str, answer: Answer, why: str = "") -> AccessKeyRejected:
+def rejected(client: NodeApiClient, operation: str, answer: Answer, why: str = "") -> AccessKeyRejected:
     text = answer.describe(client.secrets) + (f" ({why})" if why else "")
     return AccessKeyRejected(client.url, operation, answer.status, text, kept=KEPT)
 
@@ -253,57 +253,6 @@ def prove(
     return attempt, last
 
 
-def rotate_access_key(
-    request: ClusterRequest,
-    ctx: StepContext,
-    *,
-    stage: str = PENDING,
-    sleep: Callable[[float], None] = time.sleep,
-    remaining_ms: Callable[[], int] | None = None,
-) -> dict[str, Any]:
-    """Zero-touch rotation, between `start` and `finish`: the key carries the ID at `stage`, proven.
-
-    The trust policy admits both IDs at that moment; the key is moved to the new one and
-    browsed through. Only when this returns may the old ID be withdrawn: an error here
-    (AccessKeyRejected, AccessKeyUnusable) leaves the key and both grants as they are.
-    """
-    config = _config(request)
-    dynamodb, secrets = ctx.sessions.local_client("dynamodb"), ctx.sessions.local_client("secretsmanager")
-    entry = registry.get(dynamodb, ctx.registry_table, request.cluster_id) or {}
-    recorded = entry.get("accessKey") or {}
-    name = access_key_custody.key_secret_name(ctx.secret_prefix, request.cluster_id)
-    held = access_key_custody.read_key(secrets, name)
-    if held is None or not recorded.get("createdByUs") or recorded.get("id") != held.key_id:
-        return {"action": "unchanged", "reason": "no access key created by atc-xaccount"}
-    version = external_ids.read_version(secrets, external_ids.secret_name(ctx.secret_prefix, request.cluster_id), stage)
-    if version is None:
-        raise PrerequisiteMissing(f"external ID at stage {stage}", request.cluster_id, "automation")
-    new_id, target = version[1], ctx.fingerprints.of(version[1])
-    client = node_api_client(config, ctx)
-    client.hide.update({held.secret, new_id})
-    action = "unchanged"
-    if recorded.get("externalIdFingerprint") != target:
-        proof = client.key_self(held.key_id, held.secret)
-        if not proof.ok:
-            raise _rejected(client, "UpdateAccessKey", proof, why="the key with this id does not open with our secret")
-        updated = client.update_access_key(held.key_id, access_keys.update_body(_storage(request, ctx, new_id)))
-        if not updated.ok:
-            raise _rejected(client, "UpdateAccessKey", updated)
-        action = "updated"
-    attempts, failure = prove(client, held.key_id, held.secret, sleep=sleep, remaining_ms=remaining_ms)
-    state = access_keys.VERIFIED if failure is None else access_keys.UNUSABLE
-    record = access_keys.key_record(
-        key_id=held.key_id, url=held.url, state=state, external_id_fingerprint=target, secret_name=name, error=failure
-    )
-    if record != recorded and not ctx.dry_run:
-        access_key_custody.set_registry_record(dynamodb, ctx.registry_table, request.cluster_id, record)
-    if failure is not None:
-        raise AccessKeyUnusable(
-            config.url, held.key_id, attempts, failure, kept="the old external ID stays granted: do not finish"
-        )
-    return {"id": held.key_id, "state": state, "action": action, "externalIdFingerprint": target}
-
-
 def delete_access_key(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     """Delete the key this project created for the cluster (the registry's), then its secret.
 
@@ -330,7 +279,7 @@ def delete_access_key(request: ClusterRequest, ctx: StepContext) -> dict[str, An
             return {**result, "action": "unchanged", "reason": "the key no longer opens with our secret: not ours"}
     answer = client.delete_access_key(key_id)
     if not answer.ok and answer.status != 404:
-        raise _rejected(client, "DeleteAccessKey", answer)
+        raise rejected(client, "DeleteAccessKey", answer)
     access_key_custody.delete_key(secrets, name)
     access_key_custody.set_registry_record(dynamodb, ctx.registry_table, request.cluster_id, None)
     if not answer.ok:
