@@ -114,7 +114,9 @@ def test_bulk_items_and_result_files_carry_no_external_id(tmp_path, sample_world
 
     report = run_bulk(ROOT, path, sample_world, on_finish=on_finish)
 
-    assert report.executions[0].bulk_report["counts"] == {"SUCCEEDED": 2}
+    assert report.executions[0].bulk_report["counts"] == {"SUCCEEDED": 2}, json.dumps(
+        report.executions[0].bulk_report, default=str
+    )[:3000]
     assert any(k.endswith(".items.json") for k in files) and any(k.startswith("results/") for k in files)
     for key, text in files.items():
         for value in ids.values():

@@ -33,6 +33,13 @@ Each bridge makes moto do what AWS documents, never fakes a result:
   store's values, so a CreateSecret of another execution (twenty registrations at once each
   create one) breaks a concurrent read with "dictionary changed size during iteration". The
   bridge serializes moto's Secrets Manager backend, one request at a time.
+- Every AWS request is atomic on AWS. moto's backends keep plain dicts that a request
+  iterates (IAM's account summary and policy listings, S3's listings, the request's own
+  authorization reading IAM) while another thread's request inserts into them: "dictionary
+  changed size during iteration", seen as a failed onboarding one run in a few hundred under
+  load. The bridge runs each request to a data service (everything but Lambda's and Step
+  Functions' own APIs, whose Invoke and executions run for long) whole — authorization,
+  backend and rendering — one at a time, as AWS's per-request atomicity would.
 - moto authorizes `GET ?encryption` (GetBucketEncryption) as `s3:ListBucket`, its default
   for an unmapped bucket GET; AWS authorizes it as `s3:GetEncryptionConfiguration`
   (and the PUT as `s3:PutEncryptionConfiguration`). The bridge adds both to moto's map.
@@ -48,7 +55,9 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from moto.core.responses import BaseResponse
 from moto.dynamodb.models import DynamoDBBackend
+from moto.s3.responses import S3Response
 from moto.secretsmanager.models import SecretsManagerBackend
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEventException
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
@@ -84,6 +93,7 @@ def bridged() -> Iterator[None]:
         stack.enter_context(_result_writer())
         stack.enter_context(_atomic_dynamodb_writes())
         stack.enter_context(_atomic_secrets_manager())
+        stack.enter_context(_atomic_requests())
         stack.enter_context(_s3_encryption_action_names())
         yield
 
@@ -138,6 +148,36 @@ def _atomic_dynamodb_writes() -> Iterator[None]:
     finally:
         for name, original in {**originals, **reads}.items():
             setattr(DynamoDBBackend, name, original)
+
+
+#: Response modules whose requests run for long (Lambda Invoke runs a handler that makes
+#: requests of its own; Step Functions starts and describes executions): never serialized.
+_LONG_REQUESTS = ("moto.awslambda", "moto.awslambda_simple", "moto.stepfunctions")
+
+
+@contextmanager
+def _atomic_requests() -> Iterator[None]:
+    """Each request to a data service runs whole, one at a time (re-entrant for nested calls)."""
+    guard = threading.RLock()
+    patched = [(BaseResponse, "_dispatch"), (S3Response, "bucket_response"), (S3Response, "key_response")]
+    originals = [(cls, name, cls.__dict__[name]) for cls, name in patched]
+
+    def serialized(original: Any) -> Any:
+        def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if type(self).__module__.startswith(_LONG_REQUESTS):
+                return original(self, *args, **kwargs)
+            with guard:
+                return original(self, *args, **kwargs)
+
+        return request
+
+    for cls, name, original in originals:
+        setattr(cls, name, serialized(original))
+    try:
+        yield
+    finally:
+        for cls, name, original in originals:
+            setattr(cls, name, original)
 
 
 @contextmanager
