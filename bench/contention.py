@@ -12,16 +12,27 @@ documents they changed, and one uncontended onboarding measured the same way.
 trust policy whose document changed, every assume policy created or given a new default
 document, every attachment made. `iam_writes_over_documents` is IAM write calls over it.
 
-`python -m bench.contention [N] [--s3-accounts K]`: this measurement alone, JSON on stdout.
+The emulator runs every "Lambda" of the burst in one process, under one interpreter lock:
+its own CPU (moto, the handlers, the state machine interpreter) queues the 50 executions
+behind each other, where AWS runs them on separate machines. So the burst runs on a
+dilated clock (`TIME_DILATION`, default 10): every AWS call sleeps D times its seconds, the
+propagation wait is D times 10 s, and the state machines' Retry intervals sleep D times
+theirs; the figures are wall seconds over D. The emulator's CPU then weighs 1/D of what it
+weighs at real speed; `wall_seconds` and `emulator_cpu_seconds` say what it was.
+
+`python -m bench.contention [N] [--s3-accounts K] [--dilation D]`: this measurement alone,
+JSON on stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +45,51 @@ from bench import bulk
 CALL_SECONDS = {"iam:read": 0.08, "iam:write": 0.25, "sts": 0.1, "secretsmanager": 0.04, "dynamodb": 0.012}
 DEFAULT_CALL_SECONDS = 0.05
 PROPAGATION_WAIT = "10"
+#: AWS's time runs this many times slower than the wall clock (see the module's docstring).
+TIME_DILATION = 10
+
+
+@contextlib.contextmanager
+def dilated_retries(dilation: float) -> Iterator[None]:
+    """The state machines' Retry intervals (moto's interpreter sleeps them) last `dilation` times longer."""
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    real = retrier_decl.time
+
+    class _Dilated:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            real.sleep(seconds * dilation)
+
+    retrier_decl.time = _Dilated()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        retrier_decl.time = real
 
 
 class AwsCallTime:
-    """A `faults` object for run_events whose only effect is time: each call sleeps AWS's seconds."""
+    """A `faults` object for run_events whose only effect is time: each call sleeps AWS's seconds
+    (times the clock's dilation)."""
 
-    def __init__(self) -> None:
+    def __init__(self, dilation: float = 1) -> None:
         self.injected: list[dict[str, Any]] = []
+        self.dilation = dilation
 
     def before_call(self, step: str, key: str, params: dict[str, Any]) -> None:
         service = key.partition(":")[0]
         if service == "iam":
             service = "iam:write" if is_write(key) else "iam:read"
-        time.sleep(CALL_SECONDS.get(service, DEFAULT_CALL_SECONDS))
+        time.sleep(CALL_SECONDS.get(service, DEFAULT_CALL_SECONDS) * self.dilation)
 
     def around_call(self, step: str, client: Any, key: str, params: Any, proceed: Any, original: Any) -> Any:
         return proceed()
+
+    def after_call(self, step: str, key: str, params: dict[str, Any], response: Any) -> Any:
+        return response
 
 
 def iam_writes(calls: dict[str, Any]) -> int:
@@ -83,34 +123,53 @@ def _with_documents(result: dict[str, Any], before: dict[str, Any], after: dict[
     result["iam_writes_over_documents"] = round(result["iam_writes"] / docs, 2) if docs else None
 
 
-def _run(root: Path, rows: list[dict[str, Any]], world: dict[str, Any], cm: str) -> Any:
+def _run(
+    root: Path, rows: list[dict[str, Any]], world: dict[str, Any], cm: str, pairs: dict[str, str], dilation: float
+) -> tuple[Any, float]:
+    """The report and the process CPU seconds it took."""
     events = [(row["clusterId"], row) for row in rows]  # each row is an event's detail (a manual start)
-    params = {"PropagationWaitSeconds": PROPAGATION_WAIT, "EventSourceAccounts": cm}
-    return run_events(root, events, json.loads(json.dumps(world)), prove=False, parameters=params, faults=AwsCallTime())
+    wait = str(round(int(PROPAGATION_WAIT) * dilation))
+    params = {**pairs, "PropagationWaitSeconds": wait, "EventSourceAccounts": cm}
+    cpu = time.process_time()
+    with dilated_retries(dilation):
+        report = run_events(
+            root, events, json.loads(json.dumps(world)), prove=False, parameters=params, faults=AwsCallTime(dilation)
+        )
+    return report, time.process_time() - cpu
 
 
-def measure(root: Path, clusters: int = 50, *, s3_accounts: int = 10, log: Any = None) -> dict[str, Any]:
+def measure(
+    root: Path, clusters: int = 50, *, s3_accounts: int = 10, dilation: float = TIME_DILATION, log: Any = None
+) -> dict[str, Any]:
     generated = bulk.plan(clusters, s3_accounts, 1)
     world, rows = generated["world"], sorted(generated["rows"], key=lambda r: r["clusterId"])
     cm = rows[0]["clusterManagerAccountId"]
-    single = _run(root, rows[:1], world, cm)
+    pairs = generated["parameters"]  # AllowedAccountPairs: the cluster manager account to any S3 account
+    single, single_cpu = _run(root, rows[:1], world, cm, pairs, dilation)
     if log:
-        log(f"contention: one uncontended onboarding {single.seconds:.1f} s; now {clusters} at once")
-    report = _run(root, rows, world, cm)
+        log(f"contention: one uncontended onboarding {single.seconds / dilation:.1f} s (x{dilation}); now {clusters}")
+    report, cpu = _run(root, rows, world, cm, pairs, dilation)
     statuses = Counter(e.result.status for e in report.executions)
+    if single.executions[0].result.status != "SUCCEEDED":
+        raise RuntimeError(f"the uncontended onboarding failed: {single.executions[0].cause_message}")
     errors = Counter(e.result.error for e in report.executions if e.result.status != "SUCCEEDED")
     result: dict[str, Any] = {
         "clusters": clusters,
         "cluster_manager_accounts": 1,
         "s3_accounts": s3_accounts,
         "propagation_wait_seconds": int(PROPAGATION_WAIT),
+        "time_dilation": dilation,
+        "wall_seconds": round(report.seconds, 1),
+        "emulator_cpu_seconds": round(cpu, 1),
+        "wall_seconds_one_uncontended": round(single.seconds, 1),
+        "emulator_cpu_seconds_one_uncontended": round(single_cpu, 1),
         "aws_call_seconds": {**CALL_SECONDS, "other": DEFAULT_CALL_SECONDS},
         "ready": statuses["SUCCEEDED"],
         "failed": clusters - statuses["SUCCEEDED"],
         "errors": dict(errors.most_common()),
         "resource_locked_failures": errors["ResourceLocked"],
-        "seconds_to_last_ready": round(report.seconds, 1),
-        "seconds_one_uncontended": round(single.seconds, 1),
+        "seconds_to_last_ready": round(report.seconds / dilation, 1),
+        "seconds_one_uncontended": round(single.seconds / dilation, 1),
         "calls_one_uncontended": single.calls["total"],
         "iam_writes_one_uncontended": iam_writes(single.calls),
         "calls": report.calls["total"],
@@ -128,11 +187,11 @@ def bulk_documents(result: dict[str, Any], before: dict[str, Any], after: dict[s
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import contextlib
 
     parser = argparse.ArgumentParser(prog="python -m bench.contention", description=__doc__.splitlines()[0])
     parser.add_argument("clusters", nargs="?", type=int, default=50)
     parser.add_argument("--s3-accounts", type=int, default=10)
+    parser.add_argument("--dilation", type=float, default=TIME_DILATION, help="AWS's time runs D times slower")
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
     args = parser.parse_args(argv)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -141,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     with contextlib.redirect_stdout(sys.stderr):
-        result = measure(args.root.resolve(), args.clusters, s3_accounts=args.s3_accounts, log=log)
+        result = measure(
+            args.root.resolve(), args.clusters, s3_accounts=args.s3_accounts, dilation=args.dilation, log=log
+        )
     print(json.dumps(result, indent=2))
     return 0
 
@@ -169,6 +230,9 @@ def targets(r: dict[str, Any]) -> dict[str, bool | None]:
     return {
         "burst_one_cm: ready == 50": burst["ready"] == 50 if burst else None,
         "burst_one_cm: resource_locked_failures == 0": burst["resource_locked_failures"] == 0 if burst else None,
+        "burst_one_cm: last_ready_over_one <= 3 (a small multiple)": (
+            burst["last_ready_over_one"] <= 3 if burst and burst.get("last_ready_over_one") else None
+        ),
         "bulk: iam_writes_over_documents <= 1.25": ratio <= 1.25 if ratio is not None else None,
         "bulk_one_cm_1000: 0 failed rows": one_cm["failed"] == 0 if one_cm else None,
     }
@@ -187,7 +251,8 @@ def table(r: dict[str, Any], row: Any, section: Any) -> None:
         row(
             "  seconds_to_last_ready",
             b["seconds_to_last_ready"],
-            f"one uncontended: {b['seconds_one_uncontended']} s ({b['last_ready_over_one']}x)",
+            f"one uncontended: {b['seconds_one_uncontended']} s ({b['last_ready_over_one']}x; goal a small multiple);"
+            f" clock dilated x{b.get('time_dilation', 1)}, emulator CPU {b.get('emulator_cpu_seconds')} s",
         )
         row(
             "  iam_writes / documents_changed",
