@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from atc_xaccount import analyzer, external_ids, iam_ops, locks, queue, users
+from atc_xaccount.bulk import tag_of
 from atc_xaccount.documents import non_whitespace_size, same_document
 from atc_xaccount.errors import (
     AtcXaccountError,
@@ -59,7 +60,7 @@ def commit_policy(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any
     """EnsureAssumePolicy on the grouped path: this cluster's access role in the assume policy
     and the policy on its node role, written by this execution or whichever holds the lock."""
     key = policy_key(request)
-    intent = {"execution": ctx.execution or "", "request": _stored_request(request)}
+    intent = {"execution": ctx.execution or "", "request": stored_request(request)}
     raised: dict[str, AtcXaccountError] = {}
     part = _take(ctx, key, request, intent, lambda batch: serve_policy(request, ctx, batch, raised))
     if part is None:
@@ -76,10 +77,10 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
     """MergeTrust on the grouped path: the cluster's external ID stored (its secret is what the
     holder reads), then its grant in the trust policy, written by whichever holds the lock."""
     key = trust_key(request)
-    secret, external_id = _own_external_id(request, ctx, plan)
+    secret, external_id = own_external_id(request, ctx, plan)
     intent = {
         "execution": ctx.execution or "",
-        "request": _stored_request(request),
+        "request": stored_request(request),
         "secretCreated": secret["action"] == "created",
         # The ID preflight planned: the holder grants a queued cluster only that ID.
         "fingerprint": ctx.fingerprints.of(external_id),
@@ -97,12 +98,12 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
     return change
 
 
-def _stored_request(request: ClusterRequest) -> dict[str, Any]:
+def stored_request(request: ClusterRequest) -> dict[str, Any]:
     """What the queue keeps of a request: never the external ID (its secret is its only copy)."""
     return {k: v for k, v in request.to_dict().items() if k != "externalId"}
 
 
-def _own_external_id(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def own_external_id(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(secret record, the ID): stored before the intent is queued, since the holder reads it."""
     secrets = ctx.sessions.local_client("secretsmanager")
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
@@ -144,10 +145,13 @@ def _take(
     try:
         pending, results = queue.read(dynamodb, table, key)
         mine = results.get(cluster) or {}
-        if mine.get("execution") == owner or not pending:
-            locks.release(dynamodb, table, [key], owner)
+        # A bulk's reservations are served by its own rows' commits only (docs/converge.md).
+        batch, expired = queue.servable(pending, tag_of(owner), queue.now_ms())
+        batch = batch[: queue.BATCH]
+        if mine.get("execution") == owner or not batch:
+            dropped = [queue.served_item(table, key, {}, expired)] if expired else []
+            locks.release(dynamodb, table, [key], owner, also=dropped)
             return dict(mine) if mine.get("execution") == owner else None
-        batch = pending[: queue.BATCH]
         served, left, also = serve(batch)
     except Exception:
         locks.release(dynamodb, table, [key], owner)  # then raised as it was
@@ -156,7 +160,7 @@ def _take(
         if queued_cluster in served:  # the others stay queued
             served[queued_cluster]["execution"] = queued_intent.get("execution")
     hashes = {key: left} if left else None
-    answered = [queue.served_item(table, key, served)] if served else []
+    answered = [queue.served_item(table, key, served, expired)] if served or expired else []
     written = {key: prior_of(ctx, key)} if hashes else None
     locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*answered, *also], written=written)
     result = served.get(cluster)
