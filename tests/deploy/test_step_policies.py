@@ -556,12 +556,13 @@ def test_the_bulk_state_machine_holds_what_the_distributed_map_and_sync_onboardi
         ("events:DescribeRule", f"arn:{partition}:events:{region}:{ACCOUNT}:rule/{SYNC_RULE}"),
     }
     invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"] if "LambdaInvokePolicy" in p}
-    # Phase 1 (ReserveEach, steps/reserve.py) runs Validate, Preflight and MergeTrust's reserve per row.
+    # Phase 1 (ReserveEach, steps/reserve.py) runs Validate, Preflight and MergeTrust's reserve per row;
     assert invoked == {
         "PrepareBulkFunction",
         "ReportBulkFunction",
         "ValidateFunction",
         "PreflightFunction",
         "MergeTrustFunction",
+        "CompensateFunction",  # phase 2: a failed or unstarted row's reservations withdrawn
     }
     assert len(props["Policies"]) == len(invoked) + 2  # no other SAM policy template

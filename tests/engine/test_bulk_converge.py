@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from atc_xaccount import bulk as bulk_names
 from atc_xaccount.trust import grant_external_ids
 from atc_xaccount_cli.local.engine import AUTOMATION_ACCOUNT, Emulator
 from atc_xaccount_cli.local.run import BULK, ONBOARD
@@ -31,13 +32,15 @@ def emulator_for(generated: dict[str, Any]) -> Iterator[Emulator]:
         yield emulator
 
 
-def run_file(emulator: Emulator, rows: list[dict[str, Any]], name: str = "rows.jsonl") -> dict[str, Any]:
+def run_file(
+    emulator: Emulator, rows: list[dict[str, Any]], name: str = "rows.jsonl", execution: str | None = None
+) -> dict[str, Any]:
     """One bulk execution of `rows` on this emulator: its report, IAM writes and the world after."""
     bucket = emulator.buckets["BulkBucket"]
     key = f"uploads/{name}"
     emulator.client("s3").put_object(Bucket=bucket, Key=key, Body="".join(json.dumps(r) + "\n" for r in rows))
     with emulator.counting() as ledger:
-        result = emulator.follow(emulator.start({"bucket": bucket, "key": key}, BULK), timeout=900)
+        result = emulator.follow(emulator.start({"bucket": bucket, "key": key}, BULK, execution), timeout=900)
         calls = ledger.summary()
     accounts = sorted({r["clusterManagerAccountId"] for r in rows} | {r["s3AccountId"] for r in rows})
     writes = {k: n for k, n in calls["by_operation"].items() if k.startswith("iam:") and _is_write(k)}
@@ -204,3 +207,25 @@ def test_reservations_are_served_only_by_their_own_bulk(monkeypatch: pytest.Monk
         assert [k for k in left if k.startswith("i#")] == []
         world = emulator.snapshot([rows[0]["s3AccountId"]])
         assert [r["clusterId"] for r in rows if granted(world, r)] == []
+
+
+def test_a_row_whose_onboarding_never_starts_keeps_nothing() -> None:
+    """Its onboarding cannot start (here: its name is taken): the bulk withdraws its
+    reservations and removes what another row's commit wrote for it, and its secret."""
+    generated = bulk.plan(4, 1, 2)
+    rows = generated["rows"]
+    victim = rows[-1]
+    with emulator_for(generated) as emulator:
+        taken = bulk_names.child_name("the-bulk", len(rows))
+        blocker = emulator.follow(emulator.start({"not": "an event"}, ONBOARD, taken))
+        assert blocker.status == "FAILED"
+        ran = run_file(emulator, rows, execution="the-bulk")
+        left = queue_item(emulator, trust_key(victim))
+    assert ran["status"] == "SUCCEEDED"
+    assert ran["rows"][victim["clusterId"]]["status"] == "FAILED"
+    world = ran["world"]
+    assert not granted(world, victim)
+    assert all(granted(world, r) for r in rows[:-1])
+    assert not any(victim["clusterId"] in k for k in left)
+    secrets = world["accounts"][AUTOMATION_ACCOUNT].get("secrets", {})
+    assert not any(f"/{victim['clusterId']}/" in name for name in secrets)

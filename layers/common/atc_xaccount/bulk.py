@@ -41,7 +41,8 @@ def tag_of(execution: str | None) -> str | None:
 
 
 def mark_reservations(items: list[dict[str, Any]], bulk_execution: str, defaults: Defaults) -> list[dict[str, Any]]:
-    """Each item with its onboarding's name and whether its phase 1 reserves on the assume policy.
+    """Each item with its onboarding's name, its request, and whether its phase 1 reserves on the
+    assume policy.
 
     Every row reserves its trust grant (each is its own external ID); on the assume policy,
     only the first row of each access role and node role does: the others would add nothing
@@ -59,7 +60,15 @@ def mark_reservations(items: list[dict[str, Any]], bulk_execution: str, defaults
             request.access_role_name.lower(),
             request.node_role_name.lower(),
         )
-        marked.append({**item, "execution": child_name(bulk_execution, item["line"]), "reservePolicy": key not in seen})
+        marked.append(
+            {
+                **item,
+                "execution": child_name(bulk_execution, item["line"]),
+                "reservePolicy": key not in seen,
+                # What the bulk withdraws if the row's onboarding fails (never the ID itself).
+                "request": {k: v for k, v in request.to_dict().items() if k != "externalId"},
+            }
+        )
         seen.add(key)
     return marked
 
