@@ -98,6 +98,18 @@ def servable(
     return serve, expired
 
 
+def held_by(dynamodb: Any, table: str, keys: dict[str, str], cluster_id: str, owner: str | None) -> set[str]:
+    """The names of `keys` (name -> lock key) on whose queue execution `owner` has this
+    cluster's intent queued or its result served."""
+    found = set()
+    for name, lock_key in keys.items():
+        pending, results = read(dynamodb, table, lock_key)
+        queued, served = dict(pending).get(cluster_id) or {}, results.get(cluster_id) or {}
+        if owner in (queued.get("execution"), served.get("execution")):
+            found.add(name)
+    return found
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB's numbers back as ints (results travel on as JSON)."""
     if isinstance(value, Decimal):

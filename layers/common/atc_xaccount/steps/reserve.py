@@ -74,19 +74,8 @@ def reserved_on(request: ClusterRequest, ctx: StepContext, owner: str | None) ->
     intent queued or a result served. Two consistent reads, for bulk rows only."""
     if tag_of(owner) is None or not ctx.locks_table:
         return set()
-    return queued_on(request, ctx, owner)
-
-
-def queued_on(request: ClusterRequest, ctx: StepContext, owner: str | None) -> set[str]:
-    """The documents on which execution `owner` has an intent queued or a result served."""
-    dynamodb, cluster = ctx.sessions.local_client("dynamodb"), request.cluster_id
-    found = set()
-    for name, key in (("policy", policy_key(request)), ("trust", trust_key(request))):
-        pending, results = queue.read(dynamodb, ctx.locks_table, key)
-        mine = [(dict(pending).get(cluster) or {}).get("execution"), (results.get(cluster) or {}).get("execution")]
-        if owner in mine:
-            found.add(name)
-    return found
+    keys = {"policy": policy_key(request), "trust": trust_key(request)}
+    return queue.held_by(ctx.sessions.local_client("dynamodb"), ctx.locks_table, keys, request.cluster_id, owner)
 
 
 def route_reserved(
