@@ -363,6 +363,18 @@ def measure(
     }
 
 
+#: Rows per access role in `--one-cm` (bulk_one_cm_1000): one commit serves at most
+#: `queue.BATCH` (40) intents, and 40 external IDs of 32 characters for one node role keep a
+#: trust policy at 1,731 characters, under IAM's default 2,048; the one assume policy then
+#: names N / 40 access roles (25 for 1,000 rows: 1,433 characters of the 6,144 allowed).
+ONE_CM_ROWS_PER_ACCESS_ROLE = 40
+
+
+def one_cm_s3_accounts(rows: int) -> int:
+    """S3 accounts for a bulk of `rows` into one cluster manager account."""
+    return max(1, -(-rows // ONE_CM_ROWS_PER_ACCESS_ROLE))
+
+
 def _max_concurrency(root: Path) -> int | None:
     definition = json.loads((root / "statemachine" / "bulk.asl.json").read_text(encoding="utf-8"))
     return definition["States"].get("OnboardEach", {}).get("MaxConcurrency")
@@ -394,7 +406,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("clusters", nargs="?", type=int, default=500)
     parser.add_argument("--s3-accounts", type=int)
     parser.add_argument("--cm-accounts", type=int)
+    parser.add_argument(
+        "--one-cm",
+        type=int,
+        metavar="N",
+        help="N rows into ONE cluster manager account over N/40 S3 accounts (bulk_one_cm_1000: --one-cm 1000)",
+    )
     args = parser.parse_args(argv)
+    if args.one_cm:
+        args.clusters, args.cm_accounts = args.one_cm, 1
+        args.s3_accounts = args.s3_accounts or one_cm_s3_accounts(args.one_cm)
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     root = Path(__file__).resolve().parents[1]
 
@@ -403,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with contextlib.redirect_stdout(sys.stderr):
         result = measure(root, args.clusters, s3_accounts=args.s3_accounts, cm_accounts=args.cm_accounts, log=log)
-    result["measured"] = _provenance(root, f"python -m bench.bulk {args.clusters}")
+    command = f"python -m bench.bulk --one-cm {args.one_cm}" if args.one_cm else f"python -m bench.bulk {args.clusters}"
+    result["measured"] = _provenance(root, command)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -113,7 +113,7 @@ def _sections(args: argparse.Namespace) -> dict[str, Any]:
             bulk.measure,
             root,
             n,
-            s3_accounts=max(1, n // 50),
+            s3_accounts=bulk.one_cm_s3_accounts(n),
             cm_accounts=1,
         )
     out["coldstart"] = timed(f"cold start ({args.rounds} rounds)", coldstart.measure, root, event, world, args.rounds)

@@ -25,7 +25,12 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request, ctx = step_input(event, logger)
     result = preflight(
-        request, ctx, owner=event.get("execution"), locked=bool(event.get("locked")), repair=bool(event.get("repair"))
+        request,
+        ctx,
+        owner=event.get("execution"),
+        locked=bool(event.get("locked")),
+        repair=bool(event.get("repair")),
+        reserving=bool(event.get("reserving")),
     )
     metrics.add_metric(name="PreflightPassed", unit=MetricUnit.Count, value=1)
     return result

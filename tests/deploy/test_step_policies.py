@@ -461,7 +461,9 @@ def _bulk_calls(step: str) -> list[tuple[str, str]]:
         f"{key}.rejected.json": json.dumps([{"line": 4, "error": "InvalidEvent"}]).encode(),
     }
     s3 = _RecordingS3((ROOT / "events" / "bulk-registrations.csv").read_bytes(), objects)
-    ctx: Any = SimpleNamespace(sessions=SimpleNamespace(local_client=lambda service: s3), defaults=Defaults())
+    ctx: Any = SimpleNamespace(
+        sessions=SimpleNamespace(local_client=lambda service: s3), defaults=Defaults(), execution="bulk-exec"
+    )
     if step == "prepare":
         bulk.prepare("bucket", key, ctx)
     else:
@@ -554,5 +556,13 @@ def test_the_bulk_state_machine_holds_what_the_distributed_map_and_sync_onboardi
         ("events:DescribeRule", f"arn:{partition}:events:{region}:{ACCOUNT}:rule/{SYNC_RULE}"),
     }
     invoked = {p["LambdaInvokePolicy"]["FunctionName"]["Ref"] for p in props["Policies"] if "LambdaInvokePolicy" in p}
-    assert invoked == {"PrepareBulkFunction", "ReportBulkFunction"}
+    # Phase 1 (ReserveEach, steps/reserve.py) runs Validate, Preflight and MergeTrust's reserve per row;
+    assert invoked == {
+        "PrepareBulkFunction",
+        "ReportBulkFunction",
+        "ValidateFunction",
+        "PreflightFunction",
+        "MergeTrustFunction",
+        "CompensateFunction",  # phase 2: a failed or unstarted row's reservations withdrawn
+    }
     assert len(props["Policies"]) == len(invoked) + 2  # no other SAM policy template

@@ -40,7 +40,7 @@ def test_a_node_role_at_its_quota_is_refused_in_preflight_naming_the_quota(sampl
 
     assert report.result.status == "FAILED"
     assert report.result.error == "QuotaExceeded", report.cause_message
-    assert [s.name for s in report.result.states][-3:] == ["Preflight", "PublishFailed", "Failed"]
+    assert [s.name for s in report.result.states][-4:] == ["Preflight", "BulkRowFailed?", "PublishFailed", "Failed"]
     assert "AttachedPoliciesPerRoleQuota" in report.cause_message
     assert "role atc-node in account 111111111111 would need 11 against the quota" in report.cause_message
     assert report.calls["writes"] == 0, "nothing was written, not even the assume policy"

@@ -34,7 +34,7 @@ def test_a_role_under_a_path_is_refused_in_preflight_naming_its_arn(sample_world
     assert report.result.error == "UnsupportedRolePath", report.cause_message
     assert f"role {role} in account {account} has the path /service/" in report.cause_message
     assert f"arn:aws:iam::{account}:role/service/{role}" in report.cause_message
-    assert [s.name for s in report.result.states][-3:] == ["Preflight", "PublishFailed", "Failed"]
+    assert [s.name for s in report.result.states][-4:] == ["Preflight", "BulkRowFailed?", "PublishFailed", "Failed"]
     assert report.calls["writes"] == 0
     assert report.world["accounts"][account]["roles"][role]["path"] == "/service/", "the snapshot keeps the path"
 

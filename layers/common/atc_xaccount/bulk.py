@@ -7,8 +7,10 @@ the others. Pure: the caller reads and writes the files.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import re
 from typing import Any
 
 from atc_xaccount.authorization import AccountPairs, authorize_pair, authorize_sender
@@ -16,6 +18,59 @@ from atc_xaccount.errors import InvalidEvent, RequestNotAuthorized
 from atc_xaccount.model import Defaults, event_sender, parse_event
 
 LIST_SEPARATORS = (";", " ")
+
+#: A bulk row's onboarding is named `bulk-<16 hex of the bulk execution>-<line>`: its
+#: reservations (bulk phase 1, steps/reserve.py) and the commits of its bulk's other rows
+#: recognize it by that tag, and a re-run of the same file (another bulk execution) does not.
+CHILD_PATTERN = re.compile(r"(bulk-[0-9a-f]{16})-[0-9]+")
+
+
+def bulk_tag(bulk_execution: str) -> str:
+    return f"bulk-{hashlib.sha256(bulk_execution.encode()).hexdigest()[:16]}"
+
+
+def child_name(bulk_execution: str, line: int) -> str:
+    """The name of the row's onboarding execution (unique per bulk execution and line)."""
+    return f"{bulk_tag(bulk_execution)}-{line}"
+
+
+def tag_of(execution: str | None) -> str | None:
+    """The bulk an onboarding execution belongs to (None: not a bulk row's)."""
+    match = CHILD_PATTERN.fullmatch(execution or "")
+    return match.group(1) if match else None
+
+
+def mark_reservations(items: list[dict[str, Any]], bulk_execution: str, defaults: Defaults) -> list[dict[str, Any]]:
+    """Each item with its onboarding's name, its request, and whether its phase 1 reserves on the
+    assume policy.
+
+    Every row reserves its trust grant (each is its own external ID); on the assume policy,
+    only the first row of each access role and node role does: the others would add nothing
+    the first does not, and the policy's queue (one DynamoDB item) stays small for a file
+    of thousands of rows into one cluster manager account.
+    """
+    seen: set[tuple[str, ...]] = set()
+    marked = []
+    for item in items:
+        request = parse_event(item["detail"], defaults)
+        key = (
+            request.cluster_manager_account_id,
+            request.assume_policy_name.lower(),
+            request.s3_account_id,
+            request.access_role_name.lower(),
+            request.node_role_name.lower(),
+        )
+        marked.append(
+            {
+                **item,
+                "execution": child_name(bulk_execution, item["line"]),
+                "reservePolicy": key not in seen,
+                # What the bulk withdraws if the row's onboarding fails (never the ID itself).
+                "request": {k: v for k, v in request.to_dict().items() if k != "externalId"},
+            }
+        )
+        seen.add(key)
+    return marked
 
 
 def detect_format(name: str, text: str) -> str:

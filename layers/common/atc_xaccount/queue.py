@@ -7,6 +7,12 @@ oldest pending intents (up to BATCH) in one write and, in the transaction that r
 the lock, replaces each served intent by its result (`r#<cluster>`); the others find
 their result on their next attempt. One attribute per cluster, so concurrent enqueues of
 different clusters never overwrite each other.
+
+A bulk file's phase 1 *reserves*: it queues each row's intent before any row's onboarding
+runs (`reservedBy`: the bulk's tag, `expiresAt`), so the first writer of each document
+serves the whole file's rows at once (steps/reserve.py). A reservation is served only by a
+writer of the same bulk (`servable`): if the bulk never runs its rows (aborted between the
+phases), no writer ever serves them, and once expired the next writer drops them.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ AUTOMATION_ACCOUNT = "automation"
 BATCH = 40
 #: How long a commit may hold a document's lock: one Lambda invocation (timeout 60 s) and a margin.
 LEASE_SECONDS = 120
+#: How long a bulk's reservation waits for its bulk's writers (a file of 10,000 rows runs for hours).
+RESERVATION_SECONDS = 24 * 3600
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def queue_key(lock_key: str) -> str:
@@ -47,7 +59,7 @@ def enqueue(
             Key={"lockKey": {"S": queue_key(lock_key)}},
             UpdateExpression="SET #i = :v" if replace else "SET #i = if_not_exists(#i, :v)",
             ExpressionAttributeNames={"#i": _intent(cluster_id)},
-            ExpressionAttributeValues={":v": serialize({**intent, "queuedAt": time.time_ns() // 1_000_000})},
+            ExpressionAttributeValues={":v": serialize({**intent, "queuedAt": now_ms()})},
         )
 
 
@@ -67,6 +79,37 @@ def read(dynamodb: Any, table: str, lock_key: str) -> tuple[list[tuple[str, dict
     return pending, results
 
 
+def servable(
+    pending: list[tuple[str, dict[str, Any]]], tag: str | None, now: int
+) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """(the intents a writer of bulk `tag` (None: no bulk's) serves, oldest first; the expired
+    reservations it drops). Every running execution's intent is served; a reservation only by
+    its own bulk's writers, and only before it expires."""
+    serve: list[tuple[str, dict[str, Any]]] = []
+    expired: list[str] = []
+    for cluster, intent in pending:
+        reserved_by = intent.get("reservedBy")
+        if reserved_by is None:
+            serve.append((cluster, intent))
+        elif int(intent.get("expiresAt") or 0) <= now:
+            expired.append(cluster)
+        elif reserved_by == tag:
+            serve.append((cluster, intent))
+    return serve, expired
+
+
+def held_by(dynamodb: Any, table: str, keys: dict[str, str], cluster_id: str, owner: str | None) -> set[str]:
+    """The names of `keys` (name -> lock key) on whose queue execution `owner` has this
+    cluster's intent queued or its result served."""
+    found = set()
+    for name, lock_key in keys.items():
+        pending, results = read(dynamodb, table, lock_key)
+        queued, served = dict(pending).get(cluster_id) or {}, results.get(cluster_id) or {}
+        if owner in (queued.get("execution"), served.get("execution")):
+            found.add(name)
+    return found
+
+
 def _plain(value: Any) -> Any:
     """DynamoDB's numbers back as ints (results travel on as JSON)."""
     if isinstance(value, Decimal):
@@ -78,8 +121,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def served_item(table: str, lock_key: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The transaction item that replaces served intents by their results."""
+def served_item(
+    table: str, lock_key: str, results: dict[str, dict[str, Any]], dropped: list[str] | tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The transaction item that replaces served intents by their results (and removes `dropped`,
+    expired reservations)."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     removes, sets = [], []
@@ -88,15 +134,19 @@ def served_item(table: str, lock_key: str, results: dict[str, dict[str, Any]]) -
         values[f":r{n}"] = serialize(result)
         removes.append(f"#i{n}")
         sets.append(f"#r{n} = :r{n}")
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": {"lockKey": {"S": queue_key(lock_key)}},
-            "UpdateExpression": f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
+    for n, cluster in enumerate(sorted(set(dropped) - set(results))):
+        names[f"#d{n}"] = _intent(cluster)
+        removes.append(f"#d{n}")
+    expression = (f"SET {', '.join(sets)} " if sets else "") + f"REMOVE {', '.join(removes)}"
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"lockKey": {"S": queue_key(lock_key)}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
     }
+    if values:
+        update["ExpressionAttributeValues"] = values
+    return {"Update": update}
 
 
 def forget_result(dynamodb: Any, table: str, lock_key: str, cluster_id: str) -> None:

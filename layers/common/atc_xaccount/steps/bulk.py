@@ -15,7 +15,7 @@ from typing import Any
 
 from atc_xaccount.authorization import AccountPairs
 from atc_xaccount.aws_errors import aws_call
-from atc_xaccount.bulk import parse_bulk, report_rows, summarize
+from atc_xaccount.bulk import mark_reservations, parse_bulk, report_rows, summarize
 from atc_xaccount.errors import AtcXaccountError
 from atc_xaccount.model import parse_event
 from atc_xaccount.steps.context import StepContext
@@ -25,13 +25,16 @@ AUTOMATION_ACCOUNT = "automation"
 
 
 def prepare(bucket: str, key: str, ctx: StepContext, pairs: AccountPairs | None = None) -> dict[str, Any]:
-    """Validate and authorize every row (`pairs`: the deployment's AllowedAccountPairs)."""
+    """Validate and authorize every row (`pairs`: the deployment's AllowedAccountPairs); name
+    each row's onboarding after this bulk execution (`ctx.execution`, its reservations'
+    owner) and say which rows reserve on the assume policy (`mark_reservations`)."""
     s3 = ctx.sessions.local_client("s3")
     with aws_call("s3:GetObject", AUTOMATION_ACCOUNT):
         text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
     items, rejected = parse_bulk(key, text, ctx.defaults, pairs)
     items, refused = _move_external_ids(items, ctx)
     rejected = sorted([*rejected, *refused], key=lambda r: r["line"])
+    items = mark_reservations(items, ctx.execution or key, ctx.defaults)
     items_key, rejected_key = f"{key}.items.json", f"{key}.rejected.json"
     _put_json(s3, bucket, items_key, items)
     _put_json(s3, bucket, rejected_key, rejected)

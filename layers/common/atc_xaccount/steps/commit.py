@@ -18,42 +18,36 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from atc_xaccount import analyzer, external_ids, iam_ops, locks, provenance, queue, users
-from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy, owned_resources
+from atc_xaccount import analyzer, external_ids, iam_ops, locks, queue, users
+from atc_xaccount.bulk import tag_of
 from atc_xaccount.documents import non_whitespace_size, same_document
 from atc_xaccount.errors import (
     AtcXaccountError,
     CommitPending,
     ExternalIdSecretMismatch,
     GroupCommitFailed,
-    IamPropagationDelay,
     PrerequisiteMissing,
     ResourceLocked,
-    UndoIncomplete,
 )
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.checks import (
-    check_policy_quota,
     check_trust_quota,
-    guard_assume_policy,
     guard_trust,
     lint,
     owned_statements,
     trust_quota,
     trust_resource,
 )
-from atc_xaccount.steps.compensate import undo_policy_change
+from atc_xaccount.steps.commit_policy import Served, policy_change, serve_policy, served_error
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash, prior_of, trust_hash, trust_key
+from atc_xaccount.steps.locking import fenced, policy_key, prior_of, trust_hash, trust_key
 from atc_xaccount.trust import grant_sid, merge_trust_grant
 
 #: Preflight's changes a group commit makes (anything else takes the locked path).
 GROUPED = frozenset({"externalId", "assumePolicy", "attach", "trust"})
 #: Changes the cluster manager account's commit makes.
 POLICY_CHANGES = frozenset({"assumePolicy", "attach"})
-
-Served = tuple[dict[str, dict[str, Any]], str | None, list[dict[str, Any]]]
 
 
 def groupable(needed: list[str], plan: dict[str, Any]) -> bool:
@@ -66,15 +60,15 @@ def commit_policy(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any
     """EnsureAssumePolicy on the grouped path: this cluster's access role in the assume policy
     and the policy on its node role, written by this execution or whichever holds the lock."""
     key = policy_key(request)
-    intent = {"execution": ctx.execution or "", "request": _stored_request(request)}
+    intent = {"execution": ctx.execution or "", "request": stored_request(request)}
     raised: dict[str, AtcXaccountError] = {}
-    part = _take(ctx, key, request, intent, lambda batch: _serve_policy(request, ctx, batch, raised))
+    part = _take(ctx, key, request, intent, lambda batch: serve_policy(request, ctx, batch, raised))
     if part is None:
         raise CommitPending([key])
     if part.get("error"):
         # This execution wrote it: its own error, as the locked path raises it; else the writer's.
         raise raised.get(request.cluster_id) or GroupCommitFailed(key, part["error"])
-    change = _policy_change(request, ctx, part)
+    change = policy_change(request, ctx, part)
     queue.forget_result(ctx.sessions.local_client("dynamodb"), ctx.locks_table, key, request.cluster_id)
     return change
 
@@ -83,10 +77,10 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
     """MergeTrust on the grouped path: the cluster's external ID stored (its secret is what the
     holder reads), then its grant in the trust policy, written by whichever holds the lock."""
     key = trust_key(request)
-    secret, external_id = _own_external_id(request, ctx, plan)
+    secret, external_id = own_external_id(request, ctx, plan)
     intent = {
         "execution": ctx.execution or "",
-        "request": _stored_request(request),
+        "request": stored_request(request),
         "secretCreated": secret["action"] == "created",
         # The ID preflight planned: the holder grants a queued cluster only that ID.
         "fingerprint": ctx.fingerprints.of(external_id),
@@ -104,12 +98,12 @@ def commit_trust(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]
     return change
 
 
-def _stored_request(request: ClusterRequest) -> dict[str, Any]:
+def stored_request(request: ClusterRequest) -> dict[str, Any]:
     """What the queue keeps of a request: never the external ID (its secret is its only copy)."""
     return {k: v for k, v in request.to_dict().items() if k != "externalId"}
 
 
-def _own_external_id(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def own_external_id(request: ClusterRequest, ctx: StepContext, plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """(secret record, the ID): stored before the intent is queued, since the holder reads it."""
     secrets = ctx.sessions.local_client("secretsmanager")
     name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
@@ -151,10 +145,13 @@ def _take(
     try:
         pending, results = queue.read(dynamodb, table, key)
         mine = results.get(cluster) or {}
-        if mine.get("execution") == owner or not pending:
-            locks.release(dynamodb, table, [key], owner)
+        # A bulk's reservations are served by its own rows' commits only (docs/converge.md).
+        batch, expired = queue.servable(pending, tag_of(owner), queue.now_ms())
+        batch = batch[: queue.BATCH]
+        if mine.get("execution") == owner or not batch:
+            dropped = [queue.served_item(table, key, {}, expired)] if expired else []
+            locks.release(dynamodb, table, [key], owner, also=dropped)
             return dict(mine) if mine.get("execution") == owner else None
-        batch = pending[: queue.BATCH]
         served, left, also = serve(batch)
     except Exception:
         locks.release(dynamodb, table, [key], owner)  # then raised as it was
@@ -163,16 +160,11 @@ def _take(
         if queued_cluster in served:  # the others stay queued
             served[queued_cluster]["execution"] = queued_intent.get("execution")
     hashes = {key: left} if left else None
-    answered = [queue.served_item(table, key, served)] if served else []
+    answered = [queue.served_item(table, key, served, expired)] if served or expired else []
     written = {key: prior_of(ctx, key)} if hashes else None
     locks.release(dynamodb, table, [key], owner, hashes=hashes, also=[*answered, *also], written=written)
     result = served.get(cluster)
     return result if result and result.get("execution") == owner else None
-
-
-def _error(exc: AtcXaccountError) -> dict[str, Any]:
-    data = exc.to_dict()
-    return {"error": {k: str(v) for k, v in data.items() if k in ("error", "message", "account")}}
 
 
 def _secret_values(ctx: StepContext, clusters: list[str]) -> dict[str, str | None]:
@@ -233,7 +225,7 @@ def _serve_trust(
                 quota = quota if size <= quota else trust_quota(iam, s3, size)
                 check_trust_quota(merged, quota, role_name, s3)
         except AtcXaccountError as exc:
-            served[cluster], raised[cluster] = {**_error(exc), "leader": owner}, exc
+            served[cluster], raised[cluster] = {**served_error(exc), "leader": owner}, exc
             continue
         doc = merged
         owned.add(grant_sid(targets.node_role_arn))
@@ -257,7 +249,7 @@ def _serve_trust(
         try:
             lint(ctx, doc, analyzer.TRUST, owned, f"trust policy of {role_name}", s3)
         except AtcXaccountError as exc:
-            failed = {**_error(exc), "leader": owner}
+            failed = {**served_error(exc), "leader": owner}
             raised.update({cluster: exc for cluster, _ in batch})
             return {cluster: dict(failed) for cluster, _ in batch}, None, []
     # The lock's release (its transaction) records what this write left.
@@ -282,162 +274,6 @@ def _serve_trust(
         }
     also = [users.add_items(ctx.registry_table, cm, kept, keep_existing=True) for cm, kept in sorted(entries.items())]
     return served, left, also
-
-
-def _serve_policy(
-    request: ClusterRequest,
-    ctx: StepContext,
-    batch: list[tuple[str, dict[str, Any]]],
-    raised: dict[str, AtcXaccountError],
-) -> Served:
-    """One write of the assume policy (and one attachment per node role) for every queued intent."""
-    cm, name, owner = request.cluster_manager_account_id, request.assume_policy_name, ctx.execution or ""
-    arn = Targets.of(request, ctx.partition).assume_policy_arn
-    iam = ctx.sessions.client("iam", cm)
-    current = fenced(
-        ctx,
-        policy_key(request),
-        lambda: iam_ops.get_policy_state(iam, cm, arn, with_versions=True),
-        policy_state_hash,
-    )
-    before = current.document if current else None
-    doc = before
-    served: dict[str, dict[str, Any]] = {}
-    queued: dict[str, ClusterRequest] = {}
-    for cluster, intent in batch:
-        wanted = ClusterRequest.from_dict(intent["request"])
-        resource = Targets.of(wanted, ctx.partition).access_role_arn
-        try:
-            with owned_statements(cm, f"policy {name}"):
-                merged, changed = merge_assume_policy(doc, resource)
-            if changed:
-                guard_assume_policy(doc, merged, {resource}, cm, name)
-                check_policy_quota(merged, name, cm)
-        except AtcXaccountError as exc:
-            served[cluster], raised[cluster] = {**_error(exc), "leader": owner}, exc
-            continue
-        doc = merged
-        queued[cluster] = wanted
-        served[cluster] = {
-            "leader": owner,
-            "resourceAdded": changed,
-            "secretCreated": bool(intent.get("secretCreated")),
-        }
-    if doc is None:  # every intent refused: nothing to write
-        return served, None, []
-    if current is None or not same_document(before, doc):
-        try:
-            lint(ctx, doc, analyzer.IDENTITY, {OWNED_SID}, name, cm)
-        except AtcXaccountError as exc:
-            failed = {**_error(exc), "leader": owner}
-            raised.update({cluster: exc for cluster, _ in batch})
-            return {cluster: dict(failed) for cluster, _ in batch}, None, []
-    record = iam_ops.write_managed_policy(iam, cm, name=name, arn=arn, current=current, desired=doc)
-    version = record["afterVersion"]
-    attached = _attach_each(iam, cm, arn, sorted({q.node_role_name for q in queued.values()}), current is None)
-    if current is None:
-        _undo_if_not_attachable_yet(request, ctx, iam, arn, record, attached)
-    solo = len(queued) == 1
-    for cluster, wanted in queued.items():
-        outcome = attached[wanted.node_role_name.lower()]
-        served[cluster].update(
-            attached=outcome == "attached",
-            created=current is None,
-            afterVersion=version,
-            hash=locks.policy_hash(version, doc),
-        )
-        if solo:  # this write is one cluster's alone: the classic records (exact restore)
-            served[cluster].update(solo=True, record=record, attachRecord=_attach_record(cm, wanted, arn, outcome))
-        if isinstance(outcome, AtcXaccountError):
-            served[cluster].update(_error(outcome))
-            raised[cluster] = outcome
-    for cluster in [c for c in queued if c != request.cluster_id and c in raised]:
-        # A shared call failed (the node role's attachment): the writer fails with it; the
-        # others stay queued for the next writer, as if this write had not served them.
-        del served[cluster], queued[cluster]
-    also: list[dict[str, Any]] = []
-    facts = {provenance.CREATED_BY_US: current is None}
-    for wanted in queued.values() if not solo else ():  # solo: Record keeps it, from the records
-        resource = Targets.of(wanted, ctx.partition).access_role_arn
-        facts[provenance.resource_before(resource)] = resource in owned_resources(before) if before else False
-        facts[provenance.attached_before(wanted.node_role_name)] = (
-            attached[wanted.node_role_name.lower()] == "unchanged"
-        )
-    if not solo:
-        also.append(provenance.provenance_item(ctx.registry_table, provenance.provenance_key(cm, name), facts))
-    entries = {
-        cluster: users.user_entry(
-            {
-                "nodeRoleArn": Targets.of(wanted, ctx.partition).node_role_arn,
-                "accessRoleArn": Targets.of(wanted, ctx.partition).access_role_arn,
-                "assumePolicyArn": arn,
-            }
-        )
-        for cluster, wanted in queued.items()
-        if "error" not in served[cluster]
-    }
-    if entries:
-        also.append(users.add_items(ctx.registry_table, cm, entries, keep_existing=True))
-    return served, locks.policy_hash(version, doc), also
-
-
-def _undo_if_not_attachable_yet(
-    request: ClusterRequest,
-    ctx: StepContext,
-    iam: Any,
-    arn: str,
-    record: dict[str, Any],
-    attached: dict[str, str | AtcXaccountError],
-) -> None:
-    """A policy this write created that IAM will not attach yet (eventual consistency): undo
-    the whole write, as the locked path does, and raise IamPropagationDelay so the state
-    machine retries later; every queued intent stays queued for that retry or another writer
-    (the write that served nobody is not recorded as served)."""
-    delay = next((o for o in attached.values() if isinstance(o, IamPropagationDelay)), None)
-    if delay is None:
-        return
-    cm = request.cluster_manager_account_id
-    for role_name, outcome in attached.items():
-        if outcome == "attached":
-            iam_ops.ensure_detached(iam, cm, role_name=role_name, policy_arn=arn)
-    undone = undo_policy_change(request, ctx, record)
-    if undone["result"] == "failed":
-        what = f"{arn} keeps this step's created change"
-        raise UndoIncomplete(
-            f"{delay}; undoing the assume policy failed too: {undone['error'].get('message')}",
-            [{"change": "assumePolicy", "what": what, **record}],
-            account=cm,
-        ) from delay
-    raise delay
-
-
-def _attach_record(cm: str, wanted: ClusterRequest, arn: str, outcome: str | AtcXaccountError) -> dict[str, Any]:
-    """As iam_ops.ensure_attached records it."""
-    return {
-        "account": cm,
-        "roleName": wanted.node_role_name,
-        "policyArn": arn,
-        "before": outcome == "unchanged",
-        "after": outcome in ("attached", "unchanged"),
-        "applied": True,
-        "action": "attached" if outcome == "attached" else "unchanged",
-    }
-
-
-def _attach_each(
-    iam: Any, cm: str, arn: str, node_roles: list[str], just_created: bool
-) -> dict[str, str | AtcXaccountError]:
-    """Attach the policy to each node role that lacks it: 'attached', 'unchanged' or the error."""
-    outcome: dict[str, str | AtcXaccountError] = {}
-    for role_name in node_roles:
-        try:
-            before = not just_created and arn in iam_ops.attached_policy_arns(iam, cm, role_name)
-            if not before:
-                iam_ops.attach(iam, cm, role_name=role_name, policy_arn=arn, needed=True, just_created=just_created)
-            outcome[role_name.lower()] = "unchanged" if before else "attached"
-        except AtcXaccountError as exc:
-            outcome[role_name.lower()] = exc
-    return outcome
 
 
 def _trust_change(
@@ -474,48 +310,3 @@ def _trust_change(
         "committedBy": (part or {}).get("leader"),
         "externalId": secret,
     }
-
-
-def _policy_change(request: ClusterRequest, ctx: StepContext, part: dict[str, Any]) -> dict[str, Any]:
-    """This cluster's assume policy and attachment records, with the policy as IAM holds it now."""
-    if part.get("solo"):
-        left = locks.policy_hash(part["record"].get("afterVersion"), part["record"]["after"])
-        return {"assumePolicy": part["record"], "attach": part["attachRecord"], "hash": left}
-    cm = request.cluster_manager_account_id
-    targets = Targets.of(request, ctx.partition)
-    iam = ctx.sessions.client("iam", cm)
-    state = fenced(
-        ctx,
-        policy_key(request),
-        lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn),
-        policy_state_hash,
-    )
-    if state is None:
-        raise PrerequisiteMissing("policy", request.assume_policy_name, cm)
-    added = bool(part.get("resourceAdded"))
-    action = ("created" if part.get("created") else "versioned") if added else "unchanged"
-    policy = {
-        "account": cm,
-        "policyArn": targets.assume_policy_arn,
-        "before": None,
-        "after": state.document,
-        "beforeVersion": None,
-        "afterVersion": state.default_version,
-        "retiredVersion": None,
-        "applied": True,
-        "action": action,
-        "grouped": True,
-        "committedBy": part.get("leader"),
-    }
-    attach = {
-        "account": cm,
-        "roleName": request.node_role_name,
-        "policyArn": targets.assume_policy_arn,
-        "before": not part.get("attached"),
-        "after": True,
-        "applied": True,
-        "action": "attached" if part.get("attached") else "unchanged",
-        "grouped": True,
-        "policyChanged": added,
-    }
-    return {"assumePolicy": policy, "attach": attach, "hash": policy_state_hash(state)}

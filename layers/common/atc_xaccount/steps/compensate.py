@@ -67,8 +67,15 @@ def compensate(
         flat.setdefault(str(item.get("change")), item)
     held: list[str] = []
     if ((preflight or {}).get("plan") or {}).get("grouped"):
+        from atc_xaccount import queue
         from atc_xaccount.steps import group_undo
 
+        keys = {"policy": policy_key(request), "trust": trust_key(request)}
+        dynamodb = ctx.sessions.local_client("dynamodb")
+        if not flat and not queue.held_by(dynamodb, ctx.locks_table, keys, request.cluster_id, ctx.execution):
+            # Failed before any write step, with nothing queued for it (e.g. a bulk row that
+            # phase 1 did not reserve, refused by its Preflight): nothing a commit could write.
+            return _compensate(request, ctx, flat, external_id_record, execution, error, preflight, attempt)
         held = group_undo.locked_for_undo(request, ctx)
         try:
             flat = group_undo.adopt_served(request, ctx, flat)

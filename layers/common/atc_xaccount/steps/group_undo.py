@@ -96,7 +96,14 @@ def adopt_served(request: ClusterRequest, ctx: StepContext, flat: dict[str, Any]
             "applied": True,
             "policyChanged": added,
         }
+    # A bulk's phase 1 stored the secret of the intent it reserved (steps/reserve.py): this
+    # execution's to delete, whether or not a commit served the intent.
+    pending, _ = queue.read(dynamodb, ctx.locks_table, trust_key(request))
+    own = dict(pending).get(request.cluster_id) or {}
+    reserved_secret = bool(own.get("execution") == owner and own.get("reservedBy") and own.get("secretCreated"))
     served = queue.withdraw(dynamodb, ctx.locks_table, trust_key(request), request.cluster_id, owner)
+    if reserved_secret and not served and "trust" not in adopted:
+        adopted["trust"] = {"action": "unchanged", "grouped": True, "applied": True, "externalIdAdded": False}
     if served and served.get("solo") and "trust" not in adopted:
         adopted["trust"] = dict(served["record"])
     elif served and "error" not in served and "trust" not in adopted:
@@ -106,7 +113,7 @@ def adopt_served(request: ClusterRequest, ctx: StepContext, flat: dict[str, Any]
             "applied": True,
             "externalIdAdded": bool(served.get("added")),
         }
-    if served and "trust" in adopted and served.get("secretCreated"):
+    if "trust" in adopted and ((served and served.get("secretCreated")) or reserved_secret):
         name = external_ids.secret_name(ctx.secret_prefix, request.cluster_id)
         adopted["trust"]["externalId"] = {"secretName": name, "action": "created", "applied": True}
     return adopted

@@ -15,7 +15,7 @@ from atc_xaccount.documents import non_whitespace_size
 from atc_xaccount.errors import AwsOperationFailed, ExternalIdSecretMismatch, PrerequisiteMissing, VerificationFailed
 from atc_xaccount.extid import generate_external_id
 from atc_xaccount.model import ClusterRequest
-from atc_xaccount.steps import write_proof
+from atc_xaccount.steps import reserve, write_proof
 from atc_xaccount.steps.access_chain import (
     bucket_inputs,
     bucket_link_checks,
@@ -46,7 +46,12 @@ from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant,
 
 
 def preflight(
-    request: ClusterRequest, ctx: StepContext, owner: str | None = None, locked: bool = False, repair: bool = False
+    request: ClusterRequest,
+    ctx: StepContext,
+    owner: str | None = None,
+    locked: bool = False,
+    repair: bool = False,
+    reserving: bool = False,
 ) -> dict[str, Any]:
     """Prove every prerequisite and quota holds before the first write; say what must change.
 
@@ -56,6 +61,8 @@ def preflight(
     their last holder left them (`locks.acquire_if_unchanged`); `locked` says whether it
     did. `locked=True` on input means the locks are already held (the slow path).
     `upToDate` lets the state machine skip locking and writing (zero write calls).
+    `reserving` (a bulk's phase 1, steps/reserve.py) plans only: no lock is taken. A bulk
+    row whose phase 1 reserved takes the grouped path (`route_reserved`).
     First of all, the registry says whether this request may act on the cluster at all
     (`admission`): another account's cluster, one being deregistered, or a repair of a
     cluster that is not READY is refused before any call into a target account.
@@ -248,9 +255,12 @@ def preflight(
     )
     if result["groupable"]:
         result["plan"].update(grouped=True, clusterManagerChange=bool(policy_changes or attach_needed))
+    reserved = set() if reserving or locked or ctx.dry_run else reserve.reserved_on(request, ctx, owner)
+    if reserved:
+        reserve.route_reserved(request, ctx, result, reserved, bool(policy_changes or attach_needed))
     if locked:
         result["locked"], result["locks"] = True, {"keys": sorted(seen), "owner": owner}
-    elif not result["upToDate"] and not result["groupable"] and not ctx.dry_run and owner:
+    elif not result["upToDate"] and not result["groupable"] and not ctx.dry_run and owner and not reserving:
         taken = locks.acquire_if_unchanged(ctx.sessions.local_client("dynamodb"), ctx.locks_table, seen, owner)
         if taken is not None:
             result["locked"], result["locks"] = True, taken
