@@ -9,12 +9,12 @@ from typing import Any
 from atc_xaccount import analyzer, iam_ops, locks, provenance, users
 from atc_xaccount.assume_policy import OWNED_SID, merge_assume_policy, owned_resources
 from atc_xaccount.documents import same_document
-from atc_xaccount.errors import AtcXaccountError, IamPropagationDelay, PrerequisiteMissing, UndoIncomplete
+from atc_xaccount.errors import AtcXaccountError, IamPropagationDelay, PrerequisiteMissing
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.checks import check_policy_quota, guard_assume_policy, lint, owned_statements
-from atc_xaccount.steps.compensate import undo_policy_change
+from atc_xaccount.steps.compensate import undo_policy_change_or_raise
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash
+from atc_xaccount.steps.locking import fenced_policy_state, policy_state_hash
 
 Served = tuple[dict[str, dict[str, Any]], str | None, list[dict[str, Any]]]
 
@@ -34,12 +34,7 @@ def serve_policy(
     cm, name, owner = request.cluster_manager_account_id, request.assume_policy_name, ctx.execution or ""
     arn = Targets.of(request, ctx.partition).assume_policy_arn
     iam = ctx.sessions.client("iam", cm)
-    current = fenced(
-        ctx,
-        policy_key(request),
-        lambda: iam_ops.get_policy_state(iam, cm, arn, with_versions=True),
-        policy_state_hash,
-    )
+    current = fenced_policy_state(ctx, request, iam, arn, with_versions=True)
     before = current.document if current else None
     doc = before
     served: dict[str, dict[str, Any]] = {}
@@ -140,14 +135,7 @@ def _undo_if_not_attachable_yet(
     for role_name, outcome in attached.items():
         if outcome == "attached":
             iam_ops.ensure_detached(iam, cm, role_name=role_name, policy_arn=arn)
-    undone = undo_policy_change(request, ctx, record)
-    if undone["result"] == "failed":
-        what = f"{arn} keeps this step's created change"
-        raise UndoIncomplete(
-            f"{delay}; undoing the assume policy failed too: {undone['error'].get('message')}",
-            [{"change": "assumePolicy", "what": what, **record}],
-            account=cm,
-        ) from delay
+    undo_policy_change_or_raise(request, ctx, record, delay, f"{arn} keeps this step's created change")
     raise delay
 
 
@@ -188,12 +176,7 @@ def policy_change(request: ClusterRequest, ctx: StepContext, part: dict[str, Any
     cm = request.cluster_manager_account_id
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", cm)
-    state = fenced(
-        ctx,
-        policy_key(request),
-        lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn),
-        policy_state_hash,
-    )
+    state = fenced_policy_state(ctx, request, iam, targets.assume_policy_arn)
     if state is None:
         raise PrerequisiteMissing("policy", request.assume_policy_name, cm)
     added = bool(part.get("resourceAdded"))

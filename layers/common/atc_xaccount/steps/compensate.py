@@ -32,7 +32,14 @@ from atc_xaccount.errors import (
 )
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
+from atc_xaccount.steps.locking import (
+    fenced,
+    fenced_policy_state,
+    noted,
+    policy_key,
+    trust_hash,
+    trust_key,
+)
 
 Undo = Callable[[ClusterRequest, StepContext, dict[str, Any]], str]
 
@@ -120,6 +127,21 @@ def _compensate(
     if attempt:
         _clear_left_behind(request, ctx, execution)
     return {"undone": undone, "execution": execution, "error": error}
+
+
+def undo_policy_change_or_raise(
+    request: ClusterRequest, ctx: StepContext, record: dict[str, Any], failure: Exception, what: str
+) -> None:
+    """Undo a step's own assume policy change after `failure`. A step is all or nothing: its
+    record never reaches Compensate when it fails, so an undo that fails too (after its own
+    retries) travels in the error instead (`UndoIncomplete`, naming `what` is left)."""
+    undone = undo_policy_change(request, ctx, record)
+    if undone["result"] == "failed":
+        raise UndoIncomplete(
+            f"{failure}; undoing the assume policy failed too: {undone['error'].get('message')}",
+            [{"change": "assumePolicy", "what": what, **record}],
+            account=request.cluster_manager_account_id,
+        ) from failure
 
 
 def undo_policy_change(request: ClusterRequest, ctx: StepContext, change: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +279,7 @@ def _undo_policy(
     cm = request.cluster_manager_account_id
     iam = ctx.sessions.client("iam", cm)
     arn = Targets.of(request, ctx.partition).assume_policy_arn
-    current = fenced(ctx, policy_key(request), lambda: iam_ops.get_policy_state(iam, cm, arn), policy_state_hash)
+    current = fenced_policy_state(ctx, request, iam, arn)
     if current is None:
         return "deleted" if change["action"] == "created" else "skipped: the policy no longer exists"
     ours = current.default_version == change.get("afterVersion") and same_document(current.document, change["after"])

@@ -33,9 +33,16 @@ from atc_xaccount.steps.checks import (
     trust_resource,
 )
 from atc_xaccount.steps.commit import commit_policy, commit_trust
-from atc_xaccount.steps.compensate import undo_policy_change
+from atc_xaccount.steps.compensate import undo_policy_change_or_raise
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
+from atc_xaccount.steps.locking import (
+    fenced,
+    fenced_policy_state,
+    noted,
+    policy_key,
+    trust_hash,
+    trust_key,
+)
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
 
 
@@ -72,12 +79,7 @@ def ensure_assume_policy(
     targets = Targets.of(request, ctx.partition)
     iam = ctx.sessions.client("iam", cm)
     if plan is None:
-        current = fenced(
-            ctx,
-            policy_key(request),
-            lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True),
-            policy_state_hash,
-        )
+        current = fenced_policy_state(ctx, request, iam, targets.assume_policy_arn, with_versions=True)
     else:
         current = policy_state_from_plan(plan["policy"])
     with owned_statements(cm, f"policy {request.assume_policy_name}"):
@@ -148,17 +150,9 @@ def grant_assume_policy(request: ClusterRequest, ctx: StepContext, plan: dict[st
     try:
         attach = attach_policy(request, ctx, plan["attachNeeded"], just_created=policy.get("action") == "created")
     except AtcXaccountError as failure:
-        # The step is all or nothing: its record never reaches Compensate when it fails, so
-        # an undo that fails too (after its own retries) travels in the error instead.
         if policy.get("applied") and policy.get("action") != "unchanged":
-            undone = undo_policy_change(request, ctx, policy)
-            if undone["result"] == "failed":
-                what = f"{policy['policyArn']} keeps this step's {policy['action']} change"
-                raise UndoIncomplete(
-                    f"{failure}; undoing the assume policy failed too: {undone['error'].get('message')}",
-                    [{"change": "assumePolicy", "what": what, **policy}],
-                    account=request.cluster_manager_account_id,
-                ) from failure
+            what = f"{policy['policyArn']} keeps this step's {policy['action']} change"
+            undo_policy_change_or_raise(request, ctx, policy, failure, what)
         raise
     left = locks.policy_hash(policy.get("afterVersion"), policy["after"])
     if policy.get("action") not in (None, "unchanged"):

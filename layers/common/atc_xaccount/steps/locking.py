@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from atc_xaccount import locks
+from atc_xaccount import iam_ops, locks
 from atc_xaccount.aws_errors import backoff_delays
 from atc_xaccount.errors import StaleRead
 from atc_xaccount.model import ClusterRequest
@@ -98,3 +98,17 @@ def trust_hash(role: dict[str, Any] | None) -> str:
 def policy_state_hash(state: Any) -> str:
     """The fence's hash of a managed policy (`iam_ops.PolicyState`, None when absent)."""
     return locks.policy_hash(state.default_version if state else None, state.document if state else None)
+
+
+def fenced_policy_state(
+    ctx: StepContext, request: ClusterRequest, iam: Any, arn: str, *, with_versions: bool = False
+) -> Any:
+    """The cluster manager account's assume policy (`iam_ops.PolicyState`, None when absent),
+    read fenced under its lock key."""
+    cm = request.cluster_manager_account_id
+    return fenced(
+        ctx,
+        policy_key(request),
+        lambda: iam_ops.get_policy_state(iam, cm, arn, with_versions=with_versions),
+        policy_state_hash,
+    )

@@ -18,7 +18,14 @@ from atc_xaccount.errors import OwnedStatementModified, PrerequisiteMissing, Reg
 from atc_xaccount.model import ClusterRequest
 from atc_xaccount.steps.checks import guard_assume_policy, guard_trust, owned_statements, trust_resource
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, noted, policy_key, policy_state_hash, trust_hash, trust_key
+from atc_xaccount.steps.locking import (
+    fenced,
+    fenced_policy_state,
+    noted,
+    policy_key,
+    trust_hash,
+    trust_key,
+)
 from atc_xaccount.trust import grant_external_ids, grant_problems, grant_sid, remove_trust_grant
 
 NAME_FIELDS = ("nodeRoleName", "accessRoleName", "assumePolicyName", "accessPolicyName", "buckets", "nodeApi")
@@ -143,12 +150,7 @@ def revoke_policy(request: ClusterRequest, ctx: StepContext) -> dict[str, Any]:
     if needed_by:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": f"still needed by {needed_by}"}
     iam = ctx.sessions.client("iam", cm)
-    current = fenced(
-        ctx,
-        policy_key(request),
-        lambda: iam_ops.get_policy_state(iam, cm, targets.assume_policy_arn, with_versions=True),
-        policy_state_hash,
-    )
+    current = fenced_policy_state(ctx, request, iam, targets.assume_policy_arn, with_versions=True)
     if current is None:
         return {"action": "unchanged", "applied": not ctx.dry_run, "reason": "policy not found"}
     dynamodb, key = ctx.sessions.local_client("dynamodb"), provenance.provenance_key(cm, request.assume_policy_name)

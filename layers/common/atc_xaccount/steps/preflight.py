@@ -39,7 +39,7 @@ from atc_xaccount.steps.checks import (
 )
 from atc_xaccount.steps.commit import groupable
 from atc_xaccount.steps.context import StepContext, Targets
-from atc_xaccount.steps.locking import fenced, policy_key, policy_state_hash, trust_hash, trust_key
+from atc_xaccount.steps.locking import fenced, fenced_policy_state, trust_hash, trust_key
 from atc_xaccount.steps.record import registration_entry
 from atc_xaccount.steps.verify import check_buckets, raise_on_failed, verification
 from atc_xaccount.trust import grant_external_ids, grant_sid, merge_trust_grant, remove_trust_grant
@@ -73,12 +73,7 @@ def preflight(
 
     def cluster_manager_side() -> tuple[Any, Any, bool, dict[str, Any] | None]:
         cm_iam = ctx.sessions.client("iam", cm)
-        policy = fenced(
-            ctx,
-            policy_key(request),
-            lambda: iam_ops.get_policy_state(cm_iam, cm, targets.assume_policy_arn),
-            policy_state_hash,
-        )
+        policy = fenced_policy_state(ctx, request, cm_iam, targets.assume_policy_arn)
         node_role = iam_ops.get_role(cm_iam, cm, request.node_role_name)
         if node_role is None:
             raise PrerequisiteMissing("role", request.node_role_name, cm)
